@@ -1,0 +1,153 @@
+"""The network broker: the parent performs every HTTP request a job makes, after checking it.
+
+A confined child has no network of its own (a private network namespace), so ``runtime.net`` is
+the only way out and the decision is taken where plugin code cannot reach: here. For each hop the
+broker checks scheme, host and port, resolves the name *itself*, decides again on the resolved
+address (so ``2130706433``, ``127.1`` or a name that resolves to 169.254.169.254 cannot sneak
+through), connects to exactly the address it checked, and repeats all of it for every redirect.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from plugbox.sdk import HttpResponse, PermissionDenied
+from plugbox.sdk.permissions import Decider
+from plugbox.sdk.permissions.hosts import normalize_host
+
+MAX_REDIRECTS = 5
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECTS = {301, 302, 303, 307, 308}
+_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+
+
+@dataclass(frozen=True, slots=True)
+class NetRequest:
+    """One request as the job asked for it (already encoded to bytes)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    timeout: float = DEFAULT_TIMEOUT_S
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to a pre-checked address; the Host header still names the host."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to a pre-checked address, verifying the certificate for the *name*."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class NetBroker:
+    """Performs checked HTTP requests for one run."""
+
+    def __init__(self, decider: Decider, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self._decider = decider
+        self._max_body = max_body
+
+    def perform(self, request: NetRequest) -> HttpResponse:
+        method = request.method.upper()
+        url = request.url
+        body = request.body
+        for _ in range(MAX_REDIRECTS + 1):
+            response, location = self._one_hop(method, url, request.headers, body, request.timeout)
+            if location is None:
+                return response
+            url = urljoin(url, location)
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+        raise PermissionDenied(
+            "net.connect", url, "redirect limit", f"more than {MAX_REDIRECTS} redirects"
+        )
+
+    def _one_hop(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
+    ) -> tuple[HttpResponse, str | None]:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            raise PermissionDenied(
+                "net.connect", url, "scheme check", "only http and https URLs are allowed"
+            )
+        if parts.username is not None or parts.password is not None:
+            raise PermissionDenied(
+                "net.connect", url, "host check", "credentials in the URL are not allowed"
+            )
+        try:
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise PermissionDenied(
+                "net.connect", url, "host check", "the port is not a number 1-65535"
+            ) from None
+        raw_host = parts.hostname or ""
+        host_for_target = f"[{raw_host}]" if ":" in raw_host else raw_host
+        target = f"{host_for_target}:{port}"
+        self._decider.decide("net.connect", target).raise_if_denied()
+        host = normalize_host(raw_host)
+        address = self._resolve_checked(target, host, port)
+        connection_type = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+        connection = connection_type(host, port, address, timeout)
+        try:
+            path = parts.path or "/"
+            if parts.query:
+                path += "?" + parts.query
+            sent = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
+            connection.request(method, path, body=body, headers=sent)
+            raw = connection.getresponse()
+            content = raw.read(self._max_body + 1)
+            if len(content) > self._max_body:
+                raise OSError(f"response body from {host} is larger than {self._max_body} bytes")
+            response = HttpResponse(raw.status, dict(raw.getheaders()), content, url)
+            location = raw.getheader("Location") if raw.status in _REDIRECTS else None
+            return response, location
+        finally:
+            connection.close()
+
+    def _resolve_checked(self, target: str, host: str, port: int) -> str:
+        try:
+            infos = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+        except socket.gaierror as err:
+            raise OSError(f"cannot resolve {host!r}: {err.strerror}") from None
+        first_denial = None
+        for info in infos:
+            address = str(info[4][0])
+            verdict = self._decider.decide_resolved(target, address)
+            if verdict.allowed:
+                return address
+            first_denial = first_denial or verdict
+        assert first_denial is not None
+        first_denial.raise_if_denied()
+        raise AssertionError("unreachable")
+
+
+def encode_params(url: str, params: Mapping[str, str] | None) -> str:
+    """Append query parameters to a URL (the one place runtime.net builds query strings)."""
+    if not params:
+        return url
+    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)

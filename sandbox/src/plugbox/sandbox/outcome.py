@@ -1,0 +1,114 @@
+"""What a run produces — the data the host records and the harness returns — and its limits.
+
+Everything here is bounded: a job that logs a million lines or returns a gigabyte still yields a
+small outcome that says what was cut.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+Status = Literal["success", "failed", "timeout", "killed"]
+KillReason = Literal["timeout", "cpu", "memory", "output", "processes"]
+Level = Literal["kernel", "best-effort", "advisory"]
+
+MAX_LOG_ENTRIES = 1_000
+MAX_EVENTS = 1_000
+MAX_RESULT_BYTES = 1024 * 1024
+MAX_TRACEBACK_CHARS = 20_000
+MAX_MESSAGE_CHARS = 4_000
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ErrorInfo(_Frozen):
+    """Why a run did not succeed, as the job's own exception (or the runner's verdict)."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class LogEntry(_Frozen):
+    level: str
+    message: str
+    fields: dict[str, JsonValue] = Field(default_factory=dict)
+    at: float
+
+
+class Event(_Frozen):
+    name: str
+    data: JsonValue = None
+    at: float
+
+
+class Enforcement(_Frozen):
+    """Which layer protected each capability of this run, and the Landlock ABI when it was used."""
+
+    mode: Literal["sandbox", "debug"]
+    fs: Level
+    net: Level
+    env: Level
+    shell: Level
+    cpu: Level
+    memory: Level
+    processes: Level
+    landlock_abi: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+class Outcome(_Frozen):
+    """The result of one run, bounded in size."""
+
+    status: Status
+    result: JsonValue = None
+    error: ErrorInfo | None = None
+    kill_reason: KillReason | None = None
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int
+    cpu_ms: int = 0
+    peak_memory_mb: float = 0.0
+    log: tuple[LogEntry, ...] = ()
+    log_truncated: bool = False
+    events: tuple[Event, ...] = ()
+    events_truncated: bool = False
+    output: str = ""
+    output_truncated: bool = False
+    enforcement: Enforcement
+
+
+def json_result(value: Any) -> tuple[JsonValue, ErrorInfo | None]:
+    """A handler's return value as JSON data, or the error explaining why it cannot be one."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        kind = type(value).__name__
+        return None, ErrorInfo(
+            type="ResultNotSerialisable",
+            message=f"the job returned a {kind} that is not JSON-serialisable ({err}); "
+            "return a dict, list, str, number, bool, None or a pydantic model",
+        )
+    if len(text) > MAX_RESULT_BYTES:
+        return None, ErrorInfo(
+            type="ResultTooLarge",
+            message=f"the job's result is {len(text)} bytes of JSON; the limit is {MAX_RESULT_BYTES}. "
+            "Write large data to the workspace and return its path",
+        )
+    loaded: JsonValue = json.loads(text)
+    return loaded, None
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... {len(text) - limit} more characters cut]"

@@ -1,0 +1,285 @@
+"""``runtime.fs``: workspace files, each call decided first and then opened race-free.
+
+Two things make a path check worth anything here:
+
+* the decision is taken on the normalised path *and* on the real type of what is there (a
+  directory-only deny such as ``secrets/`` must not be dodged by calling ``stat`` instead of
+  ``listdir``), and
+* the open that follows resolves the same path strictly beneath the held workspace descriptor
+  without following any symlink (:func:`~plugbox.sandbox._openat2.open_beneath`), so a link swapped
+  in after the check is refused by the kernel in the same step that opens the file.
+
+Files with more than one hard link are refused: their other name may be a denied file, and the
+content is shared. Special files (FIFOs, devices, sockets) are refused so a read cannot block
+forever or talk to a device.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mode
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from plugbox.sandbox._openat2 import open_beneath
+from plugbox.sdk import FileStat, PermissionDenied
+from plugbox.sdk.permissions import Decider, Operation
+
+#: Largest file ``read_bytes``/``read_text`` will load into memory.
+DEFAULT_MAX_READ_BYTES = 256 * 1024 * 1024
+_NEW_FILE_MODE = 0o644  # never executable: a job cannot plant a program for runtime.shell
+_NEW_DIR_MODE = 0o755
+_SYMLINK_RULE = "symlink check"
+_TYPE_RULE = "file type check"
+
+
+class CheckedFs:
+    """The ``runtime.fs`` proxy: paths are relative to the workspace root, which is also the cwd."""
+
+    def __init__(
+        self,
+        workspace: str | os.PathLike[str],
+        decider: Decider,
+        *,
+        max_read_bytes: int = DEFAULT_MAX_READ_BYTES,
+        max_file_bytes: int | None = None,
+    ) -> None:
+        self._root = os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._decider = decider
+        self._max_read = max_read_bytes
+        self._max_file = max_file_bytes
+
+    def close(self) -> None:
+        os.close(self._root)
+
+    # -- checks ---------------------------------------------------------------------------
+    def _check(self, operation: Operation, path: str, *, is_dir: bool = False) -> str:
+        verdict = self._decider.decide(operation, path, is_dir=is_dir)
+        verdict.raise_if_denied()
+        return "" if verdict.target == "." else verdict.target
+
+    @contextmanager
+    def _opened(
+        self, operation: Operation, path: str, flags: int, mode: int = 0
+    ) -> Iterator[tuple[int, str]]:
+        norm = self._check(operation, path)
+        try:
+            fd = open_beneath(self._root, norm, flags | os.O_NONBLOCK, mode)
+        except OSError as err:
+            raise self._translate(err, operation, norm) from None
+        try:
+            yield fd, norm
+        finally:
+            os.close(fd)
+
+    def _translate(self, err: OSError, operation: Operation, norm: str) -> OSError:
+        if err.errno in (errno.ELOOP, errno.EXDEV):
+            return PermissionDenied(
+                operation,
+                norm or ".",
+                _SYMLINK_RULE,
+                "symlinks are not followed inside the workspace",
+            )
+        err.filename = norm or "."
+        return err
+
+    @staticmethod
+    def _regular(fd: int, operation: Operation, norm: str) -> os.stat_result:
+        info = os.fstat(fd)
+        if stat_mode.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", norm)
+        if not stat_mode.S_ISREG(info.st_mode):
+            raise PermissionDenied(
+                operation, norm, _TYPE_RULE, "only regular files can be read or written"
+            )
+        if info.st_nlink > 1:
+            raise PermissionDenied(
+                operation,
+                norm,
+                _TYPE_RULE,
+                "the file has other hard links, which may be denied names",
+            )
+        return info
+
+    def _parent(self, operation: Operation, norm: str) -> tuple[int, str]:
+        parent, _, name = norm.rpartition("/")
+        try:
+            return open_beneath(self._root, parent, os.O_PATH | os.O_DIRECTORY), name
+        except OSError as err:
+            raise self._translate(err, operation, parent) from None
+
+    def _kind(self, operation: Operation, norm: str) -> os.stat_result | None:
+        """``lstat`` of ``norm`` through a descriptor of its parent, or None when it is absent."""
+        parent_fd, name = self._parent(operation, norm)
+        try:
+            return os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        finally:
+            os.close(parent_fd)
+
+    # -- reading --------------------------------------------------------------------------
+    def read_bytes(self, path: str) -> bytes:
+        with self._opened("fs.read", path, os.O_RDONLY) as (fd, norm):
+            info = self._regular(fd, "fs.read", norm)
+            if info.st_size > self._max_read:
+                raise OSError(errno.EFBIG, f"larger than {self._max_read} bytes", norm)
+            chunks = []
+            remaining = self._max_read + 1
+            while remaining > 0:
+                chunk = os.read(fd, min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            data = b"".join(chunks)
+            if len(data) > self._max_read:
+                raise OSError(errno.EFBIG, f"larger than {self._max_read} bytes", norm)
+            return data
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        return self.read_bytes(path).decode(encoding)
+
+    def listdir(self, path: str = ".") -> list[str]:
+        norm = self._check("fs.read", path, is_dir=True)
+        try:
+            fd = open_beneath(self._root, norm, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as err:
+            raise self._translate(err, "fs.read", norm) from None
+        try:
+            names = sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
+        prefix = f"{norm}/" if norm else ""
+        # Names of entries the job may not read are not shown: existence is information too.
+        return [
+            n
+            for n in names
+            if self._decider.decide("fs.read", prefix + n).allowed
+            or self._decider.decide("fs.read", prefix + n, is_dir=True).allowed
+        ]
+
+    def stat(self, path: str) -> FileStat:
+        norm = self._check("fs.read", path)
+        info = self._kind("fs.read", norm) if norm else os.fstat(self._root)
+        if info is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", norm)
+        is_dir = stat_mode.S_ISDIR(info.st_mode)
+        if is_dir:
+            self._check("fs.read", path, is_dir=True)
+        if stat_mode.S_ISLNK(info.st_mode):
+            raise PermissionDenied(
+                "fs.read", norm, _SYMLINK_RULE, "symlinks are not followed inside the workspace"
+            )
+        return FileStat(
+            size=info.st_size,
+            modified=info.st_mtime,
+            is_dir=is_dir,
+            is_file=stat_mode.S_ISREG(info.st_mode),
+        )
+
+    def exists(self, path: str) -> bool:
+        norm = self._check("fs.read", path)
+        if not norm:
+            return True
+        info = self._kind("fs.read", norm)
+        if info is not None and stat_mode.S_ISDIR(info.st_mode):
+            self._check("fs.read", path, is_dir=True)
+        return info is not None
+
+    # -- writing --------------------------------------------------------------------------
+    def _write(self, path: str, data: bytes, *, append: bool) -> None:
+        if self._max_file is not None and len(data) > self._max_file:
+            raise OSError(
+                errno.EFBIG, f"larger than the {self._max_file}-byte file size quota", path
+            )
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0)
+        with self._opened("fs.write", path, flags, _NEW_FILE_MODE) as (fd, norm):
+            info = self._regular(fd, "fs.write", norm)
+            if append and self._max_file is not None and info.st_size + len(data) > self._max_file:
+                raise OSError(
+                    errno.EFBIG, f"would exceed the {self._max_file}-byte file size quota", norm
+                )
+            if not append:
+                os.ftruncate(fd, 0)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self._write(path, bytes(data), append=False)
+
+    def write_text(self, path: str, data: str, encoding: str = "utf-8") -> None:
+        self._write(path, data.encode(encoding), append=False)
+
+    def append_text(self, path: str, data: str, encoding: str = "utf-8") -> None:
+        self._write(path, data.encode(encoding), append=True)
+
+    def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> None:
+        """Create a directory; with ``parents`` the missing ancestors of an allowed target too."""
+        norm = self._check("fs.write", path, is_dir=True)
+        if not norm:
+            raise FileExistsError(errno.EEXIST, "the workspace root exists", ".")
+        parts = norm.split("/")
+        targets = ["/".join(parts[: i + 1]) for i in range(len(parts))] if parents else [norm]
+        for target in targets:
+            parent_fd, name = self._parent("fs.write", target)
+            try:
+                os.mkdir(name, _NEW_DIR_MODE, dir_fd=parent_fd)
+            except FileExistsError:
+                last = target == norm
+                info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+                if not stat_mode.S_ISDIR(info.st_mode):
+                    raise FileExistsError(
+                        errno.EEXIST, "exists and is not a directory", target
+                    ) from None
+                if last and not exist_ok:
+                    raise FileExistsError(errno.EEXIST, "directory exists", target) from None
+            finally:
+                os.close(parent_fd)
+
+    def remove(self, path: str) -> None:
+        """Remove a file, a symlink itself, or an empty directory."""
+        norm = self._check("fs.write", path)
+        if not norm:
+            raise PermissionDenied(
+                "fs.write", ".", "default deny", "the workspace root cannot be removed"
+            )
+        parent_fd, name = self._parent("fs.write", norm)
+        try:
+            info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            if stat_mode.S_ISDIR(info.st_mode):
+                self._check("fs.write", path, is_dir=True)
+                os.rmdir(name, dir_fd=parent_fd)
+            else:
+                os.unlink(name, dir_fd=parent_fd)
+        except OSError as err:
+            err.filename = norm
+            raise
+        finally:
+            os.close(parent_fd)
+
+    def rename(self, source: str, destination: str) -> None:
+        """Rename within the workspace; both ends must be writable."""
+        src = self._check("fs.write", source)
+        dst = self._check("fs.write", destination)
+        if not src or not dst:
+            raise PermissionDenied(
+                "fs.write", ".", "default deny", "the workspace root cannot be renamed"
+            )
+        info = self._kind("fs.write", src)
+        if info is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", src)
+        if stat_mode.S_ISDIR(info.st_mode):
+            self._check("fs.write", source, is_dir=True)
+            self._check("fs.write", destination, is_dir=True)
+        src_fd, src_name = self._parent("fs.write", src)
+        try:
+            dst_fd, dst_name = self._parent("fs.write", dst)
+            try:
+                os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            finally:
+                os.close(dst_fd)
+        finally:
+            os.close(src_fd)

@@ -1,0 +1,143 @@
+"""``runtime.shell``: allowed commands, as argument lists, never through a shell.
+
+Each call is decided on the split argument list; the program is then resolved to an absolute path
+on the *host's* ``PATH`` with every directory inside the workspace (or relative, like ``.``) removed,
+so a job cannot plant ``./git`` and have it run. The command gets an explicit minimal environment —
+no ``LD_PRELOAD``, ``GIT_SSH_COMMAND``, ``PAGER`` or ``BASH_ENV`` can ride along — and, started from
+a confined child, inherits every kernel layer of the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+
+from plugbox.sdk import PermissionDenied, ShellResult
+from plugbox.sdk.permissions import Decider
+from plugbox.sdk.permissions.commands import split_command
+
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_OUTPUT = 1024 * 1024
+_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def search_path(host_path: str, workspace: str) -> str:
+    """The host ``PATH`` without relative entries or entries inside the workspace."""
+    root = os.path.realpath(workspace)
+    keep = []
+    for entry in host_path.split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        real = os.path.realpath(entry)
+        if real == root or real.startswith(root + os.sep):
+            continue
+        keep.append(entry)
+    return os.pathsep.join(keep) or _SAFE_PATH
+
+
+class CheckedShell:
+    """The ``runtime.shell`` proxy."""
+
+    def __init__(
+        self,
+        workspace: str,
+        decider: Decider,
+        *,
+        host_path: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> None:
+        self._workspace = os.path.realpath(workspace)
+        self._decider = decider
+        self._path = search_path(
+            host_path if host_path is not None else _SAFE_PATH, self._workspace
+        )
+        self._env = {
+            "PATH": self._path,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": self._workspace,
+            "TMPDIR": self._workspace,
+            **(extra_env or {}),
+        }
+        self._max_output = max_output
+
+    def run(
+        self, command: str | Sequence[str], *, timeout: float | None = None, cwd: str | None = None
+    ) -> ShellResult:
+        shown = command if isinstance(command, str) else " ".join(command)
+        self._decider.decide(
+            "shell.run", command if isinstance(command, str) else shown
+        ).raise_if_denied()
+        argv = list(split_command(command))
+        program = shutil.which(argv[0], path=self._path)
+        if program is None:
+            raise FileNotFoundError(
+                f"command {argv[0]!r} not found on the host PATH ({self._path})"
+            )
+        workdir = self._workspace
+        if cwd not in (None, "", "."):
+            verdict = self._decider.decide("fs.read", str(cwd), is_dir=True)
+            verdict.raise_if_denied()
+            workdir = os.path.join(self._workspace, verdict.target)
+            if os.path.realpath(workdir) != workdir:
+                raise PermissionDenied(
+                    "shell.run", str(cwd), "symlink check", "cwd must not pass through a symlink"
+                )
+        return self._spawn([program, *argv[1:]], workdir, timeout or DEFAULT_TIMEOUT_S)
+
+    def _spawn(self, argv: list[str], cwd: str, timeout: float) -> ShellResult:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,
+        )
+        outputs = {"stdout": bytearray(), "stderr": bytearray()}
+        deadline = time.monotonic() + timeout
+        timed_out = False
+        assert process.stdout is not None
+        assert process.stderr is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ, "stdout")
+            selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                for key, _ in selector.select(min(left, 0.5)):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                        continue
+                    buffer = outputs[key.data]
+                    room = self._max_output - len(buffer)
+                    if (
+                        room > 0
+                    ):  # keep draining past the cap so the command never blocks on a full pipe
+                        buffer.extend(chunk[:room])
+        if timed_out:
+            _kill_group(process)
+        returncode = process.wait()
+        process.stdout.close()
+        process.stderr.close()
+        stderr = outputs["stderr"].decode("utf-8", "replace")
+        if timed_out:
+            stderr += f"\n[plugbox: killed after {timeout:g} s]"
+        return ShellResult(returncode, outputs["stdout"].decode("utf-8", "replace"), stderr)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)

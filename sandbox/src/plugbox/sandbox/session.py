@@ -1,0 +1,121 @@
+"""Building a run's ``JobContext`` and collecting what the job logs and emits, within bounds.
+
+Shared by the in-process debug mode and the confined child, so both hand the handler the same
+context and turn what it did into the same :class:`~plugbox.sandbox.outcome.Outcome` fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from plugbox.sandbox.outcome import (
+    MAX_EVENTS,
+    MAX_LOG_ENTRIES,
+    MAX_MESSAGE_CHARS,
+    MAX_TRACEBACK_CHARS,
+    ErrorInfo,
+    Event,
+    LogEntry,
+    clip,
+)
+from plugbox.sandbox.proxies import CheckedEnv, CheckedFs, CheckedNet, CheckedShell
+from plugbox.sandbox.proxies.env import allowed_environment
+from plugbox.sandbox.proxies.net import Transport
+from plugbox.sandbox.request import RunRequest
+from plugbox.sdk import JobContext, JobLogger, LogRecord, ResourceUsage, Runtime
+from plugbox.sdk.permissions import Decider, Quotas
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+class Collector:
+    """Bounded log and event buffers for one run."""
+
+    def __init__(self) -> None:
+        self.log: list[LogEntry] = []
+        self.events: list[Event] = []
+        self.log_truncated = False
+        self.events_truncated = False
+
+    def add_log(self, record: LogRecord) -> None:
+        if len(self.log) >= MAX_LOG_ENTRIES:
+            self.log_truncated = True
+            return
+        fields = {str(k): _jsonable(v) for k, v in record.fields.items()}
+        self.log.append(
+            LogEntry(
+                level=record.level,
+                message=clip(record.message, MAX_MESSAGE_CHARS),
+                fields=fields,
+                at=record.at,
+            )
+        )
+
+    def add_event(self, name: str, data: Any) -> None:
+        if len(self.events) >= MAX_EVENTS:
+            self.events_truncated = True
+            return
+        self.events.append(Event(name=name, data=data, at=time.time()))
+
+
+def build_context(
+    request: RunRequest,
+    decider: Decider,
+    quotas: Quotas,
+    collector: Collector,
+    transport: Transport,
+    usage: Callable[[], ResourceUsage],
+    *,
+    host_path: str,
+) -> tuple[JobContext, CheckedFs]:
+    """The ``JobContext`` for ``request``; the caller closes the returned fs proxy."""
+    workspace = request.workspace
+    file_bytes = quotas.file_size_mb * 1024 * 1024 if quotas.file_size_mb else None
+    fs = CheckedFs(workspace, decider, max_file_bytes=file_bytes)
+    runtime = Runtime(
+        fs=fs,
+        net=CheckedNet(decider, transport),
+        env=CheckedEnv(allowed_environment(request.environment, decider), decider),
+        shell=CheckedShell(workspace, decider, host_path=host_path),
+    )
+    ctx = request.context
+    deadline = time.monotonic() + quotas.timeout_ms / 1000 if quotas.timeout_ms else None
+    context = JobContext(
+        job_id=ctx.job_id,
+        plugin_id=ctx.plugin_id,
+        plugin_version=ctx.plugin_version,
+        run_id=ctx.run_id,
+        scheduled_at=ctx.scheduled_at,
+        run_count=ctx.run_count,
+        attempt=ctx.attempt,
+        trigger=ctx.trigger,
+        workdir=os.path.realpath(workspace),
+        logger=JobLogger(collector.add_log),
+        runtime=runtime,
+        config=dict(ctx.config),
+        deadline=deadline,
+        _emit=collector.add_event,
+        _usage=usage,
+    )
+    return context, fs
+
+
+def error_from(exc: BaseException) -> ErrorInfo:
+    """The recorded form of an exception raised by a job."""
+    text = "".join(traceback.format_exception(exc))
+    return ErrorInfo(
+        type=type(exc).__qualname__,
+        message=clip(str(exc), MAX_MESSAGE_CHARS),
+        traceback=clip(text, MAX_TRACEBACK_CHARS),
+    )

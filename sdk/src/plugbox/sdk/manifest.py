@@ -1,0 +1,247 @@
+"""The manifest: a plugin's id, version, permissions and jobs, as validated pydantic models.
+
+A manifest is validated in two places — where the author calls ``define_manifest`` and again in
+the host after it arrives as JSON from a confined child — by the same :func:`validate_manifest`,
+which collects *every* problem (schema errors and lint rules) before raising one
+:class:`~plugbox.sdk.errors.ManifestError` whose lines name their location (``jobs[0].schedule``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from plugbox.sdk._version import __version__ as sdk_version
+from plugbox.sdk.durations import parse_duration_ms
+from plugbox.sdk.errors import ManifestError, Problem, ScheduleError
+from plugbox.sdk.permissions.combine import combine
+from plugbox.sdk.permissions.lint import lint_permissions
+from plugbox.sdk.permissions.models import Permissions
+from plugbox.sdk.schedules import check_timezone, parse_schedule
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_ENV_REFERENCE = re.compile(r"\$\{[^}]*\}")
+_ENV_NAME_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+Concurrency = Literal["forbid", "allow", "replace"]
+Misfire = Literal["skip", "run_once", "catch_up"]
+
+#: The SDK range a manifest declares when the author does not say.
+DEFAULT_SDK_RANGE = ">=0.1,<1"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _ms(value: Any) -> Any:
+    return None if value is None else parse_duration_ms(value)
+
+
+class JobSpec(_Frozen):
+    """One scheduled job as the host sees it: what to run, when, how often to retry, with what."""
+
+    id: str = Field(
+        pattern=ID_PATTERN, description="unique within the plugin; addressed PLUGIN:JOB"
+    )
+    handler: str = Field(description="import reference 'package.module:function'")
+    timezone: str = Field("UTC", description="IANA zone the schedule is read in")
+    schedule: str | None = Field(
+        None,
+        description="cron: 5 fields, or 6 with seconds first; @hourly-style aliases; ${ENV}. "
+        "None = runs only when triggered",
+    )
+    description: str = ""
+    timeout_ms: int | None = Field(None, gt=0, description="wall-clock limit; accepts '10s'")
+    retries: int = Field(0, ge=0, le=100)
+    retry_delay_ms: int = Field(1_000, gt=0, description="first retry delay, doubled each attempt")
+    retry_max_delay_ms: int = Field(300_000, gt=0, description="cap of the retry delay")
+    priority: int = Field(
+        5, ge=0, le=10, description="0-10; higher runs first when workers are busy"
+    )
+    tags: tuple[str, ...] = ()
+    concurrency: Concurrency = Field("forbid", description="when a fire finds the last run active")
+    misfire: Misfire = Field("run_once", description="fires missed while the host was down")
+    catch_up_limit: int = Field(10, ge=1, le=1_000, description="most missed fires run by catch_up")
+    jitter_ms: int = Field(0, ge=0, description="random delay added to each scheduled fire")
+    run_on_startup: bool = False
+    enabled: bool = True
+    permissions: Permissions = Permissions()
+    config: dict[str, JsonValue] = Field(default_factory=dict, description="ctx.config defaults")
+
+    @field_validator(
+        "timeout_ms", "retry_delay_ms", "retry_max_delay_ms", "jitter_ms", mode="before"
+    )
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return _ms(value)
+
+    @field_validator("handler")
+    @classmethod
+    def _import_reference(cls, value: str) -> str:
+        module, sep, attr = value.partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"{value!r} is not an import reference like 'package.module:function'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            check_timezone(value)
+        except ScheduleError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        refs = _ENV_REFERENCE.findall(value)
+        if refs:
+            # ${ENV} is resolved by the host when it schedules; here only the names can be checked.
+            for ref in refs:
+                if not _ENV_NAME_REFERENCE.fullmatch(ref):
+                    raise ValueError(f"{value!r}: {ref} is not a ${{NAME}} reference")
+            return value
+        try:
+            parse_schedule(value, info.data.get("timezone", "UTC"), env={})
+        except ScheduleError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    def effective_declared(self, plugin_permissions: Permissions) -> Permissions:
+        """The permissions this job declares: the plugin-level set combined with the job's own."""
+        return combine(plugin_permissions, self.permissions)
+
+
+class Manifest(_Frozen):
+    """What a plugin declares. Build it with ``define_manifest``; the host rebuilds it from JSON."""
+
+    id: str = Field(pattern=ID_PATTERN, description="plugin id; the PLUGIN part of PLUGIN:JOB")
+    version: str = Field(description="PEP 440 version of the plugin")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    sdk: str = Field(DEFAULT_SDK_RANGE, description="PEP 440 range of plugbox-sdk versions")
+    permissions: Permissions = Field(
+        Permissions(), description="granted to every job, in addition to the job's own"
+    )
+    jobs: tuple[JobSpec, ...] = ()
+
+    @field_validator("version")
+    @classmethod
+    def _pep440(cls, value: str) -> str:
+        try:
+            Version(value)
+        except InvalidVersion:
+            raise ValueError(f"{value!r} is not a PEP 440 version such as '0.1.0'") from None
+        return value
+
+    @field_validator("sdk")
+    @classmethod
+    def _specifier(cls, value: str) -> str:
+        try:
+            SpecifierSet(value)
+        except InvalidSpecifier:
+            raise ValueError(f"{value!r} is not a version range such as '>=0.1,<1'") from None
+        return value
+
+    def job(self, job_id: str) -> JobSpec:
+        """The job with this id; :class:`LookupError` naming the known ids otherwise."""
+        for spec in self.jobs:
+            if spec.id == job_id:
+                return spec
+        known = ", ".join(spec.id for spec in self.jobs) or "none"
+        raise LookupError(f"plugin {self.id!r} has no job {job_id!r}; its jobs: {known}")
+
+    def declared_permissions(self, job_id: str) -> Permissions:
+        """Plugin-level permissions combined with the job's: what the job asks for."""
+        return self.job(job_id).effective_declared(self.permissions)
+
+    def sdk_compatible(self, version: str = sdk_version) -> bool:
+        """Whether this manifest accepts the given (by default: this) SDK version."""
+        return SpecifierSet(self.sdk).contains(version, prereleases=True)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union")):
+            continue
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def _problems_from(error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see docs/manifest.schema.json)"
+        elif item["type"] == "missing":
+            message = "required but missing"
+        problems.append(Problem(_location(tuple(item["loc"])), message))
+    return problems
+
+
+def lint_manifest(manifest: Manifest) -> list[Problem]:
+    """Problems the schema cannot see: id clashes, SDK range, and permission lint rules."""
+    plugin_level = lint_permissions(manifest.permissions, "permissions")
+    problems = list(plugin_level)
+    first_index: dict[str, int] = {}
+    for index, spec in enumerate(manifest.jobs):
+        if spec.id in first_index:
+            problems.append(
+                Problem(
+                    f"jobs[{index}].id",
+                    f"job id {spec.id!r} is already used by jobs[{first_index[spec.id]}]",
+                )
+            )
+        first_index.setdefault(spec.id, index)
+        problems += _lint_job_permissions(manifest, index, spec, plugin_level)
+    return problems
+
+
+def _lint_job_permissions(
+    manifest: Manifest, index: int, spec: JobSpec, plugin_level: list[Problem]
+) -> list[Problem]:
+    where = f"jobs[{index}].permissions"
+    if manifest.permissions == Permissions():
+        return lint_permissions(spec.permissions, where)
+    # Lint what the job really gets (a shell allow may rely on a plugin-level capability), and
+    # do not repeat what the plugin-level lint already said.
+    said = {problem.message for problem in plugin_level}
+    combined = spec.effective_declared(manifest.permissions)
+    return [
+        problem
+        for problem in lint_permissions(combined, f"{where} (combined with plugin permissions)")
+        if problem.message not in said
+    ]
+
+
+def validate_manifest(data: Manifest | Mapping[str, Any], source: str = "") -> Manifest:
+    """Validate a manifest (model or JSON-like data); raise one ManifestError with every problem."""
+    try:
+        manifest = data if isinstance(data, Manifest) else Manifest.model_validate(data)
+    except ValidationError as err:
+        raise ManifestError(_problems_from(err), source) from None
+    problems = lint_manifest(manifest)
+    if problems:
+        raise ManifestError(problems, source)
+    return manifest

@@ -1,0 +1,200 @@
+"""Lint rules for permission sets: rules that look like they grant something but never can.
+
+A deny that swallows an allow, a shell allow without the ``shell`` capability, an unknown
+capability: each would be a silent no-op at run time, which a reviewer reads as a grant. They are
+reported as :class:`~plugbox.sdk.errors.Problem` values with their location instead.
+
+Whether a deny covers *every* path an allow pattern can match is undecidable in general for globs
+with negation, so the fs check works on witnesses: concrete paths built from the allow pattern
+(each ``*`` as nothing, one name and two names; each ``**`` as zero, one and two segments). If
+every witness the allow pattern really matches is denied, the allow is reported as unreachable.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+from plugbox.sdk.errors import Problem, TargetError
+from plugbox.sdk.permissions.commands import CommandList, parse_command_pattern
+from plugbox.sdk.permissions.globs import GlobList
+from plugbox.sdk.permissions.hosts import HostList, parse_host_pattern
+from plugbox.sdk.permissions.models import KNOWN_CAPABILITIES, Permissions
+from plugbox.sdk.permissions.paths import normalize_path
+
+_STAR_FILLS = ("", "w", "wq")
+_SEGMENT_FILLS = ("", "d/", "d/e/")
+_MAX_WITNESSES = 64
+
+
+def lint_permissions(permissions: Permissions, where: str = "permissions") -> list[Problem]:
+    """Every lint problem of one permission set, located under ``where``."""
+    problems: list[Problem] = []
+    for index, name in enumerate(permissions.capabilities):
+        if name not in KNOWN_CAPABILITIES:
+            known = ", ".join(sorted(KNOWN_CAPABILITIES))
+            problems.append(
+                Problem(
+                    f"{where}.capabilities[{index}]", f"unknown capability {name!r}; known: {known}"
+                )
+            )
+    if permissions.shell.allow and "shell" not in permissions.capabilities:
+        problems.append(
+            Problem(
+                f"{where}.shell.allow",
+                "commands are allowed but the 'shell' capability is missing, so runtime.shell "
+                "refuses every call; add capabilities=['shell']",
+            )
+        )
+    problems += _unreachable_fs(permissions, where)
+    problems += _unreachable_hosts(permissions, where)
+    problems += _unreachable_commands(permissions, where)
+    return problems
+
+
+def _unreachable_fs(permissions: Permissions, where: str) -> list[Problem]:
+    denies = [p for rule in permissions.fs for p in rule.deny]
+    if not denies:
+        return []
+    deny = GlobList(denies)
+    problems: list[Problem] = []
+    for set_index, rule in enumerate(permissions.fs):
+        for index, pattern in enumerate(rule.allow):
+            if pattern.startswith("!"):
+                continue
+            allow = GlobList([pattern])
+            deciders: set[int] = set()
+            seen_any = False
+            for path, is_dir in _path_witnesses(pattern):
+                if allow.match(path, is_dir=is_dir) is None:
+                    continue
+                seen_any = True
+                hit = deny.match(path, is_dir=is_dir)
+                if hit is None:
+                    break
+                deciders.add(hit)
+            else:
+                if seen_any:
+                    which = ", ".join(repr(denies[i]) for i in sorted(deciders))
+                    problems.append(
+                        Problem(
+                            f"{where}.fs[{set_index}].allow[{index}]",
+                            f"{pattern!r} can never be used: deny {which} covers every path it "
+                            "matches (deny always beats allow); remove one of them",
+                        )
+                    )
+    return problems
+
+
+def _path_witnesses(pattern: str) -> Iterator[tuple[str, bool]]:
+    is_dir = pattern.endswith("/")
+    body = pattern.strip("/")
+    parts = _split_wildcards(body)
+    choices = [_fills(token) for token in parts]
+    for count, combo in enumerate(itertools.product(*choices)):
+        if count >= _MAX_WITNESSES:
+            return
+        text = "".join(combo).replace("//", "/").strip("/")
+        try:
+            path = normalize_path(text)
+        except TargetError:
+            continue
+        if path:
+            yield path, is_dir
+            if not is_dir:
+                yield path, True
+
+
+def _split_wildcards(body: str) -> list[str]:
+    """Split a glob into literal runs and wildcard tokens (``**/``, ``/**``, ``*``, ``?``, ``[..]``)."""
+    tokens: list[str] = []
+    i = 0
+    literal = ""
+    while i < len(body):
+        if body.startswith("**", i):
+            tokens += [literal, "**"] if literal else ["**"]
+            literal = ""
+            i += 2
+            if body.startswith("/", i):
+                tokens[-1] = "**/"
+                i += 1
+        elif body[i] in "*?":
+            tokens += [literal, body[i]] if literal else [body[i]]
+            literal = ""
+            i += 1
+        elif body[i] == "[":
+            end = body.find("]", i + 2)
+            end = len(body) - 1 if end < 0 else end
+            tokens += [literal, body[i : end + 1]] if literal else [body[i : end + 1]]
+            literal = ""
+            i = end + 1
+        else:
+            literal += body[i]
+            i += 1
+    if literal:
+        tokens.append(literal)
+    return tokens
+
+
+def _fills(token: str) -> tuple[str, ...]:
+    if token == "**/":
+        return _SEGMENT_FILLS
+    if token == "**":
+        return ("w", "d/w", "d/e/w")
+    if token == "*":
+        return _STAR_FILLS
+    if token == "?":
+        return ("q",)
+    if token.startswith("["):
+        inner = token[1:-1]
+        if inner[:1] in ("!", "^"):
+            return tuple(c for c in "qz0" if c not in inner[1:])[:1] or ("q",)
+        return (inner[0],)
+    return (token,)
+
+
+def _unreachable_hosts(permissions: Permissions, where: str) -> list[Problem]:
+    if not permissions.net.deny_hosts:
+        return []
+    deny = HostList(permissions.net.deny_hosts)
+    problems: list[Problem] = []
+    for index, raw in enumerate(permissions.net.allow_hosts):
+        pattern = parse_host_pattern(raw)
+        host = "w." + pattern.value if pattern.kind == "wildcard" else pattern.value
+        if pattern.kind == "network":
+            continue
+        ports = [pattern.port] if pattern.port is not None else [None, 443]
+        hits = [deny.match(host, port) for port in ports]
+        if all(hit is not None for hit in hits):
+            deciding = permissions.net.deny_hosts[hits[0] or 0]
+            problems.append(
+                Problem(
+                    f"{where}.net.allow_hosts[{index}]",
+                    f"{raw!r} can never be used: deny_hosts {deciding!r} covers it",
+                )
+            )
+    return problems
+
+
+def _unreachable_commands(permissions: Permissions, where: str) -> list[Problem]:
+    if not permissions.shell.deny:
+        return []
+    deny = CommandList(permissions.shell.deny)
+    problems: list[Problem] = []
+    for index, raw in enumerate(permissions.shell.allow):
+        pattern = parse_command_pattern(raw)
+        argv = tuple(_command_witness(token) for token in pattern.tokens if token != "**")
+        hit = deny.match(argv)
+        if hit is not None:
+            problems.append(
+                Problem(
+                    f"{where}.shell.allow[{index}]",
+                    f"{raw!r} can never be used: shell.deny {permissions.shell.deny[hit]!r} "
+                    "covers it (deny always beats allow)",
+                )
+            )
+    return problems
+
+
+def _command_witness(token: str) -> str:
+    return "".join("".join(_fills(part)[:1]) or "w" for part in _split_wildcards(token)) or "w"

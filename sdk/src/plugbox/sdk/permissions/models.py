@@ -1,0 +1,155 @@
+"""The permission models a plugin declares and an operator grants.
+
+Default deny: an empty :class:`Permissions` allows nothing. Every pattern is checked when the model
+is built (a pattern we cannot evaluate exactly is refused, never guessed at), so a constructed model
+is always safe to hand to the decision function. Models are frozen: a permission set that could
+change after it was reviewed would make ``plugbox plugins inspect`` a lie.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from plugbox.sdk.permissions.commands import parse_command_pattern
+from plugbox.sdk.permissions.globs import check_glob
+from plugbox.sdk.permissions.hosts import parse_host_pattern
+
+FsMode = Literal["read", "readWrite"]
+
+#: Capabilities a job can ask for beyond its rule lists. ``shell`` unlocks ``runtime.shell``.
+KNOWN_CAPABILITIES: Mapping[str, str] = {
+    "shell": "run allowed commands through runtime.shell (argv only, never a shell)",
+}
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _each(values: Sequence[str], check: Any) -> tuple[str, ...]:
+    for value in values:
+        check(value)
+    return tuple(values)
+
+
+class FsPermissions(_Frozen):
+    """One filesystem rule set: gitignore-style globs relative to the workspace root.
+
+    ``mode`` applies to this rule set's ``allow`` list only; combining sets never lends one set's
+    write access to another's paths. A ``deny`` pattern applies to every access, from any set.
+    """
+
+    mode: FsMode = Field("read", description="read, or readWrite (read + create/modify/remove)")
+    allow: tuple[str, ...] = Field((), description="gitignore-style globs this set grants")
+    deny: tuple[str, ...] = Field(
+        (), description="globs refused for every access (deny beats allow)"
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _globs_are_exact(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        return _each(patterns, check_glob)
+
+
+class NetPermissions(_Frozen):
+    """Hosts a job may reach through ``runtime.net``: ``api.x.com``, ``*.x.com``, ``host:port``, IPs."""
+
+    allow_hosts: tuple[str, ...] = Field(
+        (), description="host patterns; '*.domain' = any subdomain"
+    )
+    deny_hosts: tuple[str, ...] = Field((), description="host patterns refused even when allowed")
+
+    @field_validator("allow_hosts", "deny_hosts")
+    @classmethod
+    def _hosts_parse(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        return _each(patterns, parse_host_pattern)
+
+
+class EnvPermissions(_Frozen):
+    """Environment variable names visible to a job; ``PREFIX_*`` allows a family of names."""
+
+    allow: tuple[str, ...] = Field((), description="exact names, or a prefix ending in '*'")
+
+    @field_validator("allow")
+    @classmethod
+    def _names_are_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not an environment variable name "
+                    "(letters, digits, '_'; may end in '*' to allow a prefix)"
+                )
+        return names
+
+
+class ShellPermissions(_Frozen):
+    """Command patterns over the split argument list; needs the ``shell`` capability."""
+
+    allow: tuple[str, ...] = Field((), description="e.g. 'git status', 'git log **'")
+    deny: tuple[str, ...] = Field((), description="patterns refused even when allowed")
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _commands_parse(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        return _each(patterns, parse_command_pattern)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Quotas(_Frozen):
+    """Resource ceilings for one run. ``None`` leaves the host's default in force."""
+
+    timeout_ms: PositiveInt | None = Field(
+        None, description="wall-clock time before the run is killed"
+    )
+    memory_mb: PositiveInt | None = Field(None, description="peak memory of the whole process tree")
+    cpu_ms: PositiveInt | None = Field(None, description="CPU time across the process tree")
+    output_bytes: PositiveInt | None = Field(
+        None, description="captured stdout+stderr; the rest is cut"
+    )
+    open_files: PositiveInt | None = Field(None, description="file descriptors open at once")
+    processes: PositiveInt | None = Field(None, description="processes and threads at once")
+    file_size_mb: PositiveInt | None = Field(None, description="largest file the job may write")
+
+
+class Permissions(_Frozen):
+    """Everything a job may do. Empty means nothing: plugbox is default deny."""
+
+    fs: tuple[FsPermissions, ...] = Field((), description="filesystem rule sets (one or a list)")
+    net: NetPermissions = NetPermissions()
+    env: EnvPermissions = EnvPermissions()
+    shell: ShellPermissions = ShellPermissions()
+    capabilities: tuple[str, ...] = Field(
+        (), description=f"any of: {', '.join(KNOWN_CAPABILITIES)}"
+    )
+    quotas: Quotas = Quotas()
+
+    @field_validator("fs", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        if isinstance(value, FsPermissions | Mapping):
+            return (value,)
+        return value
+
+    @field_validator("capabilities")
+    @classmethod
+    def _sorted_unique(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(values)))
+
+    @property
+    def is_empty(self) -> bool:
+        """True when this set grants nothing at all (quotas aside)."""
+        return not (
+            any(rule.allow for rule in self.fs)
+            or self.net.allow_hosts
+            or self.env.allow
+            or self.shell.allow
+            or self.capabilities
+        )
