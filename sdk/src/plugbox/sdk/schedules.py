@@ -198,11 +198,17 @@ def check_timezone(name: str) -> ZoneInfo:
         raise ScheduleError(str(name), "a time zone must be an IANA name such as 'Europe/Berlin'")
     try:
         return ZoneInfo(name)
-    except zoneinfo.ZoneInfoNotFoundError:
-        reason = "unknown time zone"
-    except (ValueError, OSError):  # absolute paths, "..", directories, non-TZif files
-        reason = "not an IANA time zone name"
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
     known = _zone_names()
+    # Classify by the name, not by the exception: zoneinfo raises differently for the same name
+    # depending on whether the tzdata wheel or /usr/share/zoneinfo answers.
+    not_a_name = (
+        name.startswith("/")
+        or ".." in name.split("/")
+        or any(key.startswith(name.rstrip("/") + "/") for key in known)
+    )
+    reason = "not an IANA time zone name" if not_a_name else "unknown time zone"
     if not known:
         reason += (
             "; no time zone database was found on this machine (no /usr/share/zoneinfo):"
