@@ -75,7 +75,8 @@ CASES = [
     ("ws", "fs.read", "data/secret", False, D, "'data/secret*'"),
     ("ws", "fs.write", "data/cert.pem", False, D, "'**/*.pem'"),
     # each rule set keeps its own mode
-    ("ws", "fs.read", "pyproject.toml", False, A, "fs[1].allow[0] 'pyproject.toml'"),
+    ("ws", "fs.read", "pyproject.toml", False, A, "fs[1].allow[0] '/pyproject.toml'"),
+    ("ws", "fs.read", "sub/pyproject.toml", False, D, "default deny"),
     ("ws", "fs.write", "pyproject.toml", False, D, "fs[1].allow[0]"),
     ("ws", "fs.read", "docs/guide/index.md", False, A, "fs[2].allow[0] 'docs/**'"),
     ("ws", "fs.write", "docs/guide/index.md", False, D, "read-only"),

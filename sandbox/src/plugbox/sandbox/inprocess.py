@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -63,6 +64,9 @@ def run_in_process(request: RunRequest) -> Outcome:
         host_path=os.environ.get("PATH", ""),
     )
     error: ErrorInfo | None
+    for entry in reversed(request.python_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
     try:
         value = call_handler(import_handler(request.handler), ctx)
         result, error = json_result(value)

@@ -42,6 +42,9 @@ class RunRequest(_Frozen):
     permissions: Permissions = Permissions()
     grants: tuple[Permissions, ...] = ()
     environment: dict[str, str] = Field(default_factory=dict)
+    python_path: tuple[str, ...] = Field(
+        (), description="extra import directories for the job's code (readable, never writable)"
+    )
 
     def quotas(self, defaults: Quotas) -> Quotas:
         """Effective quotas: declared over defaults, then the smallest value any grant sets."""
@@ -62,3 +65,20 @@ DEFAULT_QUOTAS = Quotas(
     processes=64,
     file_size_mb=1024,
 )
+
+
+class SpawnSpec(_Frozen):
+    """What the zygote needs to fork and confine one run child — never the environment values.
+
+    Secrets (the allowed environment) go from the parent straight to the child over the run's
+    control channel after the fork, so no zygote memory that later children inherit ever held them.
+    """
+
+    run_id: str
+    request: RunRequest
+    quotas: Quotas
+    host_path: str
+    landlock_read_exec: tuple[str, ...] = ()
+    landlock_read_only: tuple[str, ...] = ()
+    landlock_read_write: tuple[str, ...] = ()
+    allow_exec: bool = False

@@ -31,7 +31,7 @@ SECRET_DENY: tuple[str, ...] = (
 )
 
 #: Project metadata files a workspace job may read (never write).
-PROJECT_METADATA: tuple[str, ...] = ("pyproject.toml", "package.json")
+PROJECT_METADATA: tuple[str, ...] = ("/pyproject.toml", "/package.json")
 
 _NAMESPACE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 

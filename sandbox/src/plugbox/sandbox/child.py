@@ -1,0 +1,148 @@
+"""What runs inside a freshly forked run child: confine first, then import and run the job.
+
+Order matters and is the point of this module:
+
+1. new session, stdout/stderr to the run's output pipe, every other descriptor closed (an fd
+   inherited from the zygote is not covered by Landlock);
+2. wait for the parent's "go" — it arrives after the parent has put this process in the run's
+   cgroup, and carries the only environment variables the job may see;
+3. scrubbed environment, cwd and ``TMPDIR`` in the workspace;
+4. the confinement layers (:mod:`plugbox.sandbox.confine`);
+5. only then is the plugin's module imported and its handler called.
+
+Whatever happens, the process ends with ``os._exit`` so no zygote state (atexit handlers, buffered
+streams) runs twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import time
+from typing import Any, NoReturn
+
+from plugbox.sandbox.channel import ChildChannel
+from plugbox.sandbox.confine import Confinement
+from plugbox.sandbox.handlers import call_handler, import_handler
+from plugbox.sandbox.outcome import json_result
+from plugbox.sandbox.protocol import receive
+from plugbox.sandbox.request import SpawnSpec
+from plugbox.sandbox.session import Collector, build_context, error_from
+from plugbox.sdk import ResourceUsage
+from plugbox.sdk.permissions import effective_policy
+
+EXIT_OK = 0
+EXIT_SETUP_FAILED = 70
+
+
+def run_child(
+    spec: SpawnSpec, confinement: Confinement, control_fd: int, output_fd: int
+) -> NoReturn:
+    """Entry point in the forked child; never returns."""
+    code = EXIT_SETUP_FAILED
+    request = spec.request
+    try:
+        _detach(control_fd, output_fd, keep=confinement.inherited_fds())
+        control = socket.socket(fileno=control_fd)
+        go, _ = receive(control)
+        env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
+        _scrub_environment(env, request.workspace)
+        os.chdir(request.workspace)
+        confinement.apply_in_child()
+        sys.path[0:0] = list(request.python_path)
+        code = _run(spec, control, env)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.write(2, f"plugbox: run setup failed: {type(exc).__name__}: {exc}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def _detach(control_fd: int, output_fd: int, keep: tuple[int, ...]) -> None:
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    keep_fds = sorted({0, 1, 2, control_fd, *keep})
+    low = 3
+    for fd in keep_fds:
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, _max_fd())
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 65536
+
+
+def _scrub_environment(allowed: dict[str, str], workspace: str) -> None:
+    os.environ.clear()
+    os.environ.update(allowed)
+    os.environ["TMPDIR"] = workspace
+    os.environ.setdefault("LANG", "C.UTF-8")
+
+
+def _run(spec: SpawnSpec, control: socket.socket, env: dict[str, str]) -> int:
+    request = spec.request
+    channel = ChildChannel(control)
+    decider = effective_policy(request.permissions, *request.grants)
+    quotas = spec.quotas
+    start = time.monotonic()
+    cpu_start = time.process_time()
+
+    def usage() -> ResourceUsage:
+        import resource
+
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return ResourceUsage(
+            wall_ms=int((time.monotonic() - start) * 1000),
+            cpu_ms=int((time.process_time() - cpu_start) * 1000),
+            peak_memory_mb=round(peak_kb / 1024, 1),
+        )
+
+    collector = _StreamingCollector(channel)
+    ctx, fs = build_context(
+        request.model_copy(update={"environment": env}),
+        decider,
+        quotas,
+        collector,
+        channel.net,
+        usage,
+        host_path=spec.host_path,
+    )
+    payload: dict[str, Any]
+    try:
+        value = call_handler(import_handler(request.handler), ctx)
+        result, error = json_result(value)
+        payload = {"result": result, "error": error.model_dump() if error else None}
+    except BaseException as exc:
+        payload = {"result": None, "error": error_from(exc).model_dump()}
+    finally:
+        fs.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    channel.result(payload)
+    return EXIT_OK
+
+
+class _StreamingCollector(Collector):
+    """Sends each log line and event to the parent as it happens (the parent bounds them)."""
+
+    def __init__(self, channel: ChildChannel) -> None:
+        super().__init__()
+        self._channel = channel
+
+    def add_log(self, record: Any) -> None:
+        self._channel.log(record)
+
+    def add_event(self, name: str, data: Any) -> None:
+        self._channel.event(name, data)

@@ -1,0 +1,128 @@
+"""The confinement of one run: prepared in the zygote, applied in the forked child.
+
+Preparing (building the Landlock ruleset, compiling the seccomp filter) costs far more than
+applying, so it happens before ``fork`` and is cached per distinct path set; the child only calls
+``restrict_self`` and ``seccomp_load``. Order in the child: rlimits, private network namespace,
+Landlock, seccomp last (it forbids ``unshare``), and nothing of the plugin is imported before.
+
+A layer this machine lacks is skipped and reported in the run's :class:`Enforcement`, never
+silently assumed.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from plugbox.sandbox.kernel import landlock, namespaces, seccomp
+from plugbox.sandbox.limits.rlimits import apply_rlimits
+from plugbox.sandbox.outcome import Enforcement, Level
+from plugbox.sandbox.request import SpawnSpec
+
+
+@dataclass(frozen=True, slots=True)
+class MachineLayers:
+    """What this machine can do, probed once per zygote."""
+
+    landlock_abi: int
+    netns: bool
+    seccomp: bool
+    cgroups: bool
+
+    @classmethod
+    def probe(cls, *, cgroups: bool) -> MachineLayers:
+        return cls(
+            landlock_abi=landlock.abi_version(),
+            netns=namespaces.network_namespace_available(),
+            seccomp=seccomp.seccomp_available(),
+            cgroups=cgroups,
+        )
+
+
+@lru_cache(maxsize=64)
+def _ruleset(
+    read_exec: tuple[str, ...], read_only: tuple[str, ...], read_write: tuple[str, ...]
+) -> landlock.Ruleset:
+    return landlock.Ruleset.build(
+        landlock.LandlockPolicy(read_exec=read_exec, read_only=read_only, read_write=read_write)
+    )
+
+
+@lru_cache(maxsize=2)
+def _filter(allow_exec: bool) -> seccomp.Filter:
+    return seccomp.Filter.build(seccomp.SeccompPolicy(allow_exec=allow_exec))
+
+
+@dataclass(slots=True)
+class Confinement:
+    """Everything a child needs to confine itself, ready before the fork."""
+
+    spec: SpawnSpec
+    machine: MachineLayers
+    ruleset: landlock.Ruleset | None = None
+    filter: seccomp.Filter | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def prepare(cls, spec: SpawnSpec, machine: MachineLayers) -> Confinement:
+        confinement = cls(spec, machine)
+        if machine.landlock_abi:
+            try:
+                confinement.ruleset = _ruleset(
+                    spec.landlock_read_exec, spec.landlock_read_only, spec.landlock_read_write
+                )
+            except OSError as err:
+                confinement.notes.append(f"Landlock ruleset could not be built: {err}")
+        if machine.seccomp:
+            confinement.filter = _filter(spec.allow_exec)
+        return confinement
+
+    def inherited_fds(self) -> tuple[int, ...]:
+        return (self.ruleset.fd,) if self.ruleset is not None else ()
+
+    def apply_in_child(self) -> None:
+        """Confine the calling (child) process. Raises if a layer we rely on fails to apply."""
+        apply_rlimits(self.spec.quotas)
+        if self.machine.netns:
+            namespaces.unshare_network()
+        if self.ruleset is not None:
+            self.ruleset.restrict_self()
+        if self.filter is not None:
+            self.filter.load()
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
+
+    def enforcement(self) -> Enforcement:
+        landlock_on = self.ruleset is not None
+        seccomp_on = self.filter is not None
+        cgroups = self.machine.cgroups
+        notes = list(self.notes)
+        if not landlock_on:
+            notes.append(
+                "no Landlock: files are guarded by runtime.fs only; /proc of other processes is readable"
+            )
+        if not self.machine.netns:
+            notes.append(
+                "no network namespace: sockets opened directly by plugin code are not stopped"
+            )
+        if not seccomp_on:
+            notes.append(
+                "no seccomp filter: ptrace, raw sockets and exec are not blocked by the kernel"
+            )
+        if not cgroups:
+            notes.append(
+                "no cgroups: memory and process counts are enforced by rlimits and polling"
+            )
+        fs: Level = "kernel" if landlock_on else "advisory"
+        return Enforcement(
+            mode="sandbox",
+            fs=fs,
+            net="kernel" if self.machine.netns else "advisory",
+            env="kernel" if landlock_on else "best-effort",
+            shell="kernel" if seccomp_on and landlock_on else "best-effort",
+            cpu="kernel",
+            memory="kernel" if cgroups else "best-effort",
+            processes="kernel" if cgroups else "best-effort",
+            landlock_abi=self.machine.landlock_abi or None,
+            notes=tuple(notes),
+        )

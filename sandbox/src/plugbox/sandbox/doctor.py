@@ -1,0 +1,96 @@
+"""What this machine can enforce, layer by layer and per capability — the data behind ``plugbox doctor``.
+
+Every probe runs in a throw-away child, so asking never confines the caller. ``python -m
+plugbox.sandbox.doctor [--json]`` prints the report; the host CLI shows the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import asdict, dataclass
+
+from plugbox.sandbox._openat2 import openat2_available
+from plugbox.sandbox.kernel import LayerStatus, probe_all
+from plugbox.sandbox.limits.cgroups import cgroup_support
+from plugbox.sandbox.outcome import Level
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorReport:
+    """Layers found on this machine and the level each capability gets from them."""
+
+    system: str
+    layers: tuple[LayerStatus, ...]
+    capabilities: dict[str, Level]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "system": self.system,
+                "layers": [asdict(layer) for layer in self.layers],
+                "capabilities": self.capabilities,
+            },
+            indent=2,
+        )
+
+    def to_text(self) -> str:
+        lines = [f"plugbox doctor — {self.system}", "", "layers:"]
+        for layer in self.layers:
+            mark = "ok " if layer.active else "-- "
+            lines.append(f"  {mark}{layer.name:<18} {layer.detail}")
+        lines += [
+            "",
+            "capabilities (kernel = the OS refuses; best-effort = watched; advisory = proxies only):",
+        ]
+        lines += [f"  {name:<10} {level}" for name, level in self.capabilities.items()]
+        missing = [layer for layer in self.layers if not layer.active]
+        if missing:
+            lines += [
+                "",
+                "runs still work; the layers marked -- are skipped and every run record says so.",
+            ]
+        return "\n".join(lines)
+
+
+def diagnose() -> DoctorReport:
+    layers = list(probe_all())
+    cgroups = cgroup_support()
+    layers.append(LayerStatus("cgroups", cgroups.version is not None, cgroups.detail))
+    layers.append(
+        LayerStatus(
+            "openat2",
+            openat2_available(),
+            "race-free opens beneath the workspace"
+            if openat2_available()
+            else "per-component O_NOFOLLOW walk",
+        )
+    )
+    active = {layer.name: layer.active for layer in layers}
+    landlock = active.get("landlock", False)
+    netns = active.get("network namespace", False)
+    seccomp = active.get("seccomp", False)
+    has_cgroups = cgroups.version is not None
+    capabilities: dict[str, Level] = {
+        "fs": "kernel" if landlock else "advisory",
+        "net": "kernel" if netns else "advisory",
+        "env": "kernel" if landlock else "best-effort",
+        "shell": "kernel" if landlock and seccomp else "best-effort",
+        "cpu": "kernel",
+        "memory": "kernel" if has_cgroups and cgroups.memory else "best-effort",
+        "processes": "kernel" if has_cgroups and cgroups.pids else "best-effort",
+    }
+    system = f"{platform.system()} {platform.release()} ({platform.machine()}), Python {platform.python_version()}"
+    return DoctorReport(system, tuple(layers), capabilities)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    report = diagnose()
+    sys.stdout.write((report.to_json() if "--json" in args else report.to_text()) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,645 @@
+"""One control group per run: tree-wide memory and process ceilings, exact accounting, a sure kill.
+
+rlimits bind one process; a cgroup binds the run. Every process the job starts — children,
+grandchildren, a ``setsid`` double-forked daemon — stays in the run's cgroup, so the kernel caps
+their *sum* (``memory_mb``, ``processes``), counts their CPU and peak memory even after they exit,
+and lists them in ``cgroup.procs`` with pids that are valid in the parent's pid namespace.
+
+Where the directories go (see docs/adr/0005-resource-limits.md): under the host process's *own*
+cgroup in each hierarchy, in a shared ``plugbox`` directory (``<own>/plugbox/run-<id>-<rand>``), so
+whatever limits the host itself runs under still apply to its runs. Three layouts:
+
+* **v2** — one directory in the unified hierarchy, when the ``memory`` and ``pids`` controllers
+  can be enabled there (root, or a delegated subtree whose own cgroup holds no processes);
+* **v1** — a directory in each of the ``memory``, ``pids``, ``cpuacct`` and ``freezer``
+  hierarchies (whichever are mounted and writable);
+* **hybrid** — v1 ``memory`` and ``pids`` for the limits, plus a cgroup2 directory for
+  ``cgroup.kill`` and ``cpu.stat``, which need no controller. This is what systemd's "hybrid"
+  machines (and the development and CI machines) offer.
+
+Kernel traps recorded here:
+
+* ``cgroup.procs`` never lists zombies, but the pids controller keeps counting a zombie until its
+  parent reaps it; ``rmdir`` succeeds once ``cgroup.procs`` is empty.
+* The no-internal-processes rule of v2: controllers can be enabled in a cgroup's
+  ``cgroup.subtree_control`` only while it holds no processes (the root cgroup excepted). A host
+  inside a delegated cgroup must therefore live in a leaf of its own (systemd: ``Delegate=yes`` with
+  ``DelegateSubgroup=``) for v2 limits; the kill and CPU accounting work either way.
+* tmpfs pages (``/dev/shm``) are charged to the cgroup of the process that wrote them, so a tmpfs
+  bomb is stopped by the memory limit (the writer is OOM-killed), but the *file* outlives the run and
+  stays charged to the host's cgroup. Landlock keeps ``/dev/shm`` out of a job's reach.
+* A process that can write to cgroupfs (root without Landlock) can move itself out of its cgroup.
+  The cgroup is a boundary only together with the filesystem layer, which never grants ``/sys``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import logging
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from plugbox.sdk.permissions import Quotas
+
+__all__ = ["CgroupSupport", "RunCgroup", "cgroup_support", "join_cgroup"]
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+PARENT_NAME = "plugbox"
+KILL_TIMEOUT_S = 5.0
+RMDIR_TIMEOUT_S = 2.0
+FREEZE_TIMEOUT_S = 1.0
+
+Role = Literal["memory", "pids", "cpu", "kill", "freeze"]
+
+
+@dataclass(frozen=True)
+class CgroupSupport:
+    """What per-run cgroups can do on this machine, for ``plugbox doctor`` and the run record.
+
+    ``version`` is the hierarchy that holds the limits (``None``: no cgroups can be created here);
+    ``kill`` means the whole run can be stopped at once (``cgroup.kill``, or freeze-then-kill).
+    """
+
+    version: Literal[1, 2] | None
+    memory: bool
+    pids: bool
+    cpu: bool
+    kill: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where run directories are made: a parent directory per role (roles may share one)."""
+
+    support: CgroupSupport
+    parents: Mapping[Role, Path]
+    v2_parent: Path | None
+    v2_enable: tuple[str, ...]
+
+
+def cgroup_support() -> CgroupSupport:
+    """Probe once per process whether (and how) per-run cgroups can be created here.
+
+    The probe creates and removes a directory in each candidate hierarchy: permission bits on
+    cgroupfs do not tell whether a write will be accepted (delegation, read-only mounts,
+    ``cgroup.max.descendants``).
+    """
+    return _plan().support
+
+
+def _plan_for(*, unified: bool) -> _Plan:
+    return _plan() if unified else _plan_v1_only()
+
+
+@functools.cache
+def _plan() -> _Plan:
+    """The probe's result, cached for the life of the process (a registry of one, on purpose)."""
+    return _probe(use_unified=True)
+
+
+@functools.cache
+def _plan_v1_only() -> _Plan:
+    return _probe(use_unified=False)
+
+
+class RunCgroup:
+    """The cgroup(s) of one run. Made by the parent before the fork; the child is moved in before
+    any plugin code runs (see :meth:`add` and :meth:`join`)."""
+
+    def __init__(self, dirs: Mapping[Role, Path], version: Literal[1, 2]) -> None:
+        self._dirs = dict(dirs)
+        self._version: Literal[1, 2] = version
+        self._unique = tuple(dict.fromkeys(dirs.values()))
+        self._closed = False
+
+    @classmethod
+    def create(cls, run_id: str, quotas: Quotas, *, unified: bool = True) -> RunCgroup | None:
+        """Make the run's cgroup with ``memory_mb`` and ``processes`` as kernel limits.
+
+        Returns ``None`` when this machine offers no usable cgroups, or when creating this one
+        failed (logged): the run then relies on rlimits and the watchdog and must say so.
+        ``unified=False`` ignores the cgroup2 hierarchy on a hybrid machine (the pure-v1 path,
+        with freezer-based kill and ``cpuacct``; tests use it to exercise that path).
+        """
+        plan = _plan_for(unified=unified)
+        if plan.support.version is None:
+            return None
+        name = f"run-{_safe_name(run_id)}-{secrets.token_hex(4)}"
+        made: list[Path] = []
+        try:
+            dirs: dict[Role, Path] = {}
+            for role, parent in plan.parents.items():
+                directory = parent / name
+                if directory not in made:
+                    _make_run_dir(plan, parent, directory)
+                    made.append(directory)
+                dirs[role] = directory
+            cgroup = cls(dirs, plan.support.version)
+            cgroup._apply_limits(quotas)
+        except OSError as err:
+            log.warning("could not create the cgroup of run %s: %s", run_id, err)
+            for directory in reversed(made):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            return None
+        return cgroup
+
+    # -- membership ---------------------------------------------------------------------------
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The run's directories, one per hierarchy in use."""
+        return self._unique
+
+    @property
+    def procs_files(self) -> tuple[str, ...]:
+        """The ``cgroup.procs`` files a process writes ``0`` to in order to join (see :func:`join_cgroup`)."""
+        return tuple(str(directory / "cgroup.procs") for directory in self._unique)
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` (a pid in the caller's namespace; 0 = the caller) into the run.
+
+        The parent may call this right after the fork **only if the child waits for a go-ahead**
+        before running plugin code — otherwise the child could fork before it is moved, and that
+        grandchild would stay outside. A child can also join by itself (:meth:`join`), which has no
+        such window. Moving is idempotent.
+        """
+        for procs in self.procs_files:
+            _write(procs, str(pid))
+
+    def join(self) -> None:
+        """Move the calling process in: the first thing a run child does, before plugin code."""
+        join_cgroup(self.procs_files)
+
+    def pids(self) -> list[int]:
+        """Live processes of the run, from ``cgroup.procs`` (kernel-reported, safe to signal)."""
+        found: set[int] = set()
+        for directory in self._unique:
+            found.update(_read_pids(directory / "cgroup.procs"))
+        return sorted(found)
+
+    # -- accounting ---------------------------------------------------------------------------
+    def peak_memory_mb(self) -> float:
+        """Most memory ever charged to the run (anonymous, tmpfs and page cache; exited processes too)."""
+        directory = self._dirs.get("memory")
+        if directory is None:
+            return 0.0
+        if self._version == 2:
+            # memory.peak arrived in 5.19; before that the current charge is the best there is.
+            peak = _read_int(directory / "memory.peak") or _read_int(directory / "memory.current")
+        else:
+            peak = _read_int(directory / "memory.max_usage_in_bytes")
+        return (peak or 0) / MIB
+
+    def current_memory_mb(self) -> float:
+        """Memory charged to the run now, page cache included (the kernel reclaims that first)."""
+        directory = self._dirs.get("memory")
+        if directory is None:
+            return 0.0
+        name = "memory.current" if self._version == 2 else "memory.usage_in_bytes"
+        return (_read_int(directory / name) or 0) / MIB
+
+    def cpu_ms(self) -> int:
+        """CPU time (user + system) of every process that ever ran in the run, exited ones too."""
+        directory = self._dirs.get("cpu")
+        if directory is None:
+            return 0
+        if (directory / "cpu.stat").exists():
+            usec = _read_keyed(directory / "cpu.stat").get("usage_usec", 0)
+            return usec // 1000
+        return (_read_int(directory / "cpuacct.usage") or 0) // 1_000_000
+
+    def oom_killed(self) -> bool:
+        """True when the kernel's OOM killer killed a process of the run at the memory limit."""
+        directory = self._dirs.get("memory")
+        if directory is None:
+            return False
+        if self._version == 2:
+            return _read_keyed(directory / "memory.events").get("oom_kill", 0) > 0
+        control = _read_keyed(directory / "memory.oom_control")
+        if "oom_kill" in control:  # Linux >= 4.13
+            return control["oom_kill"] > 0
+        return (_read_int(directory / "memory.failcnt") or 0) > 0
+
+    def pids_limit_hit(self) -> bool:
+        """True when a fork or thread creation failed because the run reached ``processes``."""
+        directory = self._dirs.get("pids")
+        if directory is None:
+            return False
+        return _read_keyed(directory / "pids.events").get("max", 0) > 0
+
+    # -- the end ------------------------------------------------------------------------------
+    def kill_all(self) -> None:
+        """SIGKILL every process of the run and wait until none is left (at most ~5 s).
+
+        ``cgroup.kill`` (Linux 5.14+) kills the whole tree in the kernel, forks in flight included.
+        Without it the run is frozen first so that nothing can fork while it is being killed, then
+        every listed process is killed and the cgroup thawed so the kills take effect.
+        """
+        deadline = time.monotonic() + KILL_TIMEOUT_S
+        delay = 0.00005
+        rounds = 0
+        while members := self.pids():
+            if time.monotonic() > deadline:
+                log.warning(
+                    "processes %s of %s survived SIGKILL for %.0f s", members, self, KILL_TIMEOUT_S
+                )
+                return
+            kill_file = self._kill_file()
+            if kill_file is not None:
+                _write(kill_file, "1")
+            if kill_file is None or rounds:
+                # Also the second line after cgroup.kill: a process that left the kill hierarchy
+                # but not another one (only possible with write access to cgroupfs) is found here.
+                with self._frozen():
+                    for directory in self._unique:
+                        _kill_members(directory / "cgroup.procs")
+            # A SIGKILLed process needs ~0.5 ms to exit (a forked Python; more with a big address
+            # space). Poll cgroup.procs on a short backoff: cgroup.events is pollable, but the
+            # kernel rate-limits its notifications to one per 10 ms.
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.02)
+            rounds += 1
+
+    def close(self) -> None:
+        """Kill what is left, then remove the run's directories (and the shared parent when empty)."""
+        if self._closed:
+            return
+        self.kill_all()
+        for directory in self._unique:
+            _rmdir_retrying(directory)
+        for directory in self._unique:
+            # Fails with EBUSY/ENOTEMPTY while another run still uses the parent: that run removes
+            # it. A create() racing with this removal retries (see _make_run_dir).
+            with contextlib.suppress(OSError):
+                directory.parent.rmdir()
+        self._closed = True
+
+    def __enter__(self) -> RunCgroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunCgroup({', '.join(str(d) for d in self._unique)})"
+
+    # -- internals ----------------------------------------------------------------------------
+    def _apply_limits(self, quotas: Quotas) -> None:
+        memory = self._dirs.get("memory")
+        if memory is not None and quotas.memory_mb is not None:
+            limit = str(quotas.memory_mb * MIB)
+            if self._version == 2:
+                _write(memory / "memory.max", limit)
+                if (memory / "memory.swap.max").exists():
+                    _write(memory / "memory.swap.max", "0")
+            else:
+                # Order matters: memsw (memory+swap) may never be set below the memory limit.
+                _write(memory / "memory.limit_in_bytes", limit)
+                if (memory / "memory.memsw.limit_in_bytes").exists():
+                    _write(memory / "memory.memsw.limit_in_bytes", limit)
+                else:
+                    # No swap accounting: without this the run could spill past its limit into swap.
+                    with contextlib.suppress(OSError):
+                        _write(memory / "memory.swappiness", "0")
+        pids = self._dirs.get("pids")
+        if pids is not None and quotas.processes is not None:
+            _write(pids / "pids.max", str(quotas.processes))
+
+    def _kill_file(self) -> Path | None:
+        directory = self._dirs.get("kill")
+        if directory is None:
+            return None
+        kill = directory / "cgroup.kill"
+        return kill if kill.exists() else None
+
+    @contextlib.contextmanager
+    def _frozen(self) -> Iterator[None]:
+        """Freeze the run while its members are killed one by one, so none can fork meanwhile."""
+        directory = self._dirs.get("freeze")
+        if directory is None:
+            yield
+            return
+        v1 = (directory / "freezer.state").exists()
+        state, frozen, thawed = (
+            ("freezer.state", "FROZEN", "THAWED") if v1 else ("cgroup.freeze", "1", "0")
+        )
+        _write(directory / state, frozen)
+        deadline = time.monotonic() + FREEZE_TIMEOUT_S
+        # A task in uninterruptible sleep can hold the group in FREEZING; kill it anyway.
+        while time.monotonic() < deadline and not _is_frozen(directory, v1):
+            time.sleep(0.0005)
+        try:
+            yield
+        finally:
+            # Frozen tasks do not act on SIGKILL until thawed (v1 freezer); thawing lets them die.
+            with contextlib.suppress(OSError):
+                _write(directory / state, thawed)
+
+
+def join_cgroup(procs_files: tuple[str, ...]) -> None:
+    """Move the calling process into a run's cgroup: for a child given only the paths."""
+    for procs in procs_files:
+        # "0" means the writer itself, whatever pid namespace it is in.
+        _write(procs, "0")
+
+
+# -- probing ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Mount:
+    root: str
+    point: Path
+    fstype: str
+    options: frozenset[str]
+
+
+def _probe(*, use_unified: bool) -> _Plan:
+    if not sys.platform.startswith("linux"):
+        return _unsupported(f"cgroups are Linux-only (this is {sys.platform})")
+    try:
+        own = _own_dirs(_mounts(), Path("/proc/self/cgroup").read_text())
+    except OSError as err:
+        return _unsupported(f"cannot read the process's cgroups: {err}")
+    notes: list[str] = []
+    v2_dir = own.get("") if use_unified else None
+    if v2_dir is not None:
+        plan = _probe_v2(v2_dir, notes)
+        if plan is not None:
+            return plan
+    return _probe_v1(own, v2_dir, notes)
+
+
+def _probe_v2(v2_dir: Path, notes: list[str]) -> _Plan | None:
+    """Everything in one cgroup2 directory, when memory and pids can be enabled for our runs."""
+    available = set(_read_words(v2_dir / "cgroup.controllers"))
+    missing = sorted({"memory", "pids"} - available)
+    if missing:
+        notes.append(f"cgroup v2 at {v2_dir} lacks {', '.join(missing)}")
+        return None
+    parent = v2_dir / PARENT_NAME
+    enable = ("memory", "pids")
+    try:
+        _enable_controllers(v2_dir, enable)
+        files = _probe_parent(parent, enable)
+    except OSError as err:
+        notes.append(f"cgroup v2 memory+pids not delegable under {v2_dir}: {err.strerror}")
+        return None
+    # cgroup.kill: Linux 5.14; before that (5.2+) cgroup.freeze lets the kill loop win.
+    kill = bool({"cgroup.kill", "cgroup.freeze"} & files)
+    support = CgroupSupport(
+        2, True, True, True, kill, f"cgroup v2 at {parent} (memory, pids, cpu, kill)"
+    )
+    return _Plan(support, dict.fromkeys(_ROLES, parent), parent, enable)
+
+
+def _probe_v1(own: Mapping[str, Path], v2_dir: Path | None, notes: list[str]) -> _Plan:
+    """v1 memory and pids for the limits; a controller-less cgroup2 directory for kill and CPU
+    when there is one (hybrid), else v1 freezer and cpuacct."""
+    parents: dict[Role, Path] = {}
+    for role in ("memory", "pids"):
+        usable = _usable_parent(own.get(role), notes, role)
+        if usable is not None:
+            parents[role] = usable[0]
+    if not parents:
+        return _unsupported("; ".join(notes) or "no cgroup hierarchy is mounted")
+    hybrid = _usable_parent(v2_dir, notes, "cgroup2") if v2_dir is not None else None
+    if hybrid is not None:
+        parents["cpu"] = hybrid[0]  # cpu.stat's usage_usec needs no controller
+    elif (cpuacct := _usable_parent(own.get("cpuacct"), notes, "cpuacct")) is not None:
+        parents["cpu"] = cpuacct[0]
+    if hybrid is not None and "cgroup.kill" in hybrid[1]:
+        parents["kill"] = hybrid[0]
+    elif (freezer := _usable_parent(own.get("freezer"), notes, "freezer")) is not None:
+        parents["freeze"] = parents["kill"] = freezer[0]
+    layout = "hybrid v1+v2" if hybrid is not None else "v1"
+    where = ", ".join(f"{role}={path}" for role, path in parents.items())
+    detail = f"cgroup {layout}: {where}" + (f" ({'; '.join(notes)})" if notes else "")
+    # kill is always possible: without cgroup.kill or a freezer, the kill loop still ends because
+    # pids.max bounds the forks it races with.
+    support = CgroupSupport(
+        1, "memory" in parents, "pids" in parents, "cpu" in parents, True, detail
+    )
+    return _Plan(support, parents, None, ())
+
+
+_ROLES: tuple[Role, ...] = ("memory", "pids", "cpu", "kill", "freeze")
+
+
+def _unsupported(detail: str) -> _Plan:
+    return _Plan(CgroupSupport(None, False, False, False, False, detail), {}, None, ())
+
+
+def _usable_parent(
+    own: Path | None, notes: list[str], what: str
+) -> tuple[Path, frozenset[str]] | None:
+    """``own/plugbox`` and the files a run directory there gets, or None if none can be made."""
+    if own is None:
+        return None
+    parent = own / PARENT_NAME
+    try:
+        files = _probe_parent(parent, ())
+    except OSError as err:
+        notes.append(f"{what}: cannot create cgroups under {own}: {err.strerror}")
+        return None
+    return parent, files
+
+
+def _probe_parent(parent: Path, enable: tuple[str, ...]) -> frozenset[str]:
+    """Create and remove a child of ``parent``; return the interface files the child had."""
+    created = _ensure_parent(parent, enable)
+    probe = parent / f"probe-{os.getpid()}-{secrets.token_hex(2)}"
+    probe.mkdir()
+    try:
+        files = frozenset(os.listdir(probe))
+    finally:
+        probe.rmdir()
+    if created:
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+    return files
+
+
+def _mounts() -> list[_Mount]:
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
+            continue
+        mounts.append(
+            _Mount(
+                root=_unescape(fields[3]),
+                point=Path(_unescape(fields[4])),
+                fstype=tail[0],
+                options=frozenset(tail[2].split(",")),
+            )
+        )
+    return mounts
+
+
+def _own_dirs(mounts: list[_Mount], proc_cgroup: str) -> dict[str, Path]:
+    """Map each controller (``""`` for cgroup2) to this process's own cgroup directory."""
+    own: dict[str, Path] = {}
+    for line in proc_cgroup.splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        names = [""] if hierarchy == "0" and not controllers else controllers.split(",")
+        for mount in mounts:
+            if (mount.fstype == "cgroup2") != (names == [""]):
+                continue
+            if names != [""] and not set(names) <= mount.options:
+                continue
+            # A mount may show a subtree (bind mount, cgroup namespace): map the path into it.
+            root = mount.root.rstrip("/")
+            if root and path != root and not path.startswith(root + "/"):
+                continue
+            directory = mount.point / path[len(root) :].lstrip("/")
+            if directory.is_dir():
+                for name in names:
+                    own.setdefault(name, directory)
+                break
+    return own
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+# -- directories --------------------------------------------------------------------------------
+def _ensure_parent(parent: Path, enable: tuple[str, ...]) -> bool:
+    created = True
+    try:
+        parent.mkdir()
+    except FileExistsError:
+        created = False
+    if enable:
+        # Always written, not only when we made the directory: a concurrent create() may have made
+        # it a moment ago and not yet enabled the controllers.
+        _enable_controllers(parent, enable)
+    return created
+
+
+def _enable_controllers(directory: Path, controllers: tuple[str, ...]) -> None:
+    enabled = set(_read_words(directory / "cgroup.subtree_control"))
+    if not set(controllers) <= enabled:
+        _write(directory / "cgroup.subtree_control", " ".join(f"+{c}" for c in controllers))
+
+
+def _make_run_dir(plan: _Plan, parent: Path, directory: Path) -> None:
+    enable = plan.v2_enable if parent == plan.v2_parent else ()
+    for _ in range(5):
+        _ensure_parent(parent, enable)
+        try:
+            directory.mkdir()
+        except FileNotFoundError:
+            continue  # the last run of another thread removed the empty parent just now
+        return
+    raise OSError(errno.ENOENT, "the cgroup parent keeps disappearing", str(parent))
+
+
+def _rmdir_retrying(directory: Path) -> None:
+    deadline = time.monotonic() + RMDIR_TIMEOUT_S
+    delay = 0.0002
+    while True:
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            # EBUSY while killed tasks are still exiting (v2: "populated" not yet 0).
+            if err.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
+                log.warning("could not remove cgroup %s: %s", directory, err)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        else:
+            return
+
+
+# -- killing ----------------------------------------------------------------------------------
+def _kill_members(procs_file: Path) -> int:
+    """SIGKILL every process listed in ``procs_file``, immune to pid reuse.
+
+    A pid read from the file may be recycled before it is signalled. Each listed process is pinned
+    with a pidfd first; the file is read again, and only pids still listed are signalled through
+    their pidfd — a pid that was recycled would be listed only if the new process is a member too.
+    """
+    pinned: dict[int, int] = {}
+    try:
+        for pid in _read_pids(procs_file):
+            with contextlib.suppress(ProcessLookupError, OSError):
+                pinned[pid] = os.pidfd_open(pid)
+        still = set(_read_pids(procs_file))
+        killed = 0
+        for pid, fd in pinned.items():
+            if pid in still:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                    killed += 1
+        return killed
+    finally:
+        for fd in pinned.values():
+            os.close(fd)
+
+
+def _is_frozen(directory: Path, v1: bool) -> bool:
+    if v1:
+        return _read_text(directory / "freezer.state").strip() == "FROZEN"
+    return _read_keyed(directory / "cgroup.events").get("frozen", 0) == 1
+
+
+# -- small file helpers ------------------------------------------------------------------------
+def _write(path: str | Path, value: str) -> None:
+    # One write(2) per value: cgroupfs parses each write on its own, and a buffered writer could
+    # split or merge them.
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def _read_words(path: Path) -> list[str]:
+    return _read_text(path).split()
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read_text(path).strip()
+    return int(text) if text.isdigit() else None
+
+
+def _read_keyed(path: Path) -> dict[str, int]:
+    values = {}
+    for line in _read_text(path).splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            values[key] = int(value)
+    return values
+
+
+def _read_pids(path: Path) -> list[int]:
+    return [int(word) for word in _read_words(path)]
+
+
+def _safe_name(run_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:64] or "anonymous"

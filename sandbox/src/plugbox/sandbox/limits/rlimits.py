@@ -1,0 +1,194 @@
+"""Per-process resource limits, applied in the run child before any plugin code is imported.
+
+rlimits are the layer that exists everywhere (macOS included) and costs a few microseconds, but
+each one binds a single process, not the run: every forked child starts with a fresh CPU clock and
+its own address space. Tree-wide ceilings come from the run's cgroup (:mod:`.cgroups`) and the
+parent's watchdog (:mod:`.usage`); the limits here turn the common single-process mistake into a
+clear error (``MemoryError``, ``EMFILE``, ``EFBIG``) and put a hard stop under a runaway process
+even when no cgroup can be created.
+
+Kernel facts this module relies on (Linux; measured on 6.18):
+
+* ``RLIMIT_CPU`` sends ``SIGXCPU`` at the soft limit and then once a second until the hard limit,
+  where it sends ``SIGKILL``. Python leaves ``SIGXCPU`` at its default action (terminate), so an
+  ordinary job dies at the soft limit; one that installs a handler still dies one second later.
+  The resolution is whole seconds: the watchdog enforces the millisecond quota on the tree.
+* Python ignores ``SIGXFSZ`` at start-up, so a write past ``RLIMIT_FSIZE`` fails with
+  ``OSError(EFBIG)`` (after a short write up to the limit) instead of killing the process.
+  ``subprocess`` restores the default disposition before ``execve`` (``restore_signals=True``), so a
+  program started that way is killed by ``SIGXFSZ`` at the limit instead; stopped either way.
+* ``RLIMIT_NPROC`` counts every task (process *and* thread) of the real user id, machine-wide, and
+  the kernel never applies it to uid 0. It is only a per-run cap when each run has its own
+  unprivileged uid; for root children the pids cgroup is the only process cap.
+* A process with ``CAP_SYS_RESOURCE`` may raise its own hard limits again. :func:`apply_rlimits`
+  therefore drops that one capability (effective, permitted, inheritable and bounding sets)
+  when it holds it, so a root child cannot undo its limits with ``resource.setrlimit``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import math
+import resource
+import sys
+
+from plugbox.sdk.permissions import Quotas
+
+__all__ = ["address_space_limit", "apply_rlimits"]
+
+MIB = 1024 * 1024
+
+AS_MULTIPLE = 4
+"""``RLIMIT_AS`` allows this many times ``memory_mb`` of *new* address space ..."""
+
+AS_HEADROOM_MB = 512
+"""... plus this much, above what the process had mapped when the limit was applied.
+
+Address space is not memory: glibc reserves 64 MiB per malloc arena, every thread stack is 8 MiB
+of mappings, and shared libraries map far more than they touch. Measured with Python 3.11 on
+Linux 6.18: a fork of a process that imported the SDK, pydantic and psutil maps 43 MiB, and 20
+threads that each allocate push that to 1.16 GiB with glibc's default arena count but to about
+0.35 GiB with :data:`MALLOC_ARENAS` arenas. The limit is therefore loose on purpose: it turns one
+oversized allocation into ``MemoryError`` at once, while memory that is really touched is bounded
+by the cgroup (or the watchdog) at ``memory_mb``.
+"""
+
+MALLOC_ARENAS = 2
+"""glibc arenas allowed in a child whose address space is limited (glibc's default is 8 per core)."""
+
+_M_ARENA_MAX = -8  # <malloc.h>
+_PR_CAPBSET_DROP = 24  # <linux/prctl.h>
+_CAP_SYS_RESOURCE = 24  # <linux/capability.h>
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def apply_rlimits(quotas: Quotas) -> None:
+    """Limit the calling process (the run child) to ``quotas``; unset quotas leave limits alone.
+
+    Call it after joining the run's cgroup and before importing plugin code. Core dumps are always
+    turned off: a core file would land in the job's working directory — the workspace — with
+    whatever secrets the process held. (With a ``|program`` ``core_pattern`` the kernel ignores the
+    limit and leaves the decision to that program; systemd-coredump honours it.)
+
+    ``processes`` sets ``RLIMIT_NPROC`` too, but that limit is per *user*, not per run, and the
+    kernel does not apply it to root: a root child is only held by the pids cgroup.
+    """
+    _set(resource.RLIMIT_CORE, 0)
+    if quotas.cpu_ms is not None:
+        seconds = math.ceil(quotas.cpu_ms / 1000)
+        # soft: SIGXCPU (catchable, so a job can log and exit); hard one second later: SIGKILL.
+        _set(resource.RLIMIT_CPU, seconds, seconds + 1)
+    if quotas.open_files is not None:
+        _set(resource.RLIMIT_NOFILE, quotas.open_files)
+    if quotas.file_size_mb is not None:
+        _set(resource.RLIMIT_FSIZE, quotas.file_size_mb * MIB)
+    if quotas.processes is not None:
+        _set(resource.RLIMIT_NPROC, quotas.processes)
+    if quotas.memory_mb is not None:
+        _limit_malloc_arenas()
+        _set(resource.RLIMIT_AS, address_space_limit(quotas.memory_mb))
+    _drop_cap_sys_resource()
+
+
+def address_space_limit(memory_mb: int, mapped_bytes: int | None = None) -> int:
+    """The ``RLIMIT_AS`` in bytes for a ``memory_mb`` quota, on top of what is already mapped.
+
+    Relative to the current mapping size because a child forked from a warm zygote starts with
+    everything the zygote imported already mapped (tens of MiB for the SDK alone; hundreds once
+    something like numpy is in): a fixed limit would be generous in one zygote and fatal in another.
+    """
+    if mapped_bytes is None:
+        mapped_bytes = _mapped_bytes()
+    return mapped_bytes + (AS_MULTIPLE * memory_mb + AS_HEADROOM_MB) * MIB
+
+
+def _set(which: int, soft: int, hard: int | None = None) -> None:
+    hard = soft if hard is None else hard
+    _, current_hard = resource.getrlimit(which)
+    if current_hard != resource.RLIM_INFINITY and current_hard < hard:
+        # Never try to raise a limit someone above us set lower: that fails for non-root, and for
+        # root it would loosen the host's own policy.
+        hard = current_hard
+        soft = min(soft, hard)
+    resource.setrlimit(which, (soft, hard))
+
+
+def _mapped_bytes() -> int:
+    """Current address-space size (``VmSize``), or 0 where ``/proc`` is unavailable."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            pages = int(statm.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * resource.getpagesize()
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """libc through ``dlopen(NULL)``, loaded once (in the zygote, ideally).
+
+    Not ``ctypes.util.find_library``: on Linux it runs ``ldconfig``/``gcc`` in a subprocess, which
+    costs milliseconds and fails in a child that may no longer execute programs.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _limit_malloc_arenas() -> None:
+    """Cap glibc's per-thread malloc arenas so threads do not eat the address-space limit.
+
+    Each arena is a 64 MiB reservation that counts against ``RLIMIT_AS`` although almost none of it
+    is touched; with the default cap (8 per core) a thread pool alone can exhaust the limit and
+    make ``threading.Thread.start`` fail. Best-effort: musl and macOS have no such knob.
+    """
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _drop_cap_sys_resource() -> None:
+    """Drop ``CAP_SYS_RESOURCE`` so the limits just set cannot be raised again by this process tree.
+
+    Removing it from the bounding set as well means no ``execve`` (of a setuid or file-capability
+    binary, or as root) can bring it back. A process that does not hold it has nothing to drop;
+    where capabilities cannot be changed the limits are simply raisable again, which is what
+    they were anyway.
+    """
+    libc = _libc()
+    if libc is None:
+        return
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        return
+    word, bit = divmod(_CAP_SYS_RESOURCE, 32)
+    mask = ~(1 << bit) & 0xFFFFFFFF
+    if data[word].permitted & ~mask:
+        data[word].effective &= mask
+        data[word].permitted &= mask
+        data[word].inheritable &= mask
+        # Leaving the permitted set also clears it from the ambient set (the kernel keeps
+        # ambient a subset of permitted and inheritable).
+        libc.capset(ctypes.byref(header), data)
+    # Needs CAP_SETPCAP, which a root child has. Without it this fails with EPERM, and only a
+    # file-capability binary could then grant CAP_SYS_RESOURCE — which no_new_privs (set by the
+    # seccomp layer) prevents.
+    libc.prctl(_PR_CAPBSET_DROP, _CAP_SYS_RESOURCE, 0, 0, 0)

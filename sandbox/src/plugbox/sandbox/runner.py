@@ -1,0 +1,640 @@
+"""The one runner API: run a job in a confined child and get back a bounded :class:`Outcome`.
+
+``SandboxRunner`` owns a warm zygote (:mod:`plugbox.sandbox.zygote`). For each run it prepares
+the confinement plan, asks the zygote to fork a child, puts the child in the run's cgroup, hands it
+the allowed environment, then watches: it answers the child's network requests through the broker,
+drains output (truncating, never blocking the child), streams in logs and events, and enforces the
+wall timeout, tree-wide CPU and memory, and output volume. When the run ends — however it ends —
+every process of the run is killed before the outcome is returned.
+
+Thread-safe: the host's worker pool may call :meth:`SandboxRunner.run` from several threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import queue
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from plugbox.sandbox import fs_roots
+from plugbox.sandbox.broker import NetBroker, NetRequest
+from plugbox.sandbox.kernel.landlock import default_system_paths
+from plugbox.sandbox.limits.cgroups import RunCgroup, cgroup_support
+from plugbox.sandbox.limits.reaper import kill_tree
+from plugbox.sandbox.limits.usage import TreeSampler
+from plugbox.sandbox.outcome import (
+    MAX_EVENTS,
+    MAX_LOG_ENTRIES,
+    MAX_MESSAGE_CHARS,
+    Enforcement,
+    ErrorInfo,
+    Event,
+    KillReason,
+    LogEntry,
+    Outcome,
+    Status,
+    clip,
+)
+from plugbox.sandbox.protocol import ProtocolError, receive, send
+from plugbox.sandbox.proxies.env import allowed_environment
+from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest, SpawnSpec
+from plugbox.sandbox.workspace import prepare_write_roots
+from plugbox.sdk import PermissionDenied
+from plugbox.sdk.permissions import Decider, Quotas, effective_policy
+
+log = logging.getLogger(__name__)
+
+SPAWN_TIMEOUT_S = 10.0
+SAMPLE_EVERY_S = 0.05
+#: Output past the quota is drained and dropped; past this multiple of it the run is killed.
+OUTPUT_KILL_FACTOR = 4
+
+
+@dataclass(slots=True)
+class _RunState:
+    spawned: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
+    exited: threading.Event = field(default_factory=threading.Event)
+    exit_message: dict[str, Any] = field(default_factory=dict)
+
+
+class SandboxRunner:
+    """Runs jobs in confined child processes forked from a warm zygote."""
+
+    def __init__(self, *, defaults: Quotas = DEFAULT_QUOTAS) -> None:
+        self._defaults = defaults
+        self._cgroups = cgroup_support()
+        self._lock = threading.Lock()
+        self._runs: dict[str, _RunState] = {}
+        self._by_pid: dict[int, _RunState] = {}
+        self._zygote: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._machine: dict[str, Any] = {}
+        self._system_paths = _code_paths()
+        self._cleaner = _Cleaner()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> SandboxRunner:
+        if self._zygote is not None:
+            return self
+        ours, theirs = socket.socketpair()
+        self._zygote = subprocess.Popen(
+            [sys.executable, "-m", "plugbox.sandbox.zygote", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=_zygote_environment(),
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        theirs.close()
+        self._sock = ours
+        send(ours, {"type": "hello", "cgroups": self._cgroups.version is not None})
+        ready, _ = receive(ours)
+        if ready.get("type") != "ready":
+            raise RuntimeError(f"the sandbox zygote did not start: {ready}")
+        self._machine = dict(ready["machine"])
+        threading.Thread(target=self._demux, name="plugbox-zygote", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self._cleaner.drain()
+        if self._sock is not None:
+            try:
+                with self._lock:
+                    send(self._sock, {"type": "shutdown"})
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None
+        if self._zygote is not None:
+            try:
+                self._zygote.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._zygote.kill()
+                self._zygote.wait()
+            self._zygote = None
+
+    def __enter__(self) -> SandboxRunner:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        """What the zygote found this machine can enforce (Landlock ABI, netns, seccomp, cgroups)."""
+        return dict(self._machine)
+
+    def _demux(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                message, _ = receive(self._sock)
+            except (EOFError, OSError, ProtocolError):
+                for state in list(self._runs.values()):
+                    state.spawned.put(
+                        {"type": "spawn_failed", "error": "the sandbox zygote exited"}
+                    )
+                    state.exited.set()
+                return
+            kind = message.get("type")
+            if kind in ("spawned", "spawn_failed"):
+                waiting = self._runs.get(str(message.get("run_id")))
+                if waiting is not None:
+                    if kind == "spawned":
+                        self._by_pid[int(message["pid"])] = waiting
+                    waiting.spawned.put(message)
+            elif kind == "exited":
+                ended = self._by_pid.pop(int(message["pid"]), None)
+                if ended is not None:
+                    ended.exit_message = message
+                    ended.exited.set()
+
+    # -- one run ------------------------------------------------------------------------
+    def run(self, request: RunRequest) -> Outcome:
+        """Run ``request`` in a confined child and return its outcome (never raises for job faults)."""
+        self.start()
+        assert self._sock is not None
+        run_id = request.context.run_id or uuid.uuid4().hex
+        decider = effective_policy(request.permissions, *request.grants)
+        quotas = request.quotas(self._defaults)
+        spec = self._spec(run_id, request, quotas)
+        started = datetime.now(UTC)
+        start = time.monotonic()
+        parent_end, child_end = socket.socketpair()
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        cgroup = RunCgroup.create(run_id, quotas) if self._cgroups.version is not None else None
+        state = _RunState()
+        self._runs[run_id] = state
+        watch = _Watch(quotas)
+        pid = 0
+        try:
+            with self._lock:
+                send(
+                    self._sock,
+                    {"type": "spawn", "spec": spec.model_dump(mode="json")},
+                    [child_end.fileno(), out_w],
+                )
+            child_end.close()
+            os.close(out_w)
+            out_w = -1
+            reply = state.spawned.get(timeout=SPAWN_TIMEOUT_S)
+            if reply.get("type") != "spawned":
+                return self._setup_failure(started, start, str(reply.get("error")))
+            pid = int(reply["pid"])
+            if cgroup is not None:
+                cgroup.add(pid)
+            send(
+                parent_end, {"type": "go", "env": allowed_environment(request.environment, decider)}
+            )
+            self._watch(pid, state, parent_end, out_r, watch, decider, cgroup, start)
+        finally:
+            answered = watch.result is not None
+            if pid and answered and cgroup is not None:
+                # Fast path: SIGKILL what is left now; waiting for the exits and removing the
+                # cgroup happen on the cleaner thread, off the trigger -> outcome path.
+                _signal_members(cgroup)
+            elif pid:
+                _end_run(pid, cgroup)
+                state.exited.wait(timeout=5)  # the exit status explains a run without a result
+            self._runs.pop(run_id, None)
+            parent_end.close()
+            if out_w >= 0:
+                os.close(out_w)
+            watch.drain_rest(out_r)
+            os.close(out_r)
+            peak, cpu = watch.peak_memory_mb, watch.cpu_ms
+            if cgroup is not None:
+                peak = max(peak, cgroup.peak_memory_mb())
+                cpu = max(cpu, cgroup.cpu_ms())
+                if cgroup.oom_killed() and watch.kill_reason is None:
+                    watch.kill_reason = "memory"
+                self._cleaner.submit(pid, cgroup)
+        return watch.outcome(started, start, state.exit_message, peak, cpu, self._enforcement(spec))
+
+    def _spec(self, run_id: str, request: RunRequest, quotas: Quotas) -> SpawnSpec:
+        read_roots, write_roots = fs_roots.workspace_roots(request.permissions, request.grants)
+        prepare_write_roots(request.workspace, write_roots)
+        capabilities = set(request.permissions.capabilities)
+        for grant in request.grants:
+            capabilities &= set(grant.capabilities)
+        return SpawnSpec(
+            run_id=run_id,
+            request=request.model_copy(update={"environment": {}}),
+            quotas=quotas,
+            host_path=os.environ.get("PATH", "/usr/bin:/bin"),
+            landlock_read_exec=_outside(
+                self._system_paths + request.python_path, request.workspace
+            ),
+            landlock_read_only=fs_roots.absolute(request.workspace, read_roots),
+            landlock_read_write=fs_roots.absolute(request.workspace, write_roots),
+            allow_exec="shell" in capabilities,
+        )
+
+    def _enforcement(self, spec: SpawnSpec) -> Enforcement:
+        machine = self._machine
+        landlock_on = bool(machine.get("landlock_abi"))
+        seccomp_on = bool(machine.get("seccomp"))
+        cgroups = bool(machine.get("cgroups"))
+        notes = []
+        if landlock_on:
+            notes.append(
+                "fs deny patterns inside an allowed directory are enforced by runtime.fs, not the kernel"
+            )
+        return Enforcement(
+            mode="sandbox",
+            fs="kernel" if landlock_on else "advisory",
+            net="kernel" if machine.get("netns") else "advisory",
+            env="kernel" if landlock_on else "best-effort",
+            shell="kernel" if landlock_on and seccomp_on else "best-effort",
+            cpu="kernel",
+            memory="kernel" if cgroups else "best-effort",
+            processes="kernel" if cgroups else "best-effort",
+            landlock_abi=int(machine.get("landlock_abi") or 0) or None,
+            notes=tuple(notes),
+        )
+
+    def _setup_failure(self, started: datetime, start: float, error: str) -> Outcome:
+        now = datetime.now(UTC)
+        return Outcome(
+            status="failed",
+            error=ErrorInfo(type="SandboxError", message=f"the run could not be started: {error}"),
+            started_at=started,
+            finished_at=now,
+            duration_ms=int((time.monotonic() - start) * 1000),
+            enforcement=self._enforcement_unknown(),
+        )
+
+    def _enforcement_unknown(self) -> Enforcement:
+        return Enforcement(
+            mode="sandbox",
+            fs="advisory",
+            net="advisory",
+            env="advisory",
+            shell="advisory",
+            cpu="advisory",
+            memory="advisory",
+            processes="advisory",
+            notes=("the run never started",),
+        )
+
+    def _watch(
+        self,
+        pid: int,
+        state: _RunState,
+        control: socket.socket,
+        out_r: int,
+        watch: _Watch,
+        decider: Decider,
+        cgroup: RunCgroup | None,
+        start: float,
+    ) -> None:
+        broker = NetBroker(decider)
+        sampler = TreeSampler(pid, cgroup)
+        next_sample = start + SAMPLE_EVERY_S
+        control_open = True
+        os.set_blocking(out_r, False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(control, selectors.EVENT_READ, "control")
+            selector.register(out_r, selectors.EVENT_READ, "output")
+            while True:
+                now = time.monotonic()
+                if state.exited.is_set() and not control_open:
+                    return
+                if watch.deadline is not None and now >= start + watch.deadline:
+                    watch.kill("timeout")
+                    return
+                if now >= next_sample:
+                    usage = sampler.sample()
+                    watch.observe(usage.rss_mb, usage.cpu_ms, usage.processes)
+                    if watch.kill_reason is not None:
+                        return
+                    next_sample = now + SAMPLE_EVERY_S
+                wait = SAMPLE_EVERY_S if control_open else 0.01
+                for key, _ in selector.select(timeout=wait):
+                    if key.data == "output":
+                        if not watch.read_output(out_r):
+                            selector.unregister(out_r)
+                        if watch.kill_reason is not None:
+                            return
+                        continue
+                    try:
+                        message, _ = receive(control)
+                    except (EOFError, OSError, ProtocolError):
+                        selector.unregister(control)
+                        control_open = False
+                        continue
+                    self._on_message(message, control, watch, broker, start)
+                    if watch.result is not None:
+                        # The job has answered; what is left of the run is killed, not awaited.
+                        return
+                if state.exited.is_set() and control_open and not selector.select(timeout=0):
+                    # The child is gone; anything it wrote is already readable or lost.
+                    return
+
+    def _on_message(
+        self,
+        message: dict[str, Any],
+        control: socket.socket,
+        watch: _Watch,
+        broker: NetBroker,
+        start: float,
+    ) -> None:
+        kind = message.get("type")
+        if kind == "log":
+            watch.add_log(message)
+        elif kind == "event":
+            watch.add_event(message)
+        elif kind == "result":
+            watch.result = message
+        elif kind == "net":
+            send(control, _perform(broker, message, watch.time_left(start)))
+
+
+def _perform(broker: NetBroker, message: dict[str, Any], time_left: float | None) -> dict[str, Any]:
+    try:
+        body = base64.b64decode(message["body"]) if message.get("body") is not None else None
+        timeout = float(message.get("timeout") or 30.0)
+        if time_left is not None:
+            timeout = max(0.1, min(timeout, time_left))
+        response = broker.perform(
+            NetRequest(
+                str(message["method"]),
+                str(message["url"]),
+                dict(message.get("headers") or {}),
+                body,
+                timeout,
+            )
+        )
+    except PermissionDenied as denied:
+        return {
+            "error": {
+                "type": "PermissionDenied",
+                "operation": denied.operation,
+                "target": denied.target,
+                "rule": denied.rule,
+                "reason": denied.reason,
+            }
+        }
+    except Exception as exc:
+        return {"error": {"type": type(exc).__name__, "message": f"{type(exc).__name__}: {exc}"}}
+    return {
+        "status": response.status,
+        "headers": dict(response.headers),
+        "body": base64.b64encode(response.content).decode(),
+        "url": response.url,
+    }
+
+
+class _Watch:
+    """The parent's bookkeeping for one run: limits, output, log, events, result, kill reason."""
+
+    def __init__(self, quotas: Quotas) -> None:
+        self.quotas = quotas
+        self.deadline = quotas.timeout_ms / 1000 if quotas.timeout_ms else None
+        self.output = bytearray()
+        self.output_total = 0
+        self.log: list[LogEntry] = []
+        self.events: list[Event] = []
+        self.log_truncated = False
+        self.events_truncated = False
+        self.result: dict[str, Any] | None = None
+        self.kill_reason: KillReason | None = None
+        self.peak_memory_mb = 0.0
+        self.cpu_ms = 0
+
+    def time_left(self, start: float) -> float | None:
+        return None if self.deadline is None else start + self.deadline - time.monotonic()
+
+    def kill(self, reason: KillReason) -> None:
+        if self.kill_reason is None:
+            self.kill_reason = reason
+
+    def observe(self, rss_mb: float, cpu_ms: int, processes: int) -> None:
+        self.peak_memory_mb = max(self.peak_memory_mb, rss_mb)
+        self.cpu_ms = max(self.cpu_ms, cpu_ms)
+        q = self.quotas
+        if q.memory_mb and rss_mb > q.memory_mb:
+            self.kill("memory")
+        elif q.cpu_ms and cpu_ms > q.cpu_ms:
+            self.kill("cpu")
+        elif q.processes and processes > q.processes:
+            self.kill("processes")
+
+    def read_output(self, fd: int) -> bool:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        self.output_total += len(chunk)
+        cap = self.quotas.output_bytes or 0
+        room = cap - len(self.output)
+        if room > 0:
+            self.output.extend(chunk[:room])
+        if cap and self.output_total > cap * OUTPUT_KILL_FACTOR:
+            self.kill("output")
+        return True
+
+    def drain_rest(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        for _ in range(64):
+            try:
+                if not self.read_output(fd):
+                    return
+            except OSError:
+                return
+
+    def add_log(self, message: dict[str, Any]) -> None:
+        if len(self.log) >= MAX_LOG_ENTRIES:
+            self.log_truncated = True
+            return
+        try:
+            self.log.append(
+                LogEntry(
+                    level=str(message.get("level", "info"))[:16],
+                    message=clip(str(message.get("message", "")), MAX_MESSAGE_CHARS),
+                    fields=dict(message.get("fields") or {}),
+                    at=float(message.get("at") or time.time()),
+                )
+            )
+        except (ValueError, TypeError):
+            self.log_truncated = True
+
+    def add_event(self, message: dict[str, Any]) -> None:
+        if len(self.events) >= MAX_EVENTS:
+            self.events_truncated = True
+            return
+        try:
+            self.events.append(
+                Event(name=str(message.get("name"))[:200], data=message.get("data"), at=time.time())
+            )
+        except (ValueError, TypeError):
+            self.events_truncated = True
+
+    def outcome(
+        self,
+        started: datetime,
+        start: float,
+        exit_message: dict[str, Any],
+        peak_memory_mb: float,
+        cpu_ms: int,
+        enforcement: Enforcement,
+    ) -> Outcome:
+        status, error = self._verdict(exit_message)
+        maxrss_mb = float(exit_message.get("maxrss_kb") or 0) / 1024
+        cap = self.quotas.output_bytes or 0
+        return Outcome(
+            status=status,
+            result=self.result.get("result") if self.result and status == "success" else None,
+            error=error,
+            kill_reason=self.kill_reason if status in ("timeout", "killed") else None,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            duration_ms=int((time.monotonic() - start) * 1000),
+            cpu_ms=max(cpu_ms, int(exit_message.get("cpu_ms") or 0)),
+            peak_memory_mb=round(max(peak_memory_mb, maxrss_mb), 1),
+            log=tuple(self.log),
+            log_truncated=self.log_truncated,
+            events=tuple(self.events),
+            events_truncated=self.events_truncated,
+            output=self.output.decode("utf-8", "replace"),
+            output_truncated=bool(cap) and self.output_total > cap,
+            enforcement=enforcement,
+        )
+
+    def _verdict(self, exit_message: dict[str, Any]) -> tuple[Status, ErrorInfo | None]:
+        if self.kill_reason == "timeout":
+            limit = self.quotas.timeout_ms
+            return "timeout", ErrorInfo(
+                type="Timeout", message=f"the run exceeded its {limit} ms timeout and was killed"
+            )
+        if self.kill_reason is not None:
+            return "killed", ErrorInfo(
+                type="Killed", message=_kill_message(self.kill_reason, self.quotas)
+            )
+        if self.result is not None:
+            raw = self.result.get("error")
+            if raw:
+                try:
+                    return "failed", ErrorInfo.model_validate(raw)
+                except ValueError:
+                    return "failed", ErrorInfo(
+                        type="Error", message=clip(str(raw), MAX_MESSAGE_CHARS)
+                    )
+            return "success", None
+        status = int(exit_message.get("status") or 0)
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self._cpu_spent()):
+                self.kill_reason = "cpu"
+                return "killed", ErrorInfo(type="Killed", message=_kill_message("cpu", self.quotas))
+            name = (
+                signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            )
+            return "failed", ErrorInfo(
+                type="Crashed", message=f"the job's process was killed by {name}"
+            )
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        return "failed", ErrorInfo(
+            type="ExitedWithoutResult",
+            message=f"the job's process exited with status {code} before returning a result",
+        )
+
+    def _cpu_spent(self) -> bool:
+        return bool(self.quotas.cpu_ms) and self.cpu_ms >= (self.quotas.cpu_ms or 0) * 0.9
+
+
+def _kill_message(reason: KillReason, quotas: Quotas) -> str:
+    limits = {
+        "timeout": f"{quotas.timeout_ms} ms timeout",
+        "cpu": f"{quotas.cpu_ms} ms CPU quota",
+        "memory": f"{quotas.memory_mb} MB memory quota",
+        "output": f"{quotas.output_bytes}-byte output quota (x{OUTPUT_KILL_FACTOR})",
+        "processes": f"{quotas.processes}-process quota",
+    }
+    return f"the run exceeded its {limits[reason]} and was killed"
+
+
+def _signal_members(cgroup: RunCgroup) -> None:
+    for member in cgroup.pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
+class _Cleaner:
+    """Finishes ended runs in the background: kill until the cgroup is empty, then remove it."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[int, RunCgroup] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="plugbox-cleaner", daemon=True)
+        self._thread.start()
+
+    def submit(self, pid: int, cgroup: RunCgroup) -> None:
+        self._queue.put((pid, cgroup))
+
+    def drain(self) -> None:
+        """Block until every submitted run is fully cleaned up."""
+        self._queue.join()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is not None:
+                    pid, cgroup = item
+                    _end_run(pid, cgroup)
+                    cgroup.close()
+            except Exception:
+                log.exception("cleaning up a run failed")
+            finally:
+                self._queue.task_done()
+
+
+def _end_run(pid: int, cgroup: RunCgroup | None) -> None:
+    """Kill every process of the run; the cgroup is authoritative, the tree walk the fallback."""
+    if cgroup is not None:
+        cgroup.kill_all()  # kills until the cgroup is empty: nothing of the run can remain
+    else:
+        kill_tree(pid, session_id=pid)
+
+
+def _outside(paths: tuple[str, ...], workspace: str) -> tuple[str, ...]:
+    """Drop code paths that contain the workspace: granting them would grant all of it."""
+    root = os.path.realpath(workspace)
+    return tuple(p for p in paths if not (root == p or root.startswith(p.rstrip("/") + "/")))
+
+
+def _zygote_environment() -> dict[str, str]:
+    """The zygote starts with no host secrets: only what Python itself needs."""
+    keep = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+    }
+    if "PYTHONPATH" in os.environ:
+        keep["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return keep
+
+
+def _code_paths() -> tuple[str, ...]:
+    """Readable + executable paths a child needs: system libraries, Python, and installed code."""
+    paths = set(default_system_paths())
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        paths.add(prefix)
+    for entry in sys.path:
+        if entry and os.path.isabs(entry) and os.path.exists(entry):
+            paths.add(entry)
+    return tuple(sorted(paths))

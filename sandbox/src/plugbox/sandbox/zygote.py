@@ -1,0 +1,153 @@
+"""The warm fork server: one pre-imported Python process that forks a confined child per run.
+
+Started by :class:`~plugbox.sandbox.runner.SandboxRunner` as ``python -m plugbox.sandbox.zygote FD``
+with a scrubbed environment. It imports everything a run needs (pydantic, the SDK, the proxies) but
+never plugin code, so each child starts warm and clean, and plugin import-time code only ever runs
+confined. ``multiprocessing``'s forkserver would re-run ``__main__`` per child on 3.11; this is
+the small server we need instead.
+
+Messages (framed JSON, :mod:`plugbox.sandbox.protocol`):
+parent -> zygote: ``hello``, ``spawn`` (with the run's control socket and output pipe as fds),
+``shutdown``; zygote -> parent: ``ready``, ``spawned`` (pid), ``exited`` (pid, wait status, rusage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib.machinery
+import os
+import selectors
+import signal
+import socket
+import sys
+from typing import Any
+
+from plugbox.sandbox.child import run_child
+from plugbox.sandbox.confine import Confinement, MachineLayers
+from plugbox.sandbox.limits.reaper import become_subreaper
+from plugbox.sandbox.protocol import receive, send
+from plugbox.sandbox.request import SpawnSpec
+from plugbox.sdk.permissions import effective_policy
+
+
+def serve(sock: socket.socket) -> None:
+    gc.disable()  # the zygote allocates little; collections would only dirty pages children share
+    hello, _ = receive(sock)
+    machine = MachineLayers.probe(cgroups=bool(hello.get("cgroups")))
+    become_subreaper()
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    send(sock, {"type": "ready", "pid": os.getpid(), "machine": _describe(machine)})
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ, "parent")
+        selector.register(wake_r, selectors.EVENT_READ, "sigchld")
+        while True:
+            for key, _ in selector.select():
+                if key.data == "sigchld":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
+                    _reap(sock)
+                    continue
+                try:
+                    message, fds = receive(sock, max_fds=2)
+                except EOFError:
+                    return
+                if message.get("type") == "shutdown":
+                    return
+                if message.get("type") == "spawn":
+                    _spawn(sock, message, fds, machine, (wake_r, wake_w))
+            _reap(sock)
+
+
+def _spawn(
+    sock: socket.socket,
+    message: dict[str, Any],
+    fds: list[int],
+    machine: MachineLayers,
+    wake: tuple[int, int],
+) -> None:
+    control_fd, output_fd = fds
+    try:
+        spec = SpawnSpec.model_validate(message["spec"])
+        confinement = Confinement.prepare(spec, machine)
+        # Compile the policy here (cached per permission set) so every child inherits it warm.
+        effective_policy(spec.request.permissions, *spec.request.grants)
+        _warm_finders(spec.request.handler, spec.request.python_path)
+    except Exception as exc:
+        os.close(control_fd)
+        os.close(output_fd)
+        send(
+            sock,
+            {
+                "type": "spawn_failed",
+                "run_id": message.get("spec", {}).get("run_id"),
+                "error": str(exc),
+            },
+        )
+        return
+    # Move every object into the permanent generation so the child's collector never walks (and
+    # copy-on-write faults) the zygote's heap; a few ms per run otherwise.
+    gc.freeze()
+    pid = os.fork()
+    if pid == 0:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(wake[0])
+        os.close(wake[1])
+        sock.detach()
+        run_child(spec, confinement, control_fd, output_fd)
+    os.close(control_fd)
+    os.close(output_fd)
+    send(sock, {"type": "spawned", "run_id": spec.run_id, "pid": pid})
+
+
+def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:
+    """Locate the handler's top-level package (a directory listing, no plugin code runs) so the
+    path finder caches every child inherits already know where it is."""
+    top = handler.partition(":")[0].partition(".")[0]
+    with contextlib.suppress(Exception):
+        importlib.machinery.PathFinder.find_spec(top, [*python_path, *sys.path])
+
+
+def _reap(sock: socket.socket) -> None:
+    while True:
+        try:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        send(
+            sock,
+            {
+                "type": "exited",
+                "pid": pid,
+                "status": status,
+                "cpu_ms": int((usage.ru_utime + usage.ru_stime) * 1000),
+                "maxrss_kb": usage.ru_maxrss,
+            },
+        )
+
+
+def _describe(machine: MachineLayers) -> dict[str, Any]:
+    return {
+        "landlock_abi": machine.landlock_abi,
+        "netns": machine.netns,
+        "seccomp": machine.seccomp,
+        "cgroups": machine.cgroups,
+    }
+
+
+def main() -> None:
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    try:
+        serve(sock)
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+if __name__ == "__main__":
+    main()
