@@ -541,8 +541,8 @@ def _enable_controllers(directory: Path, controllers: tuple[str, ...]) -> None:
 def _make_run_dir(plan: _Plan, parent: Path, directory: Path) -> None:
     enable = plan.v2_enable if parent == plan.v2_parent else ()
     for _ in range(5):
-        _ensure_parent(parent, enable)
         try:
+            _ensure_parent(parent, enable)
             directory.mkdir()
         except FileNotFoundError:
             continue  # the last run of another thread removed the empty parent just now

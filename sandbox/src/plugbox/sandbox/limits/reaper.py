@@ -26,7 +26,6 @@ import functools
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Collection, Iterable
@@ -46,18 +45,22 @@ _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>, Linux 3.4
 _PR_GET_CHILD_SUBREAPER = 37
 
 
-def become_subreaper() -> None:
+def become_subreaper() -> bool:
     """Make orphaned descendants of the calling process re-parent to it rather than to init.
 
-    The caller must reap them (``waitpid``) or they stay zombies; :func:`kill_orphans` does both.
-    The flag is not inherited by children and survives ``execve``.
+    Returns False where the platform has no such thing (anything but Linux): the run still works,
+    with :func:`kill_tree` alone to end it. Raises :class:`OSError` if Linux refuses.
+
+    The caller must reap adopted orphans (``waitpid``) or they stay zombies; :func:`kill_orphans`
+    does both. The flag is not inherited by children and survives ``execve``.
     """
     libc = _libc()
     if libc is None:
-        raise OSError(f"child subreapers are Linux-only (this is {sys.platform})")
+        return False
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+    return True
 
 
 def is_subreaper() -> bool:

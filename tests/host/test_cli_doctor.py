@@ -1,0 +1,42 @@
+"""`plugbox doctor` through the installed console script, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def plugbox() -> str:
+    found = shutil.which("plugbox", path=str(Path(sys.executable).parent))
+    assert found, "the plugbox console script is not installed next to this interpreter"
+    return found
+
+
+def test_doctor_json_reports_every_layer_active_here() -> None:
+    out = subprocess.run(
+        [plugbox(), "doctor", "--json"], check=True, capture_output=True, text=True
+    )
+    report = json.loads(out.stdout)
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    assert {"landlock", "seccomp", "cgroups", "openat2"} <= set(layers)
+    inactive = [name for name, layer in layers.items() if not layer["active"]]
+    assert inactive == [], f"layers not active on this machine: {inactive}"
+    assert "ABI" in layers["landlock"]["detail"]
+    assert set(report["capabilities"].values()) == {"kernel"}
+
+
+def test_doctor_text_is_readable() -> None:
+    out = subprocess.run([plugbox(), "doctor"], check=True, capture_output=True, text=True)
+    assert "enforcement layers" in out.stdout
+    assert "capability" in out.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["doctor", "--help"]])
+def test_help(args: list[str]) -> None:
+    out = subprocess.run([plugbox(), *args], check=True, capture_output=True, text=True)
+    assert "Usage" in out.stdout
