@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from plugbox.sandbox.channel import ChildChannel
 from plugbox.sandbox.confine import Confinement
 from plugbox.sandbox.handlers import call_handler, import_handler
+from plugbox.sandbox.limits.reaper import become_subreaper
 from plugbox.sandbox.outcome import json_result
 from plugbox.sandbox.protocol import receive
 from plugbox.sandbox.request import SpawnSpec
@@ -50,6 +51,9 @@ def run_child(
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
         _scrub_environment(env, request.workspace)
         os.chdir(request.workspace)
+        # Orphans of the job (a setsid double-fork) re-parent to this process, so the tree walk
+        # that ends a run without cgroups still finds them.
+        become_subreaper()
         confinement.apply_in_child()
         sys.path[0:0] = list(request.python_path)
         code = _run(spec, control, env)

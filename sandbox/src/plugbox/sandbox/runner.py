@@ -221,7 +221,9 @@ class SandboxRunner:
                 if cgroup.oom_killed() and watch.kill_reason is None:
                     watch.kill_reason = "memory"
                 self._cleaner.submit(pid, cgroup)
-        return watch.outcome(started, start, state.exit_message, peak, cpu, self._enforcement(spec))
+        return watch.outcome(
+            started, start, state.exit_message, peak, cpu, self._enforcement(cgroup is not None)
+        )
 
     def _spec(self, run_id: str, request: RunRequest, quotas: Quotas) -> SpawnSpec:
         read_roots, write_roots = fs_roots.workspace_roots(request.permissions, request.grants)
@@ -242,12 +244,16 @@ class SandboxRunner:
             allow_exec="shell" in capabilities,
         )
 
-    def _enforcement(self, spec: SpawnSpec) -> Enforcement:
+    def _enforcement(self, cgroups: bool) -> Enforcement:
+        """Levels for a run: the zygote's probe for the child layers, this run's own cgroup."""
         machine = self._machine
         landlock_on = bool(machine.get("landlock_abi"))
         seccomp_on = bool(machine.get("seccomp"))
-        cgroups = bool(machine.get("cgroups"))
         notes = []
+        if not cgroups:
+            notes.append(
+                "no cgroup for this run: memory and processes were enforced by rlimits and polling"
+            )
         if landlock_on:
             notes.append(
                 "fs deny patterns inside an allowed directory are enforced by runtime.fs, not the kernel"

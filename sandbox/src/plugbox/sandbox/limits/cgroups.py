@@ -174,7 +174,7 @@ class RunCgroup:
         The parent may call this right after the fork **only if the child waits for a go-ahead**
         before running plugin code — otherwise the child could fork before it is moved, and that
         grandchild would stay outside. A child can also join by itself (:meth:`join`), which has no
-        such window. Moving is idempotent.
+        such window. Moving is idempotent; a pid that is gone raises :class:`ProcessLookupError`.
         """
         for procs in self.procs_files:
             _write(procs, str(pid))
@@ -339,8 +339,10 @@ class RunCgroup:
         _write(directory / state, frozen)
         deadline = time.monotonic() + FREEZE_TIMEOUT_S
         # A task in uninterruptible sleep can hold the group in FREEZING; kill it anyway.
+        delay = 0.00005
         while time.monotonic() < deadline and not _is_frozen(directory, v1):
-            time.sleep(0.0005)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.01)
         try:
             yield
         finally:

@@ -148,17 +148,11 @@ def kill_orphans(keep: Collection[int]) -> int:
     were killed.
     """
     killed = 0
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return 0
-    for child in children:
-        if child.pid in keep:
-            continue
+    for child in _children(os.getpid()) - set(keep):
         with contextlib.suppress(psutil.Error):
-            if child.status() != psutil.STATUS_ZOMBIE:
-                killed += kill_tree(child.pid)
-        _reap(child.pid)
+            if psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+                killed += kill_tree(child)
+        _reap(child)
     return killed
 
 
@@ -181,36 +175,42 @@ def _members(root_pid: int, session_id: int | None, protected: set[int]) -> set[
 
 
 def _tree(root_pid: int) -> set[int]:
-    """``root_pid`` and its descendants.
-
-    Read from ``/proc/PID/task/TID/children`` (a child belongs to the *thread* that forked it), which
-    costs one read per member; psutil's ``children()`` reads the ``stat`` file of every process on
-    the machine instead. The kernel documents that list as possibly incomplete while children come
-    and go — the stop-then-walk-again loop of :func:`kill_tree` is what makes it exact.
-    """
-    if not _has_children_files():
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(root_pid)
-            return {root_pid, *(p.pid for p in root.children(recursive=True))}
-        return set()
+    """``root_pid`` (unless it is gone) and its descendants."""
     found: set[int] = set()
     pending = [root_pid]
     while pending:
         pid = pending.pop()
-        if pid in found:
+        if pid in found or not os.path.exists(f"/proc/{pid}"):
             continue
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue  # gone
         found.add(pid)
-        for tid in tids:
-            with (
-                contextlib.suppress(OSError, ValueError),
-                open(f"/proc/{pid}/task/{tid}/children", "rb") as children,
-            ):
-                pending.extend(int(child) for child in children.read().split())
+        pending.extend(_children(pid))
     return found
+
+
+def _children(pid: int) -> set[int]:
+    """The children of ``pid``.
+
+    Read from ``/proc/PID/task/TID/children`` (a child belongs to the *thread* that forked it),
+    which costs one read per thread; psutil's ``children()`` reads the ``stat`` file of every
+    process on the machine instead. The kernel documents that list as possibly incomplete while
+    children come and go — the stop-then-walk-again loop of :func:`kill_tree` makes it exact.
+    """
+    if not _has_children_files():
+        with contextlib.suppress(psutil.Error):
+            return {child.pid for child in psutil.Process(pid).children()}
+        return set()
+    children: set[int] = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children  # gone
+    for tid in tids:
+        with (
+            contextlib.suppress(OSError, ValueError),
+            open(f"/proc/{pid}/task/{tid}/children", "rb") as listed,
+        ):
+            children.update(int(child) for child in listed.read().split())
+    return children
 
 
 @functools.cache

@@ -48,10 +48,11 @@ AS_HEADROOM_MB = 512
 Address space is not memory: glibc reserves 64 MiB per malloc arena, every thread stack is 8 MiB
 of mappings, and shared libraries map far more than they touch. Measured with Python 3.11 on
 Linux 6.18: a fork of a process that imported the SDK, pydantic and psutil maps 43 MiB, and 20
-threads that each allocate push that to 1.16 GiB with glibc's default arena count but to about
-0.35 GiB with :data:`MALLOC_ARENAS` arenas. The limit is therefore loose on purpose: it turns one
-oversized allocation into ``MemoryError`` at once, while memory that is really touched is bounded
-by the cgroup (or the watchdog) at ``memory_mb``.
+threads that each allocate push that to 1.16 GiB with glibc's default arena count. Under the limit
+for ``memory_mb=64`` only 13 such threads could start; with :data:`MALLOC_ARENAS` arenas, 47. The
+limit is therefore loose on purpose: it turns one oversized allocation into ``MemoryError`` at
+once, while memory that is really touched is bounded by the cgroup (or the watchdog) at
+``memory_mb``.
 """
 
 MALLOC_ARENAS = 2
@@ -104,14 +105,17 @@ def address_space_limit(memory_mb: int, mapped_bytes: int | None = None) -> int:
 
 
 def _set(which: int, soft: int, hard: int | None = None) -> None:
+    """Lower a limit to (``soft``, ``hard``), never raising one that is already tighter.
+
+    Raising fails for non-root, and for root it would loosen whatever the host itself runs under.
+    """
     hard = soft if hard is None else hard
-    _, current_hard = resource.getrlimit(which)
-    if current_hard != resource.RLIM_INFINITY and current_hard < hard:
-        # Never try to raise a limit someone above us set lower: that fails for non-root, and for
-        # root it would loosen the host's own policy.
-        hard = current_hard
-        soft = min(soft, hard)
-    resource.setrlimit(which, (soft, hard))
+    current_soft, current_hard = resource.getrlimit(which)
+    if current_hard != resource.RLIM_INFINITY:
+        hard = min(hard, current_hard)
+    if current_soft != resource.RLIM_INFINITY:
+        soft = min(soft, current_soft)
+    resource.setrlimit(which, (min(soft, hard), hard))
 
 
 def _mapped_bytes() -> int:
