@@ -4,10 +4,11 @@ Order matters and is the point of this module:
 
 1. new session, stdout/stderr to the run's output pipe, every other descriptor closed (an fd
    inherited from the zygote is not covered by Landlock);
-2. wait for the parent's "go" — it arrives after the parent has put this process in the run's
-   cgroup, and carries the only environment variables the job may see;
-3. scrubbed environment, cwd and ``TMPDIR`` in the workspace;
-4. the confinement layers (:mod:`plugbox.sandbox.confine`);
+2. cwd in the workspace, subreaper, the confinement layers (:mod:`plugbox.sandbox.confine`) —
+   they depend only on the spawn spec, so a pre-forked warm child is confined while it waits;
+3. wait for the parent's "go" — it arrives after the parent has put this process in the run's
+   cgroup, and carries the run's context and the only environment variables the job may see;
+4. scrubbed environment with ``TMPDIR`` in the workspace;
 5. only then is the plugin's module imported and its handler called.
 
 Whatever happens, the process ends with ``os._exit`` so no zygote state (atexit handlers, buffered
@@ -29,7 +30,7 @@ from plugbox.sandbox.handlers import call_handler, import_handler
 from plugbox.sandbox.limits.reaper import become_subreaper
 from plugbox.sandbox.outcome import json_result
 from plugbox.sandbox.protocol import receive
-from plugbox.sandbox.request import SpawnSpec
+from plugbox.sandbox.request import RunContext, SpawnSpec
 from plugbox.sandbox.session import Collector, build_context, error_from
 from plugbox.sdk import ResourceUsage
 from plugbox.sdk.permissions import effective_policy
@@ -47,14 +48,23 @@ def run_child(
     try:
         _detach(control_fd, output_fd, keep=confinement.inherited_fds())
         control = socket.socket(fileno=control_fd)
-        go, _ = receive(control)
-        env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
-        _scrub_environment(env, request.workspace)
         os.chdir(request.workspace)
         # Orphans of the job (a setsid double-fork) re-parent to this process, so the tree walk
         # that ends a run without cgroups still finds them.
         become_subreaper()
+        # Confinement depends only on the spawn spec, so a warm child is already confined while
+        # it waits; nothing of the plugin runs before the go, which comes after the cgroup move.
         confinement.apply_in_child()
+        go, _ = receive(control)
+        env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
+        if go.get("context") is not None:
+            # A warm child was forked before its run existed; the run's facts arrive with go.
+            context = RunContext.model_validate(go["context"])
+            spec = spec.model_copy(
+                update={"request": spec.request.model_copy(update={"context": context})}
+            )
+            request = spec.request
+        _scrub_environment(env, request.workspace)
         sys.path[0:0] = list(request.python_path)
         code = _run(spec, control, env)
     except BaseException as exc:

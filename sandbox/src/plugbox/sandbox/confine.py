@@ -2,8 +2,9 @@
 
 Preparing (building the Landlock ruleset, compiling the seccomp filter) costs far more than
 applying, so it happens before ``fork`` and is cached per distinct path set; the child only calls
-``restrict_self`` and ``seccomp_load``. Order in the child: rlimits, private network namespace,
-Landlock, seccomp last (it forbids ``unshare``), and nothing of the plugin is imported before.
+``restrict_self`` and ``seccomp_load``. Order in the child: rlimits, Landlock, seccomp last, and
+nothing of the plugin is imported before. The private network namespace is entered once by the
+zygote, so every child is born in it.
 
 A layer this machine lacks is skipped and reported in the run's :class:`Enforcement`, never
 silently assumed.
@@ -84,8 +85,7 @@ class Confinement:
     def apply_in_child(self) -> None:
         """Confine the calling (child) process. Raises if a layer we rely on fails to apply."""
         apply_rlimits(self.spec.quotas)
-        if self.machine.netns:
-            namespaces.unshare_network()
+        # The network namespace is the zygote's (shared, empty): see plugbox.sandbox.zygote.
         if self.ruleset is not None:
             self.ruleset.restrict_self()
         if self.filter is not None:

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,14 +51,19 @@ from plugbox.sandbox.outcome import (
 )
 from plugbox.sandbox.protocol import ProtocolError, receive, send
 from plugbox.sandbox.proxies.env import allowed_environment
-from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest, SpawnSpec
+from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, SpawnSpec
 from plugbox.sandbox.workspace import prepare_write_roots
 from plugbox.sdk import PermissionDenied
 from plugbox.sdk.permissions import Decider, Quotas, effective_policy
 
 log = logging.getLogger(__name__)
+_PLACEHOLDER_CONTEXT = RunContext(job_id="-", plugin_id="-", plugin_version="-", run_id="-")
 
 SPAWN_TIMEOUT_S = 10.0
+#: Distinct jobs that keep a pre-forked child ready.
+MAX_WARM = 8
+#: How long a run waits for a warm child that is being forked before forking its own.
+WARM_WAIT_S = 0.05
 SAMPLE_EVERY_S = 0.05
 #: Output past the quota is drained and dropped; past this multiple of it the run is killed.
 OUTPUT_KILL_FACTOR = 4
@@ -68,6 +74,24 @@ class _RunState:
     spawned: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
     exited: threading.Event = field(default_factory=threading.Event)
     exit_message: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Child:
+    """A forked, confined child waiting for its go (cold, or warm from the pool)."""
+
+    spawn_id: str
+    pid: int
+    control: socket.socket
+    out_r: int
+    cgroup: RunCgroup | None
+    state: _RunState
+
+
+def _warm_key(request: RunRequest, quotas: Quotas) -> str:
+    """Runs with the same key can share a warm child: everything but context and environment."""
+    shape = request.model_copy(update={"context": _PLACEHOLDER_CONTEXT, "environment": {}})
+    return shape.model_dump_json() + quotas.model_dump_json()
 
 
 class SandboxRunner:
@@ -84,6 +108,11 @@ class SandboxRunner:
         self._machine: dict[str, Any] = {}
         self._system_paths = _code_paths()
         self._cleaner = _Cleaner()
+        self._warm: dict[str, _Child] = {}
+        self._warm_lock = threading.Lock()
+        self._warming: dict[str, threading.Event] = {}
+        self._closing = False
+        self._warmer = _Warmer(self._prewarm)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> SandboxRunner:
@@ -108,6 +137,12 @@ class SandboxRunner:
         return self
 
     def close(self) -> None:
+        self._closing = True
+        self._warmer.drain()
+        with self._warm_lock:
+            warm, self._warm = list(self._warm.values()), {}
+        for child in warm:
+            self._discard(child)
         self._cleaner.drain()
         if self._sock is not None:
             try:
@@ -163,22 +198,81 @@ class SandboxRunner:
 
     # -- one run ------------------------------------------------------------------------
     def run(self, request: RunRequest) -> Outcome:
-        """Run ``request`` in a confined child and return its outcome (never raises for job faults)."""
+        """Run ``request`` in a confined child and return its outcome (never raises for job faults).
+
+        A warm child — already forked, confined and in its cgroup, waiting for its go — is used
+        when the previous run of the same job left one; a new one is prepared for next time.
+        """
         self.start()
-        assert self._sock is not None
-        run_id = request.context.run_id or uuid.uuid4().hex
         decider = effective_policy(request.permissions, *request.grants)
         quotas = request.quotas(self._defaults)
-        spec = self._spec(run_id, request, quotas)
+        key = _warm_key(request, quotas)
         started = datetime.now(UTC)
-        start = time.monotonic()
+        child = self._take_warm(key)
+        if not self._closing:
+            # Prepare the next run's child while this one runs.
+            self._warmer.submit(key, request, quotas)
+        if child is None:
+            spawned = self._spawn(request, quotas)
+            if isinstance(spawned, str):
+                return self._setup_failure(started, time.monotonic(), spawned)
+            child = spawned
+        return self._drive(child, request, decider, quotas, started)
+
+    def _take_warm(self, key: str) -> _Child | None:
+        with self._warm_lock:
+            child = self._warm.pop(key, None)
+            pending = self._warming.get(key) if child is None else None
+        if pending is not None and pending.wait(WARM_WAIT_S):
+            # A child for this job is being forked right now: waiting for it beats a cold fork.
+            with self._warm_lock:
+                child = self._warm.pop(key, None)
+        if child is not None and child.state.exited.is_set():
+            self._discard(child)
+            return None
+        return child
+
+    def _prewarm(self, key: str, request: RunRequest, quotas: Quotas) -> None:
+        with self._warm_lock:
+            if key in self._warm or key in self._warming or self._closing:
+                return
+            ready = self._warming[key] = threading.Event()
+        try:
+            spawned = self._spawn(request, quotas)
+        finally:
+            with self._warm_lock:
+                self._warming.pop(key, None)
+        if isinstance(spawned, str):
+            ready.set()
+            return
+        with self._warm_lock:
+            if key in self._warm or self._closing or len(self._warm) >= MAX_WARM:
+                evicted: _Child | None = spawned
+            else:
+                self._warm[key] = spawned
+                evicted = None
+        ready.set()
+        if evicted is not None:
+            self._discard(evicted)
+
+    def _discard(self, child: _Child) -> None:
+        child.control.close()
+        os.close(child.out_r)
+        _end_run(child.pid, child.cgroup)
+        if child.cgroup is not None:
+            child.cgroup.close()
+        self._runs.pop(child.spawn_id, None)
+
+    def _spawn(self, request: RunRequest, quotas: Quotas) -> _Child | str:
+        """Fork a confined child that waits for its go; an error text when that fails."""
+        assert self._sock is not None
+        spawn_id = uuid.uuid4().hex
+        spec = self._spec(spawn_id, request, quotas)
         parent_end, child_end = socket.socketpair()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        cgroup = RunCgroup.create(run_id, quotas) if self._cgroups.version is not None else None
+        cgroup = RunCgroup.create(spawn_id, quotas) if self._cgroups.version is not None else None
         state = _RunState()
-        self._runs[run_id] = state
-        watch = _Watch(quotas)
-        pid = 0
+        self._runs[spawn_id] = state
         try:
             with self._lock:
                 send(
@@ -186,41 +280,65 @@ class SandboxRunner:
                     {"type": "spawn", "spec": spec.model_dump(mode="json")},
                     [child_end.fileno(), out_w],
                 )
+        finally:
             child_end.close()
             os.close(out_w)
-            out_w = -1
-            reply = state.spawned.get(timeout=SPAWN_TIMEOUT_S)
-            if reply.get("type") != "spawned":
-                return self._setup_failure(started, start, str(reply.get("error")))
-            pid = int(reply["pid"])
+        reply = state.spawned.get(timeout=SPAWN_TIMEOUT_S)
+        if reply.get("type") != "spawned":
+            parent_end.close()
+            os.close(out_r)
             if cgroup is not None:
+                cgroup.close()
+            self._runs.pop(spawn_id, None)
+            return str(reply.get("error"))
+        pid = int(reply["pid"])
+        if cgroup is not None:
+            with contextlib.suppress(ProcessLookupError):  # it already died; the run reports how
                 cgroup.add(pid)
+        return _Child(spawn_id, pid, parent_end, out_r, cgroup, state)
+
+    def _drive(
+        self,
+        child: _Child,
+        request: RunRequest,
+        decider: Decider,
+        quotas: Quotas,
+        started: datetime,
+    ) -> Outcome:
+        start = time.monotonic()
+        watch = _Watch(quotas)
+        state, cgroup = child.state, child.cgroup
+        try:
             send(
-                parent_end, {"type": "go", "env": allowed_environment(request.environment, decider)}
+                child.control,
+                {
+                    "type": "go",
+                    "env": allowed_environment(request.environment, decider),
+                    "context": request.context.model_dump(mode="json"),
+                },
             )
-            self._watch(pid, state, parent_end, out_r, watch, decider, cgroup, start)
+            self._watch(child.pid, state, child.control, child.out_r, watch, decider, cgroup, start)
+        except OSError:
+            pass  # the child is gone before its go; its exit status tells why
         finally:
-            answered = watch.result is not None
-            if pid and answered and cgroup is not None:
+            if watch.result is not None and cgroup is not None:
                 # Fast path: SIGKILL what is left now; waiting for the exits and removing the
                 # cgroup happen on the cleaner thread, off the trigger -> outcome path.
                 _signal_members(cgroup)
-            elif pid:
-                _end_run(pid, cgroup)
+            else:
+                _end_run(child.pid, cgroup)
                 state.exited.wait(timeout=5)  # the exit status explains a run without a result
-            self._runs.pop(run_id, None)
-            parent_end.close()
-            if out_w >= 0:
-                os.close(out_w)
-            watch.drain_rest(out_r)
-            os.close(out_r)
+            self._runs.pop(child.spawn_id, None)
+            child.control.close()
+            watch.drain_rest(child.out_r)
+            os.close(child.out_r)
             peak, cpu = watch.peak_memory_mb, watch.cpu_ms
             if cgroup is not None:
                 peak = max(peak, cgroup.peak_memory_mb())
                 cpu = max(cpu, cgroup.cpu_ms())
                 if cgroup.oom_killed() and watch.kill_reason is None:
                     watch.kill_reason = "memory"
-                self._cleaner.submit(pid, cgroup)
+                self._cleaner.submit(child.pid, cgroup)
         return watch.outcome(
             started, start, state.exit_message, peak, cpu, self._enforcement(cgroup is not None)
         )
@@ -445,6 +563,10 @@ class _Watch:
             return True
         if not chunk:
             return False
+        self._keep_output(chunk)
+        return True
+
+    def _keep_output(self, chunk: bytes) -> None:
         self.output_total += len(chunk)
         cap = self.quotas.output_bytes or 0
         room = cap - len(self.output)
@@ -452,16 +574,18 @@ class _Watch:
             self.output.extend(chunk[:room])
         if cap and self.output_total > cap * OUTPUT_KILL_FACTOR:
             self.kill("output")
-        return True
 
     def drain_rest(self, fd: int) -> None:
+        """Read what is already in the pipe; never wait for writers that may still hold it."""
         os.set_blocking(fd, False)
         for _ in range(64):
             try:
-                if not self.read_output(fd):
-                    return
+                chunk = os.read(fd, 1 << 16)
             except OSError:
                 return
+            if not chunk:
+                return
+            self._keep_output(chunk)
 
     def add_log(self, message: dict[str, Any]) -> None:
         if len(self.log) >= MAX_LOG_ENTRIES:
@@ -578,6 +702,31 @@ def _signal_members(cgroup: RunCgroup) -> None:
     for member in cgroup.pids():
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
+
+
+class _Warmer:
+    """Prepares the next run's child in the background, off the trigger -> outcome path."""
+
+    def __init__(self, prewarm: Callable[[str, RunRequest, Quotas], None]) -> None:
+        self._prewarm = prewarm
+        self._queue: queue.Queue[tuple[str, RunRequest, Quotas]] = queue.Queue()
+        threading.Thread(target=self._work, name="plugbox-warmer", daemon=True).start()
+
+    def submit(self, key: str, request: RunRequest, quotas: Quotas) -> None:
+        self._queue.put((key, request, quotas))
+
+    def drain(self) -> None:
+        self._queue.join()
+
+    def _work(self) -> None:
+        while True:
+            key, request, quotas = self._queue.get()
+            try:
+                self._prewarm(key, request, quotas)
+            except Exception:
+                log.exception("preparing a warm child failed")
+            finally:
+                self._queue.task_done()
 
 
 class _Cleaner:
