@@ -2,9 +2,10 @@
 
 Preparing (building the Landlock ruleset, compiling the seccomp filter) costs far more than
 applying, so it happens before ``fork`` and is cached per distinct path set; the child only calls
-``restrict_self`` and ``seccomp_load``. Order in the child: rlimits, Landlock, seccomp last, and
-nothing of the plugin is imported before. The private network namespace is entered once by the
-zygote, so every child is born in it.
+``restrict_self`` and ``seccomp_load``. Order in the child: rlimits, (own network namespace),
+Landlock, seccomp last, and nothing of the plugin is imported before. Where seccomp works, the
+empty network namespace is entered once by the zygote and every child is born in it
+(:attr:`MachineLayers.shared_netns`).
 
 A layer this machine lacks is skipped and reported in the run's :class:`Enforcement`, never
 silently assumed.
@@ -30,6 +31,16 @@ class MachineLayers:
     netns: bool
     seccomp: bool
     cgroups: bool
+
+    @property
+    def shared_netns(self) -> bool:
+        """Whether children can share the zygote's empty namespace instead of making their own.
+
+        A root job can bring ``lo`` up in a namespace (``SIOCSIFFLAGS`` works through an
+        ``AF_UNIX`` socket), so sharing is only safe where seccomp refuses every non-unix socket
+        and nothing could use ``lo`` anyway; without seccomp each child gets its own namespace.
+        """
+        return self.netns and self.seccomp
 
     @classmethod
     def probe(cls, *, cgroups: bool) -> MachineLayers:
@@ -85,7 +96,8 @@ class Confinement:
     def apply_in_child(self) -> None:
         """Confine the calling (child) process. Raises if a layer we rely on fails to apply."""
         apply_rlimits(self.spec.quotas)
-        # The network namespace is the zygote's (shared, empty): see plugbox.sandbox.zygote.
+        if self.machine.netns and not self.machine.shared_netns:
+            namespaces.unshare_network()
         if self.ruleset is not None:
             self.ruleset.restrict_self()
         if self.filter is not None:

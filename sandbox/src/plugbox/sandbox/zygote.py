@@ -36,7 +36,7 @@ def serve(sock: socket.socket) -> None:
     gc.disable()  # the zygote allocates little; collections would only dirty pages children share
     hello, _ = receive(sock)
     machine = MachineLayers.probe(cgroups=bool(hello.get("cgroups")))
-    if machine.netns:
+    if machine.shared_netns:
         # One empty network namespace (only a down `lo`) for the zygote and every child it forks:
         # no run can reach any network, and no child pays ~0.3 ms to create and the kernel more
         # to tear down a namespace of its own. The broker lives in the parent, outside it.

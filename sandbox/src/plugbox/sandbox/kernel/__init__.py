@@ -104,8 +104,8 @@ def _probe_landlock() -> LayerStatus:
 def _probe_network() -> LayerStatus:
     ok, how = probe_network()
     detail = {
-        "netns": "private network namespace per run (unshare CLONE_NEWNET)",
-        "userns+netns": "private network namespace per run, inside a user namespace (not root)",
+        "netns": "private empty network namespace (unshare CLONE_NEWNET)",
+        "userns+netns": "private empty network namespace inside a user namespace (not root)",
     }.get(how, how)
     return LayerStatus("network namespace", ok, detail)
 
