@@ -209,7 +209,8 @@ def test_kill_tree_wins_against_a_process_that_keeps_changing_its_pid(
     first = heartbeat()
     time.sleep(0.1)
     assert heartbeat() != first, "the hopper should be hopping"
-    assert kill_tree(started.pid, session_id=started.pid) in (1, 2)  # 2: caught mid-hop
+    # 1 or more: each process caught mid-hop counts; under load the walk may catch several.
+    assert kill_tree(started.pid, session_id=started.pid) >= 1
     stopped_at = heartbeat()
     time.sleep(0.3)
     assert heartbeat() == stopped_at, "the hopper survived"

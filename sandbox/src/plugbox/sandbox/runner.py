@@ -109,6 +109,7 @@ class SandboxRunner:
         self._system_paths = _code_paths()
         self._cleaner = _Cleaner()
         self._warm: dict[str, _Child] = {}
+        self._enforcement_cache: dict[bool, Enforcement] = {}
         self._warm_lock = threading.Lock()
         self._warming: dict[str, threading.Event] = {}
         self._closing = False
@@ -209,15 +210,17 @@ class SandboxRunner:
         key = _warm_key(request, quotas)
         started = datetime.now(UTC)
         child = self._take_warm(key)
-        if not self._closing:
-            # Prepare the next run's child while this one runs.
-            self._warmer.submit(key, request, quotas)
         if child is None:
             spawned = self._spawn(request, quotas)
             if isinstance(spawned, str):
                 return self._setup_failure(started, time.monotonic(), spawned)
             child = spawned
-        return self._drive(child, request, decider, quotas, started)
+        try:
+            return self._drive(child, request, decider, quotas, started)
+        finally:
+            if not self._closing:
+                # Prepare the next run's child after this one, so the two never compete for CPU.
+                self._warmer.submit(key, request, quotas)
 
     def _take_warm(self, key: str) -> _Child | None:
         with self._warm_lock:
@@ -364,6 +367,12 @@ class SandboxRunner:
 
     def _enforcement(self, cgroups: bool) -> Enforcement:
         """Levels for a run: the zygote's probe for the child layers, this run's own cgroup."""
+        cached = self._enforcement_cache.get(cgroups)
+        if cached is None:
+            cached = self._enforcement_cache[cgroups] = self._build_enforcement(cgroups)
+        return cached
+
+    def _build_enforcement(self, cgroups: bool) -> Enforcement:
         machine = self._machine
         landlock_on = bool(machine.get("landlock_abi"))
         seccomp_on = bool(machine.get("seccomp"))

@@ -10,7 +10,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from plugbox.sandbox.outcome import (
@@ -26,7 +26,7 @@ from plugbox.sandbox.outcome import (
 from plugbox.sandbox.proxies import CheckedEnv, CheckedFs, CheckedNet, CheckedShell
 from plugbox.sandbox.proxies.env import allowed_environment
 from plugbox.sandbox.proxies.net import Transport
-from plugbox.sandbox.request import RunRequest
+from plugbox.sandbox.request import RunContext, RunRequest
 from plugbox.sdk import JobContext, JobLogger, LogRecord, ResourceUsage, Runtime
 from plugbox.sdk.permissions import Decider, Quotas
 
@@ -78,6 +78,8 @@ def build_context(
     usage: Callable[[], ResourceUsage],
     *,
     host_path: str,
+    context: RunContext | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[JobContext, CheckedFs]:
     """The ``JobContext`` for ``request``; the caller closes the returned fs proxy."""
     workspace = request.workspace
@@ -86,12 +88,17 @@ def build_context(
     runtime = Runtime(
         fs=fs,
         net=CheckedNet(decider, transport),
-        env=CheckedEnv(allowed_environment(request.environment, decider), decider),
+        env=CheckedEnv(
+            allowed_environment(
+                request.environment if environment is None else environment, decider
+            ),
+            decider,
+        ),
         shell=CheckedShell(workspace, decider, host_path=host_path),
     )
-    ctx = request.context
+    ctx = request.context if context is None else context
     deadline = time.monotonic() + quotas.timeout_ms / 1000 if quotas.timeout_ms else None
-    context = JobContext(
+    job_context = JobContext(
         job_id=ctx.job_id,
         plugin_id=ctx.plugin_id,
         plugin_version=ctx.plugin_version,
@@ -108,7 +115,7 @@ def build_context(
         _emit=collector.add_event,
         _usage=usage,
     )
-    return context, fs
+    return job_context, fs
 
 
 def error_from(exc: BaseException) -> ErrorInfo:

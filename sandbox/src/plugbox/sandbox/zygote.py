@@ -27,13 +27,24 @@ from plugbox.sandbox.child import run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
 from plugbox.sandbox.kernel import namespaces
 from plugbox.sandbox.limits.reaper import become_subreaper
+from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
-from plugbox.sandbox.request import SpawnSpec
+from plugbox.sandbox.request import RunContext, SpawnSpec
 from plugbox.sdk.permissions import effective_policy
+
+
+def _warm_up() -> None:
+    """Exercise, once, the code paths every child takes after its go, so children inherit them
+    initialised (pydantic validators, json, the outcome models) instead of paying per run."""
+    context = RunContext(job_id="-", plugin_id="-", plugin_version="-", run_id="-")
+    RunContext.model_validate(context.model_dump(mode="json"))
+    json_result({"ok": True})
+    ErrorInfo(type="x", message="x").model_dump()
 
 
 def serve(sock: socket.socket) -> None:
     gc.disable()  # the zygote allocates little; collections would only dirty pages children share
+    _warm_up()
     hello, _ = receive(sock)
     machine = MachineLayers.probe(cgroups=bool(hello.get("cgroups")))
     if machine.shared_netns:

@@ -10,6 +10,7 @@ a confined child, inherits every kernel layer of the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import selectors
 import shutil
@@ -55,18 +56,25 @@ class CheckedShell:
     ) -> None:
         self._workspace = os.path.realpath(workspace)
         self._decider = decider
-        self._path = search_path(
-            host_path if host_path is not None else _SAFE_PATH, self._workspace
-        )
-        self._env = {
+        self._host_path = host_path if host_path is not None else _SAFE_PATH
+        self._extra_env = dict(extra_env or {})
+        self._max_output = max_output
+
+    @functools.cached_property
+    def _path(self) -> str:
+        # Computed on first use: resolving every PATH entry costs ~0.2 ms a run that never shells out.
+        return search_path(self._host_path, self._workspace)
+
+    @functools.cached_property
+    def _env(self) -> dict[str, str]:
+        return {
             "PATH": self._path,
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "HOME": self._workspace,
             "TMPDIR": self._workspace,
-            **(extra_env or {}),
+            **self._extra_env,
         }
-        self._max_output = max_output
 
     def run(
         self, command: str | Sequence[str], *, timeout: float | None = None, cwd: str | None = None

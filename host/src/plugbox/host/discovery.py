@@ -1,0 +1,275 @@
+"""Plugin discovery that never runs plugin code in the host process.
+
+The obvious ways to load pluggy plugins all import them into the caller:
+``PluginManager.load_setuptools_entrypoints``, ``EntryPoint.load()``, and even
+``importlib.resources.files(package)``. The host does none of those. It
+
+1. lists the ``plugbox`` entry points from installed distributions' metadata
+   (:func:`list_entry_points` reads ``entry_points.txt`` files; nothing is imported);
+2. asks the sandbox to run :func:`plugbox.sandbox.discover.collect_manifests` for each entry
+   point in its own confined child — no network, no writes, no environment, a timeout — which
+   imports the plugin there and answers with its manifest as JSON;
+3. validates every manifest again here, then checks what only the host can see: the SDK range
+   against this host's SDK, and plugin ids that two distributions both claim.
+
+One child per entry point, run a few at a time: a plugin that hangs at import costs its own
+timeout and nothing else, a plugin cannot tamper with another's import or manifest, and the
+reported time is exactly that plugin's. A broken plugin ends up in
+:attr:`DiscoveryReport.problems` with a reason a person can act on; the others load.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Literal
+
+from plugbox.sandbox import Outcome, RunContext, RunRequest, SandboxRunner
+from plugbox.sandbox.discover import HANDLER
+from plugbox.sdk import ENTRY_POINT_GROUP, Manifest, ManifestError, validate_manifest
+from plugbox.sdk import __version__ as sdk_version
+from plugbox.sdk.permissions import Permissions, Quotas
+
+#: Children importing plugins at the same time.
+DEFAULT_PARALLEL = 4
+
+ProblemKind = Literal["load", "timeout", "crashed", "invalid", "sdk", "clash"]
+
+
+@dataclass(frozen=True, slots=True)
+class PluginEntryPoint:
+    """One ``plugbox`` entry point, as distribution metadata declares it (never imported here)."""
+
+    name: str
+    value: str
+    dist: str
+    dist_version: str
+
+    def describe(self) -> str:
+        return f"plugin {self.dist} {self.dist_version} (entry point {self.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPlugin:
+    """A plugin whose manifest was resolved in a child and validated again in the host."""
+
+    entry_point: PluginEntryPoint
+    manifest: Manifest
+
+
+@dataclass(frozen=True, slots=True)
+class PluginProblem:
+    """A plugin that was skipped, and why. ``detail`` holds a traceback or output when there is one."""
+
+    entry_point: PluginEntryPoint
+    kind: ProblemKind
+    reason: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.entry_point.describe()}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryReport:
+    plugins: tuple[LoadedPlugin, ...]
+    problems: tuple[PluginProblem, ...]
+
+    def plugin(self, plugin_id: str) -> LoadedPlugin:
+        """The loaded plugin with this id; :class:`LookupError` naming the loaded ids otherwise."""
+        for loaded in self.plugins:
+            if loaded.manifest.id == plugin_id:
+                return loaded
+        known = ", ".join(loaded.manifest.id for loaded in self.plugins) or "none"
+        raise LookupError(f"no plugin {plugin_id!r} is loaded; loaded: {known}")
+
+
+def list_entry_points(extra_paths: Sequence[str] = ()) -> tuple[PluginEntryPoint, ...]:
+    """Every ``plugbox`` entry point of the distributions on ``extra_paths`` then ``sys.path``.
+
+    Reads metadata only. The search order is the child's import order (``extra_paths`` are put
+    in front of its ``sys.path``), and a distribution found twice counts once, the first time,
+    as ``importlib.metadata.entry_points`` itself does.
+    """
+    found: list[PluginEntryPoint] = []
+    seen: set[str] = set()
+    for dist in metadata.distributions(path=[*extra_paths, *sys.path]):
+        name = dist.metadata["Name"]
+        if not name:
+            continue  # metadata without a name cannot be installed or uninstalled by anyone
+        key = _normalise(name)
+        if key in seen:
+            continue
+        seen.add(key)
+        for entry in dist.entry_points.select(group=ENTRY_POINT_GROUP):
+            found.append(PluginEntryPoint(entry.name, entry.value, name, dist.version))
+    return tuple(found)
+
+
+def discover(
+    runner: SandboxRunner,
+    *,
+    workspace: str | os.PathLike[str],
+    timeout_s: float = 20.0,
+    extra_paths: Sequence[str] = (),
+    parallel: int = DEFAULT_PARALLEL,
+) -> DiscoveryReport:
+    """Find, load (in confined children) and validate every installed plugin.
+
+    ``workspace`` is the children's working directory; they may not even read it.
+    ``timeout_s`` bounds each plugin's import and manifest. ``extra_paths`` are searched for
+    distributions before ``sys.path``, here and in the children (plugins installed elsewhere).
+    """
+    entry_points = list_entry_points(extra_paths)
+    if not entry_points:
+        return DiscoveryReport((), ())
+    request = RunRequest(
+        handler=HANDLER,
+        workspace=os.fspath(workspace),
+        context=RunContext(job_id="discover", plugin_id="plugbox", plugin_version="-", run_id=""),
+        # Default deny everywhere: no fs, net, env, shell or capabilities, only a timeout.
+        permissions=Permissions(quotas=Quotas(timeout_ms=max(1, int(timeout_s * 1000)))),
+        python_path=tuple(os.path.abspath(path) for path in extra_paths),
+    )
+
+    def resolve(entry_point: PluginEntryPoint) -> LoadedPlugin | PluginProblem:
+        return _resolve(runner, request, entry_point, timeout_s)
+
+    with ThreadPoolExecutor(max(1, min(parallel, len(entry_points)))) as pool:
+        resolved = list(pool.map(resolve, entry_points))
+    loaded = [item for item in resolved if isinstance(item, LoadedPlugin)]
+    problems = [item for item in resolved if isinstance(item, PluginProblem)]
+    kept, clashes = _without_clashes(loaded)
+    return DiscoveryReport(tuple(kept), tuple(problems + clashes))
+
+
+def _resolve(
+    runner: SandboxRunner, base: RunRequest, entry_point: PluginEntryPoint, timeout_s: float
+) -> LoadedPlugin | PluginProblem:
+    context = base.context.model_copy(
+        update={
+            "plugin_id": entry_point.dist,
+            "plugin_version": entry_point.dist_version,
+            "run_id": f"discover-{uuid.uuid4().hex}",
+            "config": {
+                "entry_points": [
+                    {"name": entry_point.name, "value": entry_point.value, "dist": entry_point.dist}
+                ]
+            },
+        }
+    )
+    outcome = runner.run(base.model_copy(update={"context": context}))
+    answer = _answer(outcome, entry_point, timeout_s)
+    if isinstance(answer, PluginProblem):
+        return answer
+    if "error" in answer:
+        error = answer["error"] if isinstance(answer["error"], Mapping) else {}
+        what = "importing it" if error.get("stage") == "import" else "its plugbox_manifest hook"
+        return PluginProblem(
+            entry_point,
+            "load",
+            f"{what} failed: {error.get('type', 'Error')}: {error.get('message', '')}",
+            str(error.get("traceback", "")),
+        )
+    return _checked(entry_point, answer.get("manifest"))
+
+
+def _answer(
+    outcome: Outcome, entry_point: PluginEntryPoint, timeout_s: float
+) -> Mapping[str, Any] | PluginProblem:
+    """This entry point's record from the child, or the problem explaining why there is none."""
+    if outcome.status == "timeout":
+        return PluginProblem(
+            entry_point,
+            "timeout",
+            f"timed out after {timeout_s:g} s while importing it or building its manifest",
+            _tail(outcome.output),
+        )
+    if outcome.status != "success":
+        error = outcome.error
+        why = f"{error.type}: {error.message}" if error is not None else outcome.status
+        return PluginProblem(
+            entry_point,
+            "crashed",
+            f"the discovery child ended without an answer while importing it ({why})",
+            _tail(outcome.output),
+        )
+    result = outcome.result
+    plugins = result.get("plugins") if isinstance(result, dict) else None
+    record = plugins[0] if isinstance(plugins, list) and len(plugins) == 1 else None
+    if not isinstance(record, dict) or record.get("entry_point") != entry_point.name:
+        return PluginProblem(
+            entry_point, "crashed", "the discovery child gave an answer that is not its own"
+        )
+    return record
+
+
+def _checked(entry_point: PluginEntryPoint, data: Any) -> LoadedPlugin | PluginProblem:
+    if not isinstance(data, Mapping):
+        return PluginProblem(entry_point, "invalid", "its manifest is not a JSON object")
+    try:
+        manifest = validate_manifest(
+            data, source=f"plugin {entry_point.dist} (entry point {entry_point.name!r})"
+        )
+    except ManifestError as err:
+        count = len(err.problems)
+        lines = "\n".join(f"  - {problem}" for problem in err.problems)
+        return PluginProblem(
+            entry_point,
+            "invalid",
+            f"invalid manifest, {count} problem{'s' if count != 1 else ''}:\n{lines}",
+        )
+    if not manifest.sdk_compatible(sdk_version):
+        return PluginProblem(
+            entry_point,
+            "sdk",
+            f"needs plugbox-sdk {manifest.sdk}, this host has {sdk_version}",
+        )
+    return LoadedPlugin(entry_point, manifest)
+
+
+def _without_clashes(
+    loaded: Iterable[LoadedPlugin],
+) -> tuple[list[LoadedPlugin], list[PluginProblem]]:
+    """Plugins whose id no other distribution claims, and one problem per clashing plugin.
+
+    A clash loads neither side: picking one would depend on ``sys.path`` order, and a newly
+    installed package must not be able to take over an id quietly.
+    """
+    by_id: dict[str, list[LoadedPlugin]] = defaultdict(list)
+    for plugin in loaded:
+        by_id[plugin.manifest.id].append(plugin)
+    kept: list[LoadedPlugin] = []
+    problems: list[PluginProblem] = []
+    for plugin_id, claimants in by_id.items():
+        if len(claimants) == 1:
+            kept.append(claimants[0])
+            continue
+        for plugin in claimants:
+            others = " and ".join(
+                other.entry_point.describe() for other in claimants if other is not plugin
+            )
+            problems.append(
+                PluginProblem(
+                    plugin.entry_point,
+                    "clash",
+                    f"plugin id {plugin_id!r} is also declared by {others};"
+                    " neither is loaded until one of them is uninstalled",
+                )
+            )
+    return kept, problems
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _tail(output: str, limit: int = 2_000) -> str:
+    return output[-limit:]
