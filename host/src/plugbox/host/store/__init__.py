@@ -1,0 +1,33 @@
+"""Run history and per-job scheduler state: the :class:`RunStore` interface and its two backends.
+
+``SqlRunStore("sqlite:///state/plugbox.db")`` is what the host uses; :class:`MemoryRunStore` has
+the same semantics for tests and the harness.
+"""
+
+from plugbox.host.store.base import RunExistsError as RunExistsError
+from plugbox.host.store.base import RunLookupError as RunLookupError
+from plugbox.host.store.base import RunStore as RunStore
+from plugbox.host.store.base import StoreClosedError as StoreClosedError
+from plugbox.host.store.memory import MemoryRunStore as MemoryRunStore
+from plugbox.host.store.migrations import LATEST_VERSION as LATEST_VERSION
+from plugbox.host.store.migrations import SchemaTooNewError as SchemaTooNewError
+from plugbox.host.store.records import JobStats as JobStats
+from plugbox.host.store.records import RunRecord as RunRecord
+from plugbox.host.store.records import RunStatus as RunStatus
+from plugbox.host.store.records import Trigger as Trigger
+from plugbox.host.store.sql import SqlRunStore as SqlRunStore
+
+__all__ = [
+    "LATEST_VERSION",
+    "JobStats",
+    "MemoryRunStore",
+    "RunExistsError",
+    "RunLookupError",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "SchemaTooNewError",
+    "SqlRunStore",
+    "StoreClosedError",
+    "Trigger",
+]

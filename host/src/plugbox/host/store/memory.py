@@ -1,0 +1,211 @@
+"""An in-memory run store with the same semantics as the SQL one, for tests and the harness.
+
+Records are kept as JSON text and parsed on every read, as the SQL store does: a caller that
+mutates a returned record's ``result`` dict changes nothing stored, and whatever JSON does to a
+value (tuples become lists) happens here too.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from plugbox.host.store.base import (
+    DEFAULT_LIMIT,
+    Clock,
+    RunExistsError,
+    RunLookupError,
+    StoreClosedError,
+    check_limits,
+    system_clock,
+)
+from plugbox.host.store.records import (
+    ACTIVE_STATUSES,
+    JobStats,
+    RunRecord,
+    RunStatus,
+    interrupted,
+    job_stats,
+    utc,
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    sort_key: tuple[datetime, str]
+    job: str
+    status: str
+    host_id: str | None
+    duration_ms: int | None
+    text: str
+
+    @classmethod
+    def of(cls, record: RunRecord) -> _Row:
+        return cls(
+            (record.sort_at, record.run_id),
+            record.job,
+            record.status,
+            record.host_id,
+            record.duration_ms,
+            record.model_dump_json(),
+        )
+
+    def record(self) -> RunRecord:
+        return RunRecord.model_validate_json(self.text)
+
+
+class MemoryRunStore:
+    """:class:`~plugbox.host.store.base.RunStore` kept in a dict, guarded by one lock."""
+
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Row] = {}
+        self._paused: set[str] = set()
+        self._last_fire: dict[str, datetime] = {}
+        self._closed = False
+
+    def __enter__(self) -> MemoryRunStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError()
+
+    def _newest_first(self, rows: builtins.list[_Row]) -> builtins.list[_Row]:
+        return sorted(rows, key=lambda row: row.sort_key, reverse=True)
+
+    def add(self, record: RunRecord) -> None:
+        with self._lock:
+            self._check_open()
+            if record.run_id in self._runs:
+                raise RunExistsError(record.run_id)
+            self._runs[record.run_id] = _Row.of(record)
+
+    def update(self, record: RunRecord) -> None:
+        with self._lock:
+            self._check_open()
+            if record.run_id not in self._runs:
+                raise RunLookupError(record.run_id)
+            self._runs[record.run_id] = _Row.of(record)
+
+    def get(self, run_id: str) -> RunRecord:
+        with self._lock:
+            self._check_open()
+            row = self._runs.get(run_id)
+        if row is None:
+            raise RunLookupError(run_id)
+        return row.record()
+
+    def list(
+        self,
+        job: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = DEFAULT_LIMIT,
+        before: datetime | None = None,
+    ) -> builtins.list[RunRecord]:
+        check_limits(limit)
+        cutoff = None if before is None else utc(before, "before")
+        with self._lock:
+            self._check_open()
+            rows = [
+                row
+                for row in self._runs.values()
+                if (job is None or row.job == job)
+                and (status is None or row.status == status)
+                and (cutoff is None or row.sort_key[0] < cutoff)
+            ]
+        return [row.record() for row in self._newest_first(rows)[:limit]]
+
+    def running(self) -> builtins.list[RunRecord]:
+        with self._lock:
+            self._check_open()
+            rows = [row for row in self._runs.values() if row.status in ACTIVE_STATUSES]
+        return [row.record() for row in self._newest_first(rows)]
+
+    def mark_interrupted(self, host_id: str, reason: str) -> builtins.list[RunRecord]:
+        now = utc(self._clock(), "clock()")
+        with self._lock:
+            self._check_open()
+            rows = [
+                row
+                for row in self._runs.values()
+                if row.status in ACTIVE_STATUSES and row.host_id == host_id
+            ]
+            changed = [interrupted(row.record(), reason, now) for row in self._newest_first(rows)]
+            for record in changed:
+                self._runs[record.run_id] = _Row.of(record)
+        return changed
+
+    def stats(self, job: str | None = None) -> dict[str, JobStats]:
+        with self._lock:
+            self._check_open()
+            rows = [row for row in self._runs.values() if job is None or row.job == job]
+        by_job: dict[str, builtins.list[_Row]] = {}
+        for row in self._newest_first(rows):
+            by_job.setdefault(row.job, []).append(row)
+        result: dict[str, JobStats] = {}
+        for name in sorted(by_job):
+            job_rows = by_job[name]
+            counts: dict[str, int] = {}
+            for row in job_rows:
+                counts[row.status] = counts.get(row.status, 0) + 1
+            durations = [row.duration_ms for row in job_rows if row.duration_ms is not None]
+            result[name] = job_stats(name, counts, job_rows[0].record(), durations)
+        return result
+
+    def prune(self, older_than_days: float | None = None, keep_per_job: int | None = None) -> int:
+        check_limits(0, older_than_days, keep_per_job)
+        now = utc(self._clock(), "clock()")
+        with self._lock:
+            self._check_open()
+            doomed: set[str] = set()
+            if older_than_days is not None:
+                cutoff = now - timedelta(days=older_than_days)
+                doomed |= {
+                    run_id
+                    for run_id, row in self._runs.items()
+                    if row.status not in ACTIVE_STATUSES and row.sort_key[0] < cutoff
+                }
+            if keep_per_job is not None:
+                seen: dict[str, int] = {}
+                for row in self._newest_first(list(self._runs.values())):
+                    seen[row.job] = seen.get(row.job, 0) + 1
+                    if seen[row.job] > keep_per_job and row.status not in ACTIVE_STATUSES:
+                        doomed.add(row.sort_key[1])
+            for run_id in doomed:
+                del self._runs[run_id]
+        return len(doomed)
+
+    def set_paused(self, job: str, paused: bool) -> None:
+        with self._lock:
+            self._check_open()
+            if paused:
+                self._paused.add(job)
+            else:
+                self._paused.discard(job)
+
+    def paused_jobs(self) -> set[str]:
+        with self._lock:
+            self._check_open()
+            return set(self._paused)
+
+    def set_last_fire(self, job: str, when: datetime) -> None:
+        when = utc(when, "when")
+        with self._lock:
+            self._check_open()
+            self._last_fire[job] = when
+
+    def last_fire(self, job: str) -> datetime | None:
+        with self._lock:
+            self._check_open()
+            return self._last_fire.get(job)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True

@@ -1,0 +1,148 @@
+"""Versioned schema migrations for the SQL run store.
+
+``MIGRATIONS`` is an ordered list; the database remembers in ``schema_version`` which ones it has.
+:func:`upgrade` applies the missing ones in one transaction, so a crash mid-upgrade leaves the old
+schema, not half of the new one. A database written by a newer plugbox is refused rather than
+"upgraded" backwards.
+
+Each migration builds its tables from its own ``MetaData`` and never imports the query-time tables
+in :mod:`plugbox.host.store.sql`: those describe the *latest* schema, and a migration that used
+them would create columns a later migration then tries to add again. A test checks that the
+migrated schema and the query-time tables agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database's schema is newer than this code understands."""
+
+    def __init__(self, found: int, supported: int, url: str) -> None:
+        super().__init__(
+            f"the run store at {url} has schema version {found}, but this plugbox only knows "
+            f"versions up to {supported}; upgrade plugbox-host (or point it at another database)"
+        )
+        self.found = found
+        self.supported = supported
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+_version_metadata = MetaData()
+schema_version = Table(
+    "schema_version",
+    _version_metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(255), nullable=False),
+    Column("applied_at_us", BigInteger, nullable=False),
+)
+
+
+def _v1_runs_and_job_state(conn: Connection) -> None:
+    metadata = MetaData()
+    Table(
+        "runs",
+        metadata,
+        Column("run_id", String(64), primary_key=True),
+        Column("job", String(255), nullable=False),
+        Column("plugin_id", String(255), nullable=False),
+        Column("job_id", String(255), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("trigger", String(16), nullable=False),
+        Column("attempt", Integer, nullable=False),
+        Column("first_run_id", String(64), nullable=False),
+        # Instants are integer microseconds since the epoch, UTC: they compare and sort the same
+        # on every database, and there is no time zone left for a driver to drop.
+        Column("scheduled_at_us", BigInteger, nullable=False),
+        Column("started_at_us", BigInteger),
+        Column("finished_at_us", BigInteger),
+        Column("sort_at_us", BigInteger, nullable=False),
+        Column("duration_ms", BigInteger),
+        Column("result", JSON),
+        Column("error", JSON),
+        Column("kill_reason", String(32)),
+        Column("peak_memory_mb", Float),
+        Column("cpu_ms", BigInteger),
+        Column("events", JSON, nullable=False),
+        Column("events_truncated", Boolean, nullable=False),
+        Column("log", JSON, nullable=False),
+        Column("log_truncated", Boolean, nullable=False),
+        Column("output", Text, nullable=False),
+        Column("output_truncated", Boolean, nullable=False),
+        Column("enforcement", JSON),
+        Column("reason", Text),
+        Column("host_id", String(255)),
+        Index("ix_runs_job_sort_at", "job", "sort_at_us"),
+        Index("ix_runs_sort_at", "sort_at_us"),
+        Index("ix_runs_status_sort_at", "status", "sort_at_us"),
+        Index("ix_runs_first_run_id", "first_run_id"),
+    )
+    Table(
+        "job_state",
+        metadata,
+        Column("job", String(255), primary_key=True),
+        Column("paused", Boolean, nullable=False),
+        Column("last_fire_us", BigInteger),
+    )
+    metadata.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "runs and job state", _v1_runs_and_job_state),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def current_version(conn: Connection) -> int:
+    """The newest migration applied to this database (0 for an empty one)."""
+    schema_version.create(conn, checkfirst=True)
+    found = conn.execute(select(func.max(schema_version.c.version))).scalar_one()
+    return int(found or 0)
+
+
+def upgrade(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Apply every migration the database lacks, in one transaction; return the new version."""
+    latest = migrations[-1].version
+    with engine.begin() as conn:
+        found = current_version(conn)
+        if found > latest:
+            url = engine.url.render_as_string(hide_password=True)
+            raise SchemaTooNewError(found, latest, url)
+        for migration in migrations:
+            if migration.version <= found:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                insert(schema_version).values(
+                    version=migration.version,
+                    description=migration.description,
+                    applied_at_us=int(datetime.now(UTC).timestamp() * 1_000_000),
+                )
+            )
+        return max(found, latest)

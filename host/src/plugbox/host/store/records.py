@@ -1,0 +1,187 @@
+"""The run record — one row of run history — and the per-job statistics built from it.
+
+Every datetime is made an aware UTC value at validation time, so by the time a record reaches a
+store the same instant can only be spelt one way (12:00+02:00 and 10:00Z become equal, identical
+values). A naive datetime is refused: guessing its zone is how history ends up two hours off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from plugbox.sandbox import ErrorInfo, Event, LogEntry
+
+RunStatus = Literal[
+    "queued",
+    "running",
+    "success",
+    "failed",
+    "timeout",
+    "killed",
+    "skipped",
+    "cancelled",
+    "interrupted",
+]
+Trigger = Literal["schedule", "manual", "startup", "retry"]
+
+#: Runs in these states are not over; a host that dies leaves them behind.
+ACTIVE_STATUSES: frozenset[str] = frozenset({"queued", "running"})
+
+MAX_LOG_ENTRIES = 1_000
+MAX_EVENTS = 1_000
+MAX_OUTPUT_CHARS = 256 * 1024
+
+
+def utc(value: datetime, what: str = "datetime") -> datetime:
+    """``value`` as an aware UTC datetime; a naive one is an error naming ``what``."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} {value.isoformat()} has no time zone; give an aware datetime")
+    return value.astimezone(UTC)
+
+
+class RunRecord(BaseModel):
+    """One run of one job: what was asked, what happened, and what it cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=64)
+    # job, plugin_id/job_id and first_run_id may be left out: the validator derives them.
+    job: str = Field(default="", min_length=3, max_length=255, description="PLUGIN:JOB")
+    plugin_id: str = Field(default="", min_length=1)
+    job_id: str = Field(default="", min_length=1)
+    status: RunStatus
+    trigger: Trigger = "schedule"
+    attempt: int = Field(default=1, ge=1)
+    first_run_id: str = Field(default="", min_length=1, max_length=64)
+    scheduled_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = Field(default=None, ge=0)
+    result: JsonValue = None
+    error: ErrorInfo | None = None
+    kill_reason: str | None = None
+    peak_memory_mb: float | None = None
+    cpu_ms: int | None = Field(default=None, ge=0)
+    events: tuple[Event, ...] = ()
+    events_truncated: bool = False
+    log: tuple[LogEntry, ...] = ()
+    log_truncated: bool = False
+    output: str = ""
+    output_truncated: bool = False
+    enforcement: dict[str, JsonValue] | None = None
+    reason: str | None = Field(default=None, description="why skipped, cancelled or interrupted")
+    host_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_ids(cls, data: Any) -> Any:
+        # `job`, `plugin_id`/`job_id` and `first_run_id` are derivable; accept either spelling.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        job, plugin_id, job_id = data.get("job"), data.get("plugin_id"), data.get("job_id")
+        if job is None and plugin_id is not None and job_id is not None:
+            data["job"] = f"{plugin_id}:{job_id}"
+        elif isinstance(job, str) and ":" in job and plugin_id is None and job_id is None:
+            data["plugin_id"], data["job_id"] = job.split(":", 1)
+        if data.get("first_run_id") is None and data.get("run_id") is not None:
+            data["first_run_id"] = data["run_id"]
+        # Bounds are applied here, not by each store, so both stores keep exactly the same thing
+        # (and a million log lines are cut before they are validated one by one).
+        for name, limit in (("log", MAX_LOG_ENTRIES), ("events", MAX_EVENTS)):
+            items = data.get(name)
+            if isinstance(items, list | tuple) and len(items) > limit:
+                data[name], data[f"{name}_truncated"] = tuple(items[:limit]), True
+        output = data.get("output")
+        if isinstance(output, str) and len(output) > MAX_OUTPUT_CHARS:
+            data["output"], data["output_truncated"] = output[:MAX_OUTPUT_CHARS], True
+        return data
+
+    @field_validator("scheduled_at", "started_at", "finished_at")
+    @classmethod
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else utc(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunRecord:
+        if ":" not in self.job:
+            raise ValueError(
+                f"job {self.job!r} is not 'PLUGIN:JOB'; give job, or plugin_id and job_id"
+            )
+        if self.job != f"{self.plugin_id}:{self.job_id}":
+            raise ValueError(
+                f"job {self.job!r} does not match plugin_id {self.plugin_id!r} "
+                f"and job_id {self.job_id!r}"
+            )
+        if self.attempt == 1 and self.first_run_id != self.run_id:
+            raise ValueError(
+                f"run {self.run_id!r} is attempt 1, so first_run_id must be itself, "
+                f"not {self.first_run_id!r}"
+            )
+        if self.attempt > 1 and self.first_run_id == self.run_id:
+            raise ValueError(
+                f"run {self.run_id!r} is attempt {self.attempt}; first_run_id must name "
+                "the first attempt"
+            )
+        if self.status in ACTIVE_STATUSES and self.finished_at is not None:
+            raise ValueError(f"run {self.run_id!r} is {self.status} but has a finished_at")
+        if (
+            self.started_at is not None
+            and self.finished_at is not None
+            and self.finished_at < self.started_at
+        ):
+            raise ValueError(f"run {self.run_id!r} finished before it started")
+        return self
+
+    @property
+    def sort_at(self) -> datetime:
+        """The instant history is ordered by: when it started, or when it was due if it never did."""
+        return self.started_at or self.scheduled_at
+
+
+class JobStats(BaseModel):
+    """What one job's retained history adds up to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: str
+    total: int
+    counts: dict[str, int] = Field(description="runs by status; absent statuses are 0")
+    last_run: RunRecord | None
+    p50_duration_ms: int | None
+    p95_duration_ms: int | None
+
+
+def percentile(sorted_values: Sequence[int], fraction: float) -> int | None:
+    """Nearest-rank percentile of already-sorted values (``None`` when there are none)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def job_stats(
+    job: str, counts: dict[str, int], last_run: RunRecord | None, durations: list[int]
+) -> JobStats:
+    """Build one job's :class:`JobStats`; ``durations`` need not be sorted."""
+    durations = sorted(durations)
+    return JobStats(
+        job=job,
+        total=sum(counts.values()),
+        counts=counts,
+        last_run=last_run,
+        p50_duration_ms=percentile(durations, 0.50),
+        p95_duration_ms=percentile(durations, 0.95),
+    )
+
+
+def interrupted(record: RunRecord, reason: str, now: datetime) -> RunRecord:
+    """``record`` as a run its host lost: ``interrupted``, finished ``now``, with the reason."""
+    return record.model_copy(
+        update={"status": "interrupted", "finished_at": max(now, record.sort_at), "reason": reason}
+    )
