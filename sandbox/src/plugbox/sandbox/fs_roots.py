@@ -18,7 +18,7 @@ from plugbox.sdk.permissions import Permissions
 _WILDCARDS = frozenset("*?[\\")
 
 
-def static_prefix(pattern: str, *, write: bool = False) -> str | None:
+def static_prefix(pattern: str, *, write: bool = False, is_dir: bool = False) -> str | None:
     """The path a glob can only match at or inside (``""`` = the workspace root); None for ``!``.
 
     A fully literal anchored pattern (``/pyproject.toml``) names one path: for reading, that
@@ -37,7 +37,9 @@ def static_prefix(pattern: str, *, write: bool = False) -> str | None:
             break
         literal.append(part)
     else:
-        if write and not pattern.endswith("/"):
+        # A literal file: writing it may mean creating it, so the parent must be writable. A
+        # literal directory (a trailing '/', or other patterns below it) is the root itself.
+        if write and not pattern.endswith("/") and not is_dir:
             literal = literal[:-1]
     return "/".join(literal)
 
@@ -61,7 +63,9 @@ def _roots(permissions: Permissions, *, write: bool) -> tuple[str, ...]:
         if write and rule.mode != "readWrite":
             continue
         for pattern in rule.allow:
-            prefix = static_prefix(pattern, write=write)
+            below = pattern.strip("/") + "/"
+            is_dir = any(other.lstrip("/").startswith(below) for other in rule.allow)
+            prefix = static_prefix(pattern, write=write, is_dir=is_dir)
             if prefix is not None:
                 prefixes.append(prefix)
     return _minimal(prefixes)

@@ -1,0 +1,201 @@
+"""The operator's configuration as frozen pydantic models: what ``plugbox.toml`` may say.
+
+The models validate values only. Where a value comes from (file, environment, default) and how
+relative paths are anchored is the loader's business (:mod:`plugbox.host.config.load`), so these
+models never read the environment or the disk — except ``jobs.*.schedule``, whose ``${NAME}``
+references are checked against the ``env`` the loader passes in the validation context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+)
+
+from plugbox.sdk import parse_duration_ms, parse_schedule
+from plugbox.sdk.manifest import ID_PATTERN
+from plugbox.sdk.permissions import Permissions, Quotas
+from plugbox.sdk.schedules import check_timezone
+
+#: How long ``plugbox serve`` waits for running jobs after SIGTERM before killing them.
+DEFAULT_SHUTDOWN_GRACE_MS = 30_000
+DEFAULT_RETENTION_DAYS = 30
+DEFAULT_RETENTION_PER_JOB = 1_000
+
+_ID = re.compile(ID_PATTERN)
+_HOST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,252}")
+
+
+def _plugin_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a plugin id (lowercase letters, digits, '.', '_', '-';"
+            " starting with a letter or digit)"
+        )
+    return value
+
+
+def _job_key(value: str) -> str:
+    plugin_id, sep, job_id = value.partition(":")
+    if not sep or not _ID.fullmatch(plugin_id) or not _ID.fullmatch(job_id):
+        raise ValueError(
+            f'{value!r} is not a job id PLUGIN:JOB; write the table as [jobs."example:hello"]'
+            " (quoted: a bare TOML key cannot hold ':', and dots would nest tables)"
+        )
+    return value
+
+
+PluginId = Annotated[str, AfterValidator(_plugin_id)]
+JobKey = Annotated[str, AfterValidator(_job_key)]
+
+
+def _read_only(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    # A frozen model whose dicts can be edited is not frozen; the config is shared by every part
+    # of the host, so one part must not be able to change what another one sees.
+    return MappingProxyType(dict(value))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RetentionConfig(_Frozen):
+    """How much run history the host keeps. ``0`` switches a rule off."""
+
+    days: int = Field(DEFAULT_RETENTION_DAYS, ge=0, description="remove runs older than this")
+    per_job: int = Field(
+        DEFAULT_RETENTION_PER_JOB, ge=0, description="keep at most this many runs per job"
+    )
+
+
+class PluginConfig(_Frozen):
+    """``[plugins.<id>]``: switch a plugin off, or narrow what it may do."""
+
+    enabled: bool = Field(True, description="false: the host does not load the plugin's jobs")
+    permissions: Permissions | None = Field(
+        None,
+        description="operator grant: effective = declared ∩ this; absent = no narrowing",
+    )
+
+
+class JobOverride(_Frozen):
+    """``[jobs."<plugin>:<job>"]``: the operator's say over one job. Unset = the plugin's value."""
+
+    enabled: bool | None = Field(None, description="turn the job's schedule on or off")
+    # timezone before schedule: pydantic validates in field order, and the schedule check
+    # reads the zone from what has been validated so far.
+    timezone: str | None = Field(None, description="IANA zone the schedule is read in")
+    schedule: str | None = Field(None, description="cron expression replacing the declared one")
+    quotas: Quotas | None = Field(None, description="quota fields replacing the declared ones")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_timezone(value)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Kept as written so the scheduler substitutes ${NAME} itself; checked here with the
+        # loader's environment so a bad expression stops the host at start, not at first fire.
+        if value is not None:
+            env = (info.context or {}).get("env")
+            zone = info.data.get("timezone") or "UTC"
+            parse_schedule(value, zone if isinstance(zone, str) else "UTC", env)
+        return value
+
+    def merged_quotas(self, declared: Quotas) -> Quotas:
+        """The declared quotas with every field this override sets replaced."""
+        if self.quotas is None:
+            return declared
+        return declared.model_copy(update=self.quotas.model_dump(exclude_none=True))
+
+
+class HostConfig(_Frozen):
+    """Everything an operator configures; build it with :func:`~plugbox.host.config.load_config`.
+
+    The first five fields have no model default because their defaults depend on the machine
+    (home directory, working directory, CPU count, host name); the loader supplies them, and
+    anchors every path, so a loaded configuration holds absolute paths only.
+    """
+
+    state_dir: Path = Field(description="run store and host state; outside the workspace")
+    database_url: str = Field(min_length=1, description="SQLAlchemy URL of the run store")
+    workspace: Path = Field(description="the workspace root jobs see as their cwd")
+    workers: int = Field(ge=1, description="runs at once")
+    host_id: str = Field(description="this host's name in run records")
+    retention: RetentionConfig = RetentionConfig()
+    shutdown_grace_ms: int = Field(
+        DEFAULT_SHUTDOWN_GRACE_MS,
+        validation_alias="shutdown_grace",
+        description="wait this long for runs on shutdown, then kill them",
+    )
+    disabled_plugins: tuple[PluginId, ...] = Field((), description="plugin ids not to load")
+    plugins: Mapping[PluginId, PluginConfig] = Field(default_factory=dict)
+    jobs: Mapping[JobKey, JobOverride] = Field(default_factory=dict)
+
+    _source: Path | None = PrivateAttr(None)
+
+    @field_validator("shutdown_grace_ms", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> int:
+        return parse_duration_ms(value)
+
+    @field_validator("host_id")
+    @classmethod
+    def _host_id(cls, value: str) -> str:
+        if not _HOST_ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a host id (letters, digits, '.', '_', ':', '-';"
+                " at most 253 characters)"
+            )
+        return value
+
+    @field_validator("plugins", "jobs", mode="after")
+    @classmethod
+    def _frozen_mapping(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return _read_only(value)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this configuration was read from; ``None`` when there was none."""
+        return self._source
+
+    def plugin_enabled(self, plugin_id: str) -> bool:
+        """False when the plugin is in ``disabled_plugins`` or ``plugins.<id>.enabled = false``.
+
+        Disabling wins: a plugin listed in ``disabled_plugins`` (or ``PLUGBOX_DISABLED_PLUGINS``)
+        stays off even if its table says ``enabled = true``.
+        """
+        if plugin_id in self.disabled_plugins:
+            return False
+        plugin = self.plugins.get(plugin_id)
+        return plugin is None or plugin.enabled
+
+    def grants_for(self, plugin_id: str) -> tuple[Permissions, ...]:
+        """The operator's grants that narrow ``plugin_id``: pass them to ``effective_policy``.
+
+        Empty when the operator did not narrow the plugin (the declared permissions apply).
+        """
+        plugin = self.plugins.get(plugin_id)
+        if plugin is None or plugin.permissions is None:
+            return ()
+        return (plugin.permissions,)
+
+    def job_override(self, plugin_id: str, job_id: str) -> JobOverride | None:
+        """The ``[jobs."plugin:job"]`` table for this job, or ``None``."""
+        return self.jobs.get(f"{plugin_id}:{job_id}")

@@ -1,0 +1,115 @@
+"""Running one job and recording it: the step the CLI's ``jobs run`` and the scheduler share.
+
+A run is recorded as ``running`` before the child starts, so a host killed mid-run leaves a row the
+next start turns into ``interrupted``; the outcome then replaces it. Nothing a job does can skip
+the second write: the runner returns an outcome for every fault.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from plugbox.host.discovery import LoadedPlugin
+from plugbox.host.store import RunRecord, RunStore
+from plugbox.sandbox import Outcome, RunContext, RunRequest, SandboxRunner
+from plugbox.sdk.permissions import Permissions
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What to run and as which run: the facts the scheduler or the CLI decided."""
+
+    plugin: LoadedPlugin
+    job_id: str
+    trigger: str = "manual"
+    attempt: int = 1
+    first_run_id: str | None = None
+    scheduled_at: datetime | None = None
+    run_count: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.plugin.manifest.id}:{self.job_id}"
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def execute(
+    plan: RunPlan,
+    *,
+    runner: SandboxRunner,
+    store: RunStore,
+    workspace: str,
+    grants: tuple[Permissions, ...] = (),
+    environment: Mapping[str, str] | None = None,
+    host_id: str | None = None,
+    run_id: str | None = None,
+) -> RunRecord:
+    """Run ``plan`` in the sandbox and return its final, stored record."""
+    manifest = plan.plugin.manifest
+    spec = manifest.job(plan.job_id)
+    run_id = run_id or new_run_id()
+    now = datetime.now(UTC)
+    scheduled_at = plan.scheduled_at or now
+    common: dict[str, Any] = {
+        "run_id": run_id,
+        "job": plan.key,
+        "trigger": plan.trigger,
+        "attempt": plan.attempt,
+        "first_run_id": plan.first_run_id or run_id,
+        "scheduled_at": scheduled_at,
+        "host_id": host_id,
+    }
+    store.add(RunRecord(status="running", started_at=now, **common))
+    request = RunRequest(
+        handler=spec.handler,
+        workspace=workspace,
+        context=RunContext(
+            job_id=spec.id,
+            plugin_id=manifest.id,
+            plugin_version=manifest.version,
+            run_id=run_id,
+            scheduled_at=scheduled_at,
+            run_count=plan.run_count,
+            attempt=plan.attempt,
+            trigger=plan.trigger,
+            config=spec.config,
+        ),
+        permissions=manifest.declared_permissions(spec.id),
+        grants=grants,
+        environment=dict(os.environ if environment is None else environment),
+    )
+    outcome = runner.run(request)
+    record = record_from_outcome(outcome, common)
+    store.update(record)
+    return record
+
+
+def record_from_outcome(outcome: Outcome, common: Mapping[str, Any]) -> RunRecord:
+    """The stored form of a runner outcome."""
+    return RunRecord(
+        status=outcome.status,
+        started_at=outcome.started_at,
+        finished_at=outcome.finished_at,
+        duration_ms=outcome.duration_ms,
+        result=outcome.result,
+        error=outcome.error,
+        kill_reason=outcome.kill_reason,
+        peak_memory_mb=outcome.peak_memory_mb,
+        cpu_ms=outcome.cpu_ms,
+        events=outcome.events,
+        events_truncated=outcome.events_truncated,
+        log=outcome.log,
+        log_truncated=outcome.log_truncated,
+        output=outcome.output,
+        output_truncated=outcome.output_truncated,
+        enforcement=outcome.enforcement.model_dump(mode="json"),
+        **common,
+    )

@@ -1,0 +1,72 @@
+"""The host's parts, built lazily from one configuration: store, runner, discovered plugins.
+
+The CLI builds one :class:`Host` per command and closes it; ``plugbox serve`` keeps one for its
+lifetime. Nothing here starts a child or opens the database until a command asks for it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from plugbox.host.config import HostConfig, ensure_state_dir
+from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem, discover
+from plugbox.host.store import RunStore, SqlRunStore
+from plugbox.sandbox import SandboxRunner
+from plugbox.sdk import JobSpec
+
+
+class UnknownJobError(LookupError):
+    """A ``PLUGIN:JOB`` that no loaded plugin provides."""
+
+
+@dataclass
+class Host:
+    config: HostConfig
+
+    @functools.cached_property
+    def store(self) -> RunStore:
+        ensure_state_dir(self.config)
+        return SqlRunStore(self.config.database_url)
+
+    @functools.cached_property
+    def runner(self) -> SandboxRunner:
+        return SandboxRunner().start()
+
+    @functools.cached_property
+    def discovery(self) -> DiscoveryReport:
+        return discover(self.runner, workspace=str(self.config.workspace))
+
+    @property
+    def plugins(self) -> list[LoadedPlugin]:
+        """Loaded plugins the operator has not disabled."""
+        return [p for p in self.discovery.plugins if self.config.plugin_enabled(p.manifest.id)]
+
+    @property
+    def problems(self) -> tuple[PluginProblem, ...]:
+        return self.discovery.problems
+
+    def plugin(self, plugin_id: str) -> LoadedPlugin:
+        for loaded in self.plugins:
+            if loaded.manifest.id == plugin_id:
+                return loaded
+        known = ", ".join(sorted(p.manifest.id for p in self.plugins)) or "none"
+        raise UnknownJobError(f"no plugin {plugin_id!r} is installed and enabled; plugins: {known}")
+
+    def job(self, key: str) -> tuple[LoadedPlugin, JobSpec]:
+        plugin_id, sep, job_id = key.partition(":")
+        if not sep or not plugin_id or not job_id:
+            raise UnknownJobError(
+                f"{key!r} is not a job id; write PLUGIN:JOB, e.g. example:hello-cron"
+            )
+        plugin = self.plugin(plugin_id)
+        try:
+            return plugin, plugin.manifest.job(job_id)
+        except LookupError as err:
+            raise UnknownJobError(str(err)) from None
+
+    def close(self) -> None:
+        if "runner" in self.__dict__:
+            self.runner.close()
+        if "store" in self.__dict__:
+            self.store.close()

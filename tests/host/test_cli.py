@@ -1,0 +1,143 @@
+"""The ``plugbox`` CLI driven as an operator would: the installed script, a real config, SQLite."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def plugbox_path() -> str:
+    found = shutil.which("plugbox", path=str(Path(sys.executable).parent))
+    assert found, "the plugbox console script is not installed next to this interpreter"
+    return found
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path]:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    state = tmp_path / "state"
+    config = tmp_path / "plugbox.toml"
+    config.write_text(f'state_dir = "{state}"\nworkspace = "{workspace}"\n')
+    return config, workspace
+
+
+def plugbox(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
+    out = subprocess.run(
+        [plugbox_path(), "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def as_json(config: Path, *args: str) -> Any:
+    return json.loads(plugbox(config, *args, "--json").stdout)
+
+
+def test_plugins_list_and_inspect(setup: tuple[Path, Path]) -> None:
+    config, _ = setup
+    listed = as_json(config, "plugins", "list")
+    example = next(p for p in listed["plugins"] if p["id"] == "example")
+    assert example["jobs"] == ["hello-cron", "cleanup", "rate-limit"]
+    inspected = as_json(config, "plugins", "inspect", "example")
+    hello = inspected["jobs"]["hello-cron"]
+    assert hello["declared"]["fs"][0]["mode"] == "readWrite"
+    assert hello["kernel_write_roots"] == [".plugbox/example"]
+    assert inspected["jobs"]["rate-limit"]["declared"]["net"]["allow_hosts"] == [
+        "api.github.com:443"
+    ]
+
+
+def test_jobs_list_and_next(setup: tuple[Path, Path]) -> None:
+    config, _ = setup
+    jobs = {j["job"]: j for j in as_json(config, "jobs", "list")["jobs"]}
+    assert jobs["example:hello-cron"]["schedule"] == "*/5 * * * *"
+    assert jobs["example:hello-cron"]["next"] is not None
+    fires = [
+        datetime.fromisoformat(f)
+        for f in as_json(config, "jobs", "next", "example:hello-cron", "-n", "3")["next"]
+    ]
+    assert [b - a for a, b in itertools.pairwise(fires)] == [timedelta(minutes=5)] * 2
+
+
+def test_run_records_and_shows_the_run(setup: tuple[Path, Path]) -> None:
+    config, workspace = setup
+    record = as_json(config, "jobs", "run", "example:hello-cron")
+    assert record["status"] == "success", record["error"]
+    assert record["job"] == "example:hello-cron"
+    assert record["trigger"] == "manual"
+    assert record["enforcement"]["mode"] == "sandbox"
+    assert [e["name"] for e in record["events"]] == ["hello.said"]
+    assert (workspace / ".plugbox" / "example" / "cron.log").read_text() == "run 1\n"
+    listed = as_json(config, "runs", "list")["runs"]
+    assert [r["run_id"] for r in listed] == [record["run_id"]]
+    shown = as_json(config, "runs", "show", record["run_id"])
+    assert shown["result"] == record["result"]
+    text = plugbox(config, "runs", "show", record["run_id"]).stdout
+    assert "success" in text and "said hello" in text
+    again = as_json(config, "jobs", "run", "example:hello-cron")
+    assert again["result"] == {"ok": True, "run": 2}
+    assert (workspace / ".plugbox" / "example" / "cron.log").read_text() == "run 1\nrun 2\n"
+
+
+def test_failed_run_exits_non_zero_and_is_recorded(setup: tuple[Path, Path]) -> None:
+    config, _ = setup
+    out = plugbox(config, "jobs", "run", "example:rate-limit", "--json", check=False)
+    assert out.returncode == 1
+    record = json.loads(out.stdout)
+    assert record["status"] == "failed"
+    assert record["error"]["message"]
+    assert (
+        as_json(config, "runs", "list", "--status", "failed")["runs"][0]["run_id"]
+        == record["run_id"]
+    )
+
+
+def test_pause_and_resume_survive_restarts(setup: tuple[Path, Path]) -> None:
+    config, _ = setup
+    plugbox(config, "jobs", "pause", "example:cleanup")
+    jobs = {j["job"]: j for j in as_json(config, "jobs", "list")["jobs"]}
+    assert jobs["example:cleanup"]["paused"] is True
+    plugbox(config, "jobs", "resume", "example:cleanup")
+    jobs = {j["job"]: j for j in as_json(config, "jobs", "list")["jobs"]}
+    assert jobs["example:cleanup"]["paused"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["jobs", "run", "example:nope"], "its jobs: hello-cron, cleanup, rate-limit"),
+        (["jobs", "run", "nope:x"], "no plugin 'nope'"),
+        (["jobs", "next", "hello-cron"], "write PLUGIN:JOB"),
+        (["runs", "show", "no-such-run"], "no-such-run"),
+    ],
+)
+def test_bad_input_is_explained(setup: tuple[Path, Path], args: list[str], fragment: str) -> None:
+    config, _ = setup
+    out = plugbox(config, *args, check=False)
+    assert out.returncode == 2
+    assert fragment in out.stderr
+
+
+def test_bad_config_names_the_key(setup: tuple[Path, Path]) -> None:
+    config, _ = setup
+    config.write_text(config.read_text() + "workers = 0\nbogus = 1\n")
+    out = plugbox(config, "jobs", "list", check=False)
+    assert out.returncode == 2
+    assert "workers" in out.stderr
+    assert "bogus" in out.stderr
+    assert str(config) in out.stderr
