@@ -108,6 +108,21 @@ def doctor(as_json: bool) -> None:
         )
 
 
+# -- serve --------------------------------------------------------------------------------
+@main.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run the scheduler in the foreground: fire jobs on their schedules until Ctrl-C.
+
+    Ctrl-C or SIGTERM stops firing, waits `shutdown_grace` for runs in flight, then cancels them.
+    SIGHUP re-scans the installed plugins. Decisions are logged as JSON lines on stderr.
+    """
+    from plugbox.host.daemon import Daemon
+
+    with _host(ctx) as host:
+        sys.exit(Daemon(host).run())
+
+
 # -- plugins ------------------------------------------------------------------------------
 @main.group()
 def plugins() -> None:

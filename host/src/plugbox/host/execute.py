@@ -8,6 +8,7 @@ the second write: the runner returns an outcome for every fault.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ def execute(
     environment: Mapping[str, str] | None = None,
     host_id: str | None = None,
     run_id: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> RunRecord:
     """Run ``plan`` in the sandbox and return its final, stored record."""
     manifest = plan.plugin.manifest
@@ -86,7 +88,7 @@ def execute(
         grants=grants,
         environment=dict(os.environ if environment is None else environment),
     )
-    outcome = runner.run(request)
+    outcome = runner.run(request, cancel=cancel)
     record = record_from_outcome(outcome, common)
     store.update(record)
     return record
@@ -94,8 +96,10 @@ def execute(
 
 def record_from_outcome(outcome: Outcome, common: Mapping[str, Any]) -> RunRecord:
     """The stored form of a runner outcome."""
+    cancelled = outcome.kill_reason == "cancelled"
     return RunRecord(
-        status=outcome.status,
+        status="cancelled" if cancelled else outcome.status,
+        reason="cancelled: the host shut down or a newer run replaced it" if cancelled else None,
         started_at=outcome.started_at,
         finished_at=outcome.finished_at,
         duration_ms=outcome.duration_ms,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 Status = Literal["success", "failed", "timeout", "killed"]
-KillReason = Literal["timeout", "cpu", "memory", "output", "processes"]
+KillReason = Literal["timeout", "cpu", "memory", "output", "processes", "cancelled"]
 Level = Literal["kernel", "best-effort", "advisory"]
 
 MAX_LOG_ENTRIES = 1_000

@@ -198,7 +198,7 @@ class SandboxRunner:
                     ended.exited.set()
 
     # -- one run ------------------------------------------------------------------------
-    def run(self, request: RunRequest) -> Outcome:
+    def run(self, request: RunRequest, *, cancel: threading.Event | None = None) -> Outcome:
         """Run ``request`` in a confined child and return its outcome (never raises for job faults).
 
         A warm child — already forked, confined and in its cgroup, waiting for its go — is used
@@ -216,7 +216,7 @@ class SandboxRunner:
                 return self._setup_failure(started, time.monotonic(), spawned)
             child = spawned
         try:
-            return self._drive(child, request, decider, quotas, started)
+            return self._drive(child, request, decider, quotas, started, cancel)
         finally:
             if not self._closing:
                 # Prepare the next run's child after this one, so the two never compete for CPU.
@@ -307,6 +307,7 @@ class SandboxRunner:
         decider: Decider,
         quotas: Quotas,
         started: datetime,
+        cancel: threading.Event | None = None,
     ) -> Outcome:
         start = time.monotonic()
         watch = _Watch(quotas)
@@ -320,7 +321,9 @@ class SandboxRunner:
                     "context": request.context.model_dump(mode="json"),
                 },
             )
-            self._watch(child.pid, state, child.control, child.out_r, watch, decider, cgroup, start)
+            self._watch(
+                child.pid, state, child.control, child.out_r, watch, decider, cgroup, start, cancel
+            )
         except OSError:
             pass  # the child is gone before its go; its exit status tells why
         finally:
@@ -432,6 +435,7 @@ class SandboxRunner:
         decider: Decider,
         cgroup: RunCgroup | None,
         start: float,
+        cancel: threading.Event | None = None,
     ) -> None:
         broker = NetBroker(decider)
         sampler = TreeSampler(pid, cgroup)
@@ -447,6 +451,9 @@ class SandboxRunner:
                     return
                 if watch.deadline is not None and now >= start + watch.deadline:
                     watch.kill("timeout")
+                    return
+                if cancel is not None and cancel.is_set():
+                    watch.kill("cancelled")
                     return
                 if now >= next_sample:
                     usage = sampler.sample()
@@ -703,7 +710,10 @@ def _kill_message(reason: KillReason, quotas: Quotas) -> str:
         "memory": f"{quotas.memory_mb} MB memory quota",
         "output": f"{quotas.output_bytes}-byte output quota (x{OUTPUT_KILL_FACTOR})",
         "processes": f"{quotas.processes}-process quota",
+        "cancelled": "",
     }
+    if reason == "cancelled":
+        return "the run was cancelled (host shutdown, or a newer run replaced it) and was killed"
     return f"the run exceeded its {limits[reason]} and was killed"
 
 

@@ -43,6 +43,8 @@ def _warm_up() -> None:
 
 
 def serve(sock: socket.socket) -> None:
+    # Ctrl-C reaches the whole foreground process group; the parent decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # the zygote allocates little; collections would only dirty pages children share
     _warm_up()
     hello, _ = receive(sock)
@@ -111,6 +113,7 @@ def _spawn(
     if pid == 0:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.close(wake[0])
         os.close(wake[1])
         sock.detach()

@@ -1,0 +1,323 @@
+"""``plugbox serve``: the scheduler loop, a bounded worker pool, and their lifecycle.
+
+Composes the parts: the :class:`~plugbox.host.scheduler.Plan` decides *when*, the concurrency
+policy decides *whether*, a priority queue feeds ``workers`` threads that :func:`execute` runs in
+the sandbox, and the store keeps every decision. Signals: SIGTERM/SIGINT stop firing, wait up to
+``shutdown_grace`` for runs in flight, then cancel them (recorded ``cancelled``); SIGHUP re-scans
+plugins without dropping running runs. At start, runs a killed host left ``running`` become
+``interrupted`` and are retried where their retry policy allows.
+
+Every decision is logged as one JSON line on stderr (``{"event": "fired", "job": ...}``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from plugbox.host.execute import RunPlan, execute, new_run_id
+from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock, concurrency_decision
+from plugbox.host.services import Host
+from plugbox.host.store import RunRecord
+from plugbox.sdk import ScheduleError
+
+log = logging.getLogger("plugbox.host")
+_IDLE_WAKE_S = 1.0
+_FAILED = {"failed", "timeout", "killed", "interrupted"}
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One structured line about a host decision."""
+    sys.stderr.write(
+        json.dumps({"at": datetime.now(UTC).isoformat(), "event": event, **fields}, default=str)
+        + "\n"
+    )
+    sys.stderr.flush()
+
+
+@dataclass
+class _Active:
+    run_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Daemon:
+    """One scheduling host for the lifetime of ``plugbox serve``."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.plan = Plan(SystemClock())
+        self._lock = threading.Lock()  # guards plan and _active
+        self._active: dict[str, dict[str, _Active]] = {}
+        self._queue: queue.PriorityQueue[tuple[int, int, Fire | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._reload = threading.Event()
+        self._workers: list[threading.Thread] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+        store = self.host.store
+        recovered = store.mark_interrupted(
+            self.host.config.host_id, "the host stopped while the run was active"
+        )
+        immediate = self._load(starting=True)
+        for record in recovered:
+            emit("interrupted", job=record.job, run=record.run_id)
+            self._retry_after(record, self._fire_for(record))
+        for _ in range(self.host.config.workers):
+            worker = threading.Thread(target=self._work, name="plugbox-worker", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        emit(
+            "started",
+            workers=self.host.config.workers,
+            jobs=len(self.plan_keys()),
+            workspace=str(self.host.config.workspace),
+        )
+        self._dispatch(immediate)
+        while not self._stopping.is_set():
+            if self._reload.is_set():
+                self._reload.clear()
+                self._dispatch(self._load(starting=False, rescan=True))
+            with self._lock:
+                wakeup = self.plan.next_wakeup()
+            wait = (
+                _IDLE_WAKE_S
+                if wakeup is None
+                else max(0.0, (wakeup - datetime.now(UTC)).total_seconds())
+            )
+            self._wake.wait(min(wait, _IDLE_WAKE_S))
+            self._wake.clear()
+            with self._lock:
+                due = self.plan.due()
+            self._dispatch(due)
+        self._shutdown()
+        return 0
+
+    def _on_stop(self, signum: int, _frame: object) -> None:
+        if self._stopping.is_set():
+            return
+        emit(
+            "stopping",
+            signal=signal.Signals(signum).name,
+            grace_ms=self.host.config.shutdown_grace_ms,
+        )
+        self._stopping.set()
+        self._wake.set()
+
+    def _on_reload(self, _signum: int, _frame: object) -> None:
+        self._reload.set()
+        self._wake.set()
+
+    def plan_keys(self) -> list[str]:
+        return [f"{p.manifest.id}:{j.id}" for p in self.host.plugins for j in p.manifest.jobs]
+
+    def _load(self, *, starting: bool, rescan: bool = False) -> list[Fire]:
+        if rescan:
+            self.host.__dict__.pop("discovery", None)
+            emit("reloaded", plugins=[p.manifest.id for p in self.host.plugins])
+        for problem in self.host.problems:
+            emit("plugin_skipped", plugin=problem.entry_point.describe(), reason=problem.reason)
+        jobs = []
+        for plugin in self.host.plugins:
+            for spec in plugin.manifest.jobs:
+                override = self.host.config.job_override(plugin.manifest.id, spec.id)
+                try:
+                    jobs.append(
+                        ScheduledJob.from_spec(
+                            plugin.manifest.id,
+                            spec,
+                            schedule_override=override.schedule if override else None,
+                            timezone_override=override.timezone if override else None,
+                            enabled_override=override.enabled if override else None,
+                            env=dict(os.environ),
+                        )
+                    )
+                except ScheduleError as err:
+                    emit("job_skipped", job=f"{plugin.manifest.id}:{spec.id}", reason=str(err))
+        store = self.host.store
+        with self._lock:
+            return self.plan.load(
+                jobs, last_fire=store.last_fire, paused=store.paused_jobs(), starting=starting
+            )
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.host.config.shutdown_grace_ms / 1000
+        dropped = 0
+        while True:
+            try:
+                _, _, fire = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if fire is not None:
+                self._record_not_started(
+                    fire, "cancelled", "the host shut down before the run started"
+                )
+                dropped += 1
+        while self._busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            remaining = [a for runs in self._active.values() for a in runs.values()]
+        for active in remaining:
+            active.cancel.set()
+        for _ in self._workers:
+            self._queue.put((sys.maxsize, next(self._order), None))
+        for worker in self._workers:
+            worker.join(timeout=30)
+        emit("stopped", cancelled_in_flight=len(remaining), dropped_queued=dropped)
+
+    def _busy(self) -> bool:
+        with self._lock:
+            return any(self._active.values())
+
+    # -- decisions ------------------------------------------------------------------------------
+    def _dispatch(self, fires: list[Fire]) -> None:
+        for fire in fires:
+            if self._stopping.is_set():
+                self._record_not_started(fire, "cancelled", "the host was shutting down")
+                continue
+            with self._lock:
+                job = self.plan.job(fire.job)
+                active = self._active.get(fire.job, {})
+                decision = concurrency_decision(job.concurrency if job else "forbid", len(active))
+                replaced = list(active.values()) if decision == "replace" else []
+            if decision == "skip":
+                self._record_not_started(
+                    fire, "skipped", "the previous run is still active (concurrency=forbid)"
+                )
+                continue
+            for old in replaced:
+                emit("replacing", job=fire.job, run=old.run_id)
+                old.cancel.set()
+            if fire.trigger == "schedule":
+                self.host.store.set_last_fire(fire.job, fire.scheduled_at)
+            self._queue.put((-fire.priority, next(self._order), fire))
+
+    def _record_not_started(self, fire: Fire, status: str, reason: str) -> None:
+        run_id = new_run_id()
+        now = datetime.now(UTC)
+        self.host.store.add(
+            RunRecord(
+                run_id=run_id,
+                job=fire.job,
+                status=status,
+                trigger=fire.trigger,
+                attempt=fire.attempt,
+                first_run_id=fire.first_run_id or run_id,
+                scheduled_at=fire.scheduled_at,
+                finished_at=now,
+                reason=reason,
+                host_id=self.host.config.host_id,
+            )
+        )
+        emit(status, job=fire.job, run=run_id, reason=reason)
+
+    def _work(self) -> None:
+        while True:
+            _, _, fire = self._queue.get()
+            if fire is None:
+                return
+            if self._stopping.is_set():
+                self._record_not_started(
+                    fire, "cancelled", "the host shut down before the run started"
+                )
+                continue
+            self._run(fire)
+
+    def _run(self, fire: Fire) -> None:
+        plugin_id, _, job_id = fire.job.partition(":")
+        try:
+            plugin = self.host.plugin(plugin_id)
+        except LookupError as err:
+            self._record_not_started(fire, "skipped", str(err))
+            return
+        run_id = new_run_id()
+        active = _Active(run_id)
+        with self._lock:
+            self._active.setdefault(fire.job, {})[run_id] = active
+        emit(
+            "fired",
+            job=fire.job,
+            run=run_id,
+            trigger=fire.trigger,
+            attempt=fire.attempt,
+            scheduled_at=fire.scheduled_at,
+        )
+        try:
+            previous = self.host.store.stats(fire.job).get(fire.job)
+            record = execute(
+                RunPlan(
+                    plugin=plugin,
+                    job_id=job_id,
+                    trigger=fire.trigger,
+                    attempt=fire.attempt,
+                    first_run_id=fire.first_run_id,
+                    scheduled_at=fire.scheduled_at,
+                    run_count=(previous.total if previous else 0) + 1,
+                ),
+                runner=self.host.runner,
+                store=self.host.store,
+                workspace=str(self.host.config.workspace),
+                grants=self.host.config.grants_for(plugin_id),
+                host_id=self.host.config.host_id,
+                run_id=run_id,
+                cancel=active.cancel,
+            )
+        finally:
+            with self._lock:
+                self._active.get(fire.job, {}).pop(run_id, None)
+        emit(
+            "finished",
+            job=fire.job,
+            run=run_id,
+            status=record.status,
+            ms=record.duration_ms,
+            reason=record.kill_reason or (record.error.type if record.error else None),
+        )
+        if record.status in _FAILED and not self._stopping.is_set():
+            self._retry_after(record, fire)
+        self._wake.set()
+
+    def _fire_for(self, record: RunRecord) -> Fire:
+        with self._lock:
+            job = self.plan.job(record.job)
+        return Fire(
+            job=record.job,
+            scheduled_at=record.scheduled_at,
+            due_at=datetime.now(UTC),
+            trigger=record.trigger if record.trigger != "manual" else "schedule",
+            attempt=record.attempt,
+            first_run_id=record.first_run_id,
+            priority=job.priority if job else 5,
+        )
+
+    def _retry_after(self, record: RunRecord, fire: Fire) -> None:
+        with self._lock:
+            retry = self.plan.retry(
+                fire, run_id=record.first_run_id or record.run_id, failed_at=datetime.now(UTC)
+            )
+        if retry is not None:
+            delay = (retry.due_at - datetime.now(UTC)) / timedelta(milliseconds=1)
+            emit(
+                "retry_scheduled",
+                job=record.job,
+                attempt=retry.attempt,
+                in_ms=int(delay),
+                after=record.run_id,
+            )
+            self._wake.set()

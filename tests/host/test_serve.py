@@ -1,0 +1,115 @@
+"""``plugbox serve`` as an operator runs it: a real host process firing the example plugin's job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def plugbox_path() -> str:
+    found = shutil.which("plugbox", path=str(Path(sys.executable).parent))
+    assert found
+    return found
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    (tmp_path / "ws").mkdir()
+    path = tmp_path / "plugbox.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'workspace = "{tmp_path / "ws"}"\n'
+        'shutdown_grace = "2s"\n\n'
+        '[jobs."example:hello-cron"]\nschedule = "* * * * * *"\n'
+    )
+    return path
+
+
+def serve(config: Path) -> subprocess.Popen[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
+    return subprocess.Popen(
+        [plugbox_path(), "--config", str(config), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def runs(config: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [plugbox_path(), "--config", str(config), "runs", "list", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(config.parent)},
+    )
+    return json.loads(out.stdout)["runs"]  # type: ignore[no-any-return]
+
+
+def wait_for(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail("condition not met in time")
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[int, list[dict[str, Any]]]:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return process.returncode, events
+
+
+def test_serve_fires_on_schedule_and_stops_gracefully(config: Path) -> None:
+    process = serve(config)
+    try:
+        wait_for(lambda: len([r for r in runs(config) if r["status"] == "success"]) >= 3)
+    finally:
+        code, events = stop(process)
+    assert code == 0
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "started"
+    assert "fired" in kinds and "finished" in kinds
+    assert kinds[-2:] == ["stopping", "stopped"]
+    recorded = runs(config)
+    assert {r["trigger"] for r in recorded} == {"schedule"}
+    fired = sorted(r["scheduled_at"] for r in recorded)
+    assert len(set(fired)) == len(fired)  # each instant fired once
+    log = (config.parent / "ws" / ".plugbox" / "example" / "cron.log").read_text().splitlines()
+    assert log[:3] == ["run 1", "run 2", "run 3"]
+
+
+def test_restart_after_downtime_runs_the_missed_fire_once(config: Path) -> None:
+    process = serve(config)
+    try:
+        wait_for(lambda: len(runs(config)) >= 1)
+    finally:
+        stop(process)
+    before = len(runs(config))
+    time.sleep(3)  # three fires missed while the host is down (misfire = run_once)
+    process = serve(config)
+    try:
+        wait_for(lambda: len(runs(config)) >= before + 1)
+        time.sleep(0.5)
+    finally:
+        code, events = stop(process)
+    assert code == 0
+    started = datetime.fromisoformat(next(e["at"] for e in events if e["event"] == "started"))
+    fired = [e for e in events if e["event"] == "fired"]
+    missed = [e for e in fired if datetime.fromisoformat(e["scheduled_at"]) < started]
+    # Three fires fell in the downtime; run_once runs the latest of them once, not a burst.
+    assert len(missed) == 1, missed
+    assert missed[0]["trigger"] == "schedule"
+    assert started - datetime.fromisoformat(missed[0]["scheduled_at"]) < timedelta(seconds=2)
