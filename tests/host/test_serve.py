@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 
@@ -113,3 +114,80 @@ def test_restart_after_downtime_runs_the_missed_fire_once(config: Path) -> None:
     assert len(missed) == 1, missed
     assert missed[0]["trigger"] == "schedule"
     assert started - datetime.fromisoformat(missed[0]["scheduled_at"]) < timedelta(seconds=2)
+
+
+SLOWPOKE = """
+import time
+
+from plugbox.sdk import define_manifest, hookimpl, job
+
+
+@job("nap", run_on_startup=True, retries=1, timeout="120s", concurrency="allow")
+def nap(ctx):
+    ctx.logger.info("napping", attempt=ctx.attempt)
+    time.sleep(60)
+    return {"slept": True}
+
+
+manifest = define_manifest(id="slowpoke", version="1.0", name="Slowpoke", jobs=[nap])
+
+
+@hookimpl
+def plugbox_manifest():
+    return manifest
+"""
+
+
+def install_slowpoke(site: Path) -> None:
+    """An installed-looking distribution: dist-info with the entry point, beside its module."""
+    info = site / "pbt_slowpoke-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pbt-slowpoke\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[plugbox]\nslowpoke = pbt_slowpoke\n")
+    (site / "pbt_slowpoke.py").write_text(SLOWPOKE)
+
+
+def test_sigkill_mid_run_leaves_an_interrupted_run_that_is_retried(config: Path) -> None:
+    site = config.parent / "site"
+    install_slowpoke(site)
+    config.write_text(
+        config.read_text().replace(
+            'shutdown_grace = "2s"', f'shutdown_grace = "1s"\nplugin_paths = ["{site}"]'
+        )
+    )
+
+    def slowpoke_runs() -> list[dict[str, Any]]:
+        return [r for r in runs(config) if r["job"] == "slowpoke:nap"]
+
+    process = serve(config)
+    wait_for(lambda: any(r["status"] == "running" for r in slowpoke_runs()))
+    family = psutil.Process(process.pid).children(recursive=True)
+    assert family, "the host should have a zygote and a run child"
+    process.kill()  # SIGKILL: no chance to clean up
+    process.communicate(timeout=10)
+    _, alive = psutil.wait_procs(family, timeout=10)
+    assert alive == [], f"processes outlived their killed host: {alive}"
+
+    (first,) = slowpoke_runs()
+    assert first["status"] == "running"  # what the killed host left behind
+    assert first["trigger"] == "startup"
+
+    process = serve(config)
+    try:
+        wait_for(
+            lambda: any(
+                r["trigger"] == "retry" and r["status"] == "running" for r in slowpoke_runs()
+            )
+        )
+    finally:
+        code, events = stop(process)
+    assert code == 0
+    by_id = {r["run_id"]: r for r in slowpoke_runs()}
+    assert by_id[first["run_id"]]["status"] == "interrupted"
+    assert by_id[first["run_id"]]["reason"]
+    (retry,) = [r for r in by_id.values() if r["trigger"] == "retry"]  # next to a new startup run
+    assert retry["attempt"] == 2
+    assert retry["first_run_id"] == first["run_id"]
+    assert retry["status"] == "cancelled"  # the graceful stop cancelled it after the grace period
+    kinds = [e["event"] for e in events]
+    assert "interrupted" in kinds and "retry_scheduled" in kinds

@@ -369,6 +369,7 @@ def jobs_run(ctx: click.Context, job: str, as_json: bool) -> None:
                 workspace=str(host.config.workspace),
                 grants=host.config.grants_for(plugin.manifest.id),
                 host_id=host.config.host_id,
+                python_path=tuple(str(path) for path in host.config.plugin_paths),
             )
 
         if as_json:

@@ -276,6 +276,7 @@ class Daemon:
                 grants=self.host.config.grants_for(plugin_id),
                 host_id=self.host.config.host_id,
                 run_id=run_id,
+                python_path=tuple(str(path) for path in self.host.config.plugin_paths),
                 cancel=active.cancel,
             )
         finally:

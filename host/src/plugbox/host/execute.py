@@ -53,6 +53,7 @@ def execute(
     host_id: str | None = None,
     run_id: str | None = None,
     cancel: threading.Event | None = None,
+    python_path: tuple[str, ...] = (),
 ) -> RunRecord:
     """Run ``plan`` in the sandbox and return its final, stored record."""
     manifest = plan.plugin.manifest
@@ -87,6 +88,7 @@ def execute(
         permissions=manifest.declared_permissions(spec.id),
         grants=grants,
         environment=dict(os.environ if environment is None else environment),
+        python_path=python_path,
     )
     outcome = runner.run(request, cancel=cancel)
     record = record_from_outcome(outcome, common)

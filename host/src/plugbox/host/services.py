@@ -35,7 +35,11 @@ class Host:
 
     @functools.cached_property
     def discovery(self) -> DiscoveryReport:
-        return discover(self.runner, workspace=str(self.config.workspace))
+        return discover(
+            self.runner,
+            workspace=str(self.config.workspace),
+            extra_paths=tuple(str(path) for path in self.config.plugin_paths),
+        )
 
     @property
     def plugins(self) -> list[LoadedPlugin]:

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import psutil
+
 from plugbox.sandbox import fs_roots
 from plugbox.sandbox.broker import NetBroker, NetRequest
 from plugbox.sandbox.kernel.landlock import default_system_paths
-from plugbox.sandbox.limits.cgroups import RunCgroup, cgroup_support
+from plugbox.sandbox.limits.cgroups import RunCgroup, cgroup_support, reap_stale_runs
 from plugbox.sandbox.limits.reaper import kill_tree
 from plugbox.sandbox.limits.usage import TreeSampler
 from plugbox.sandbox.outcome import (
@@ -119,9 +121,17 @@ class SandboxRunner:
     def start(self) -> SandboxRunner:
         if self._zygote is not None:
             return self
+        if self._cgroups.version is not None:
+            reap_stale_runs(psutil.pid_exists)
         ours, theirs = socket.socketpair()
         self._zygote = subprocess.Popen(
-            [sys.executable, "-m", "plugbox.sandbox.zygote", str(theirs.fileno())],
+            [
+                sys.executable,
+                "-m",
+                "plugbox.sandbox.zygote",
+                str(theirs.fileno()),
+                str(os.getpid()),
+            ],
             pass_fds=[theirs.fileno()],
             env=_zygote_environment(),
             stdin=subprocess.DEVNULL,
@@ -273,7 +283,9 @@ class SandboxRunner:
         spec = self._spec(spawn_id, request, quotas)
         parent_end, child_end = socket.socketpair()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        cgroup = RunCgroup.create(spawn_id, quotas) if self._cgroups.version is not None else None
+        # The owner pid in the name lets a later host reap what a killed one left behind.
+        name = f"{os.getpid()}-{spawn_id[:12]}"
+        cgroup = RunCgroup.create(name, quotas) if self._cgroups.version is not None else None
         state = _RunState()
         self._runs[spawn_id] = state
         try:

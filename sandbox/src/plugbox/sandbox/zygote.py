@@ -26,7 +26,7 @@ from typing import Any
 from plugbox.sandbox.child import run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
 from plugbox.sandbox.kernel import namespaces
-from plugbox.sandbox.limits.reaper import become_subreaper
+from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent
 from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
 from plugbox.sandbox.request import RunContext, SpawnSpec
@@ -109,8 +109,10 @@ def _spawn(
     # Move every object into the permanent generation so the child's collector never walks (and
     # copy-on-write faults) the zygote's heap; a few ms per run otherwise.
     gc.freeze()
+    zygote = os.getpid()
     pid = os.fork()
     if pid == 0:
+        die_with_parent(zygote)  # and each run child with the zygote
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -161,6 +163,7 @@ def _describe(machine: MachineLayers) -> dict[str, Any]:
 
 
 def main() -> None:
+    die_with_parent(int(sys.argv[2]))  # a host killed with SIGKILL takes the zygote with it
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(sock)

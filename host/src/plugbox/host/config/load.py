@@ -191,6 +191,11 @@ def _anchor(
     state_root = Path(xdg) if os.path.isabs(xdg) else home / ".local" / "state"
     place("state_dir", state_root / "plugbox")
     place("workspace", cwd)
+    paths = data.get("plugin_paths")
+    if isinstance(paths, list):
+        data["plugin_paths"] = [
+            _absolute(p, base, home) if isinstance(p, str) else p for p in paths
+        ]
     data.setdefault("workers", os.cpu_count() or 1)
     data.setdefault("host_id", socket.gethostname() or "localhost")
 

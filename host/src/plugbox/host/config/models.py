@@ -145,6 +145,9 @@ class HostConfig(_Frozen):
         description="wait this long for runs on shutdown, then kill them",
     )
     disabled_plugins: tuple[PluginId, ...] = Field((), description="plugin ids not to load")
+    plugin_paths: tuple[Path, ...] = Field(
+        (), description="extra directories searched for installed plugins, before site-packages"
+    )
     plugins: Mapping[PluginId, PluginConfig] = Field(default_factory=dict)
     jobs: Mapping[JobKey, JobOverride] = Field(default_factory=dict)
 

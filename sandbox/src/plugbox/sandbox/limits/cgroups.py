@@ -44,7 +44,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -645,3 +645,37 @@ def _read_pids(path: Path) -> list[int]:
 
 def _safe_name(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)[:64] or "anonymous"
+
+
+def reap_stale_runs(owner_alive: Callable[[int], bool]) -> int:
+    """Kill and remove run cgroups left by a host that died (SIGKILL, power loss).
+
+    Run directories are named ``run-<owner pid>-…`` (see :class:`RunCgroup`); a directory whose
+    owner is no longer alive belongs to nobody, and whatever still runs in it is a job nothing
+    watches any more. Returns how many run directories were reaped.
+    """
+    plan = _plan()
+    if plan.support.version is None:
+        return 0
+    names: set[str] = set()
+    for parent in set(plan.parents.values()):
+        with contextlib.suppress(OSError):
+            names.update(
+                p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("run-")
+            )
+    reaped = 0
+    for name in sorted(names):
+        owner = name.split("-")[1] if name.count("-") >= 2 else ""
+        if not owner.isdigit() or owner_alive(int(owner)):
+            continue
+        dirs = {
+            role: parent / name for role, parent in plan.parents.items() if (parent / name).is_dir()
+        }
+        if not dirs:
+            continue
+        RunCgroup(dirs, plan.support.version).close()
+        log.warning(
+            "killed the leftovers of run cgroup %s (its host, pid %s, is gone)", name, owner
+        )
+        reaped += 1
+    return reaped

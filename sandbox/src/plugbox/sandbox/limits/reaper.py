@@ -45,6 +45,24 @@ _PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>, Linux 3.4
 _PR_GET_CHILD_SUBREAPER = 37
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """Get SIGKILL when the parent dies, so nothing outlives the process that watches it.
+
+    The zygote asks this of the host and each run child of the zygote: a host killed with
+    SIGKILL takes its zygote and every run child with it. If the parent is already gone by the
+    time the request lands (a race the kernel cannot close for us), exit at once.
+    """
+    libc = _libc()
+    if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
+    if os.getppid() != expected_parent:
+        os._exit(1)
+
+
 def become_subreaper() -> bool:
     """Make orphaned descendants of the calling process re-parent to it rather than to init.
 
