@@ -191,3 +191,22 @@ def test_sigkill_mid_run_leaves_an_interrupted_run_that_is_retried(config: Path)
     assert retry["status"] == "cancelled"  # the graceful stop cancelled it after the grace period
     kinds = [e["event"] for e in events]
     assert "interrupted" in kinds and "retry_scheduled" in kinds
+
+
+def test_plugins_reload_signals_the_running_host(config: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
+    reload = [plugbox_path(), "--config", str(config), "plugins", "reload"]
+    idle = subprocess.run(reload, capture_output=True, text=True, env=env)
+    assert idle.returncode == 2
+    assert "no running `plugbox serve`" in idle.stderr
+    process = serve(config)
+    try:
+        wait_for(lambda: len(runs(config)) >= 1)
+        asked = subprocess.run(reload, capture_output=True, text=True, env=env)
+        assert asked.returncode == 0, asked.stderr
+        time.sleep(1)
+    finally:
+        code, events = stop(process)
+    assert code == 0
+    assert "reloaded" in [e["event"] for e in events]
+    assert not (config.parent / "state" / "serve.pid").exists()

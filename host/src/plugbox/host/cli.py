@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -183,6 +184,27 @@ def plugins_list(ctx: click.Context, as_json: bool) -> None:
 
 def _permissions_json(permissions: Permissions) -> dict[str, Any]:
     return permissions.model_dump(mode="json", exclude_defaults=True)
+
+
+@plugins.command("reload")
+@click.pass_context
+def plugins_reload(ctx: click.Context) -> None:
+    """Ask the running `plugbox serve` to re-scan plugins (runs in flight are not touched)."""
+    from plugbox.host.daemon import PID_FILE
+
+    try:
+        config = load_config(ctx.obj.get("config"))
+    except ConfigError as err:
+        _fail(str(err))
+    pid_file = config.state_dir / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        _fail(
+            f"no running `plugbox serve` found for this configuration ({pid_file}); start it first"
+        )
+    console.print(f"asked plugbox serve (pid {pid}) to reload its plugins")
 
 
 @plugins.command("inspect")
@@ -391,7 +413,8 @@ def jobs_pause(ctx: click.Context, job: str) -> None:
     with _host(ctx) as host:
         host.job(job)
         host.store.set_paused(job, True)
-        console.print(f"{job} paused")
+        note = " (the running plugbox serve was told)" if _nudge_serve(host) else ""
+        console.print(f"{job} paused{note}")
 
 
 @jobs.command("resume")
@@ -402,7 +425,20 @@ def jobs_resume(ctx: click.Context, job: str) -> None:
     with _host(ctx) as host:
         host.job(job)
         host.store.set_paused(job, False)
-        console.print(f"{job} resumed")
+        note = " (the running plugbox serve was told)" if _nudge_serve(host) else ""
+        console.print(f"{job} resumed{note}")
+
+
+def _nudge_serve(host: Host) -> bool:
+    """Make a running ``plugbox serve`` re-read pause state now (SIGHUP); False if none runs."""
+    from plugbox.host.daemon import PID_FILE
+
+    try:
+        pid = int((host.config.state_dir / PID_FILE).read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 # -- runs ---------------------------------------------------------------------------------

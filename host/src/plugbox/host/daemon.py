@@ -12,6 +12,7 @@ Every decision is logged as one JSON line on stderr (``{"event": "fired", "job":
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -33,6 +34,10 @@ from plugbox.sdk import ScheduleError
 
 log = logging.getLogger("plugbox.host")
 _IDLE_WAKE_S = 1.0
+#: Retention runs at start and then this often.
+PRUNE_EVERY_S = 3600.0
+#: Where ``plugbox serve`` records its pid (in the state dir) so ``plugins reload`` can signal it.
+PID_FILE = "serve.pid"
 _FAILED = {"failed", "timeout", "killed", "interrupted"}
 
 
@@ -89,8 +94,14 @@ class Daemon:
             jobs=len(self.plan_keys()),
             workspace=str(self.host.config.workspace),
         )
+        pid_file = self.host.config.state_dir / PID_FILE
+        pid_file.write_text(f"{os.getpid()}\n")
+        next_prune = 0.0
         self._dispatch(immediate)
         while not self._stopping.is_set():
+            if time.monotonic() >= next_prune:
+                self._prune()
+                next_prune = time.monotonic() + PRUNE_EVERY_S
             if self._reload.is_set():
                 self._reload.clear()
                 self._dispatch(self._load(starting=False, rescan=True))
@@ -107,7 +118,17 @@ class Daemon:
                 due = self.plan.due()
             self._dispatch(due)
         self._shutdown()
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
         return 0
+
+    def _prune(self) -> None:
+        retention = self.host.config.retention
+        removed = self.host.store.prune(
+            older_than_days=retention.days or None, keep_per_job=retention.per_job or None
+        )
+        if removed:
+            emit("pruned", runs=removed, days=retention.days, per_job=retention.per_job)
 
     def _on_stop(self, signum: int, _frame: object) -> None:
         if self._stopping.is_set():
