@@ -225,8 +225,6 @@ class Daemon:
             for old in replaced:
                 emit("replacing", job=fire.job, run=old.run_id)
                 old.cancel.set()
-            if fire.trigger == "schedule":
-                self.host.store.set_last_fire(fire.job, fire.scheduled_at)
             self._queue.put((-fire.priority, next(self._order), fire))
 
     def _record_not_started(self, fire: Fire, status: str, reason: str) -> None:
@@ -267,6 +265,11 @@ class Daemon:
         except LookupError as err:
             self._record_not_started(fire, "skipped", str(err))
             return
+        if fire.trigger == "schedule":
+            # Written by the worker, not the dispatch loop: a burst of fires is dispatched without
+            # waiting on one database write each. A host that dies before this line treats the
+            # fire as missed at its next start, and its misfire policy decides.
+            self.host.store.set_last_fire(fire.job, fire.scheduled_at)
         run_id = new_run_id()
         active = _Active(run_id)
         with self._lock:
