@@ -51,9 +51,9 @@ def runs(config: Path) -> list[dict[str, Any]]:
         [plugbox_path(), "--config", str(config), "runs", "list", "--json"],
         capture_output=True,
         text=True,
-        check=True,
         env={"PATH": "/usr/bin:/bin", "HOME": str(config.parent)},
     )
+    assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)["runs"]  # type: ignore[no-any-return]
 
 

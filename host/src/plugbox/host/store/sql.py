@@ -7,6 +7,7 @@ Queries use only portable Core constructs (window functions included: SQLite has
 from __future__ import annotations
 
 import builtins
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from plugbox.host.store.base import (
     DEFAULT_LIMIT,
@@ -56,6 +57,8 @@ from plugbox.host.store.records import (
 
 #: How long a SQLite writer waits for another one before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long opening a store keeps retrying a locked SQLite file (another process creating it).
+OPEN_RETRY_S = 10.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -200,10 +203,26 @@ class SqlRunStore:
         self._writer = self._engine.execution_options(**{_WRITE: True})
         self._closed = False
         try:
-            upgrade(self._writer)
+            self._upgrade()
         except BaseException:
             self._engine.dispose()
             raise
+
+    def _upgrade(self) -> None:
+        # Two processes opening a new SQLite file at once (``plugbox serve`` starting while a CLI
+        # command reads) can meet SQLite's "database is locked" while one of them switches the
+        # file to WAL, which busy_timeout does not always cover; the schema work itself is one
+        # IMMEDIATE transaction, so trying again is safe.
+        deadline = time.monotonic() + OPEN_RETRY_S
+        while True:
+            try:
+                upgrade(self._writer)
+                return
+            except OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                self._engine.dispose()
+                time.sleep(0.05)
 
     def __enter__(self) -> SqlRunStore:
         return self
