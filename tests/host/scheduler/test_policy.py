@@ -93,7 +93,7 @@ def test_latest_fires_cost_does_not_grow_with_the_outage() -> None:
     got = latest_fires(every_second, T0, now, 5)
     elapsed = time.perf_counter() - started
     assert got == [now - timedelta(seconds=s) for s in (4, 3, 2, 1, 0)]
-    assert elapsed < 0.05
+    assert elapsed < 0.5  # a guard against walking every instant (~1 s+), not a speed claim
     with pytest.raises(ValueError, match="n must be 1 or more"):
         latest_fires(every_second, T0, now, 0)
 

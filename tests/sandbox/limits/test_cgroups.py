@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import statistics
 import threading
 import time
 import uuid
@@ -362,26 +361,3 @@ def test_close_removes_every_directory_and_is_idempotent(
         # The shared parent goes too once empty; another run may still be using it.
         assert not path.parent.exists() or path.name not in os.listdir(path.parent)
     assert started.wait().signal == signal.SIGKILL
-
-
-def test_per_run_cost_is_around_a_millisecond() -> None:
-    """create + move a child in + close, for a run whose child already exited (the common end)."""
-    quotas = Quotas(memory_mb=64, processes=20)
-    costs = []
-    for n in range(20):
-        go_r, go_w = os.pipe()
-        began = time.perf_counter()
-        cgroup = RunCgroup.create(f"cost-{n}", quotas)
-        assert cgroup is not None
-        pid = os.fork()
-        if pid == 0:
-            os.read(go_r, 1)
-            os._exit(0)
-        cgroup.add(pid)
-        os.write(go_w, b"g")
-        os.waitpid(pid, 0)
-        cgroup.close()
-        costs.append(time.perf_counter() - began)
-        os.close(go_r)
-        os.close(go_w)
-    assert statistics.median(costs) < 0.010  # measured ~1 ms; generous for a loaded CI machine
