@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -196,13 +197,11 @@ def plugins_reload(ctx: click.Context) -> None:
         config = load_config(ctx.obj.get("config"))
     except ConfigError as err:
         _fail(str(err))
-    pid_file = config.state_dir / PID_FILE
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError):
+    pid = _signal_serve(config.state_dir)
+    if pid is None:
         _fail(
-            f"no running `plugbox serve` found for this configuration ({pid_file}); start it first"
+            f"no running `plugbox serve` found for this configuration "
+            f"({config.state_dir / PID_FILE}); start it first"
         )
     console.print(f"asked plugbox serve (pid {pid}) to reload its plugins")
 
@@ -429,16 +428,22 @@ def jobs_resume(ctx: click.Context, job: str) -> None:
         console.print(f"{job} resumed{note}")
 
 
-def _nudge_serve(host: Host) -> bool:
-    """Make a running ``plugbox serve`` re-read pause state now (SIGHUP); False if none runs."""
+def _signal_serve(state_dir: Path) -> int | None:
+    """SIGHUP the ``plugbox serve`` that owns ``state_dir`` (it re-reads plugins and pause
+    state); its pid, or None when none runs."""
     from plugbox.host.daemon import PID_FILE
 
     try:
-        pid = int((host.config.state_dir / PID_FILE).read_text().strip())
+        pid = int((state_dir / PID_FILE).read_text().strip())
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError):
-        return False
-    return True
+        return None
+    return pid
+
+
+def _nudge_serve(host: Host) -> bool:
+    """Make a running ``plugbox serve`` re-read pause state now; False if none runs."""
+    return _signal_serve(host.config.state_dir) is not None
 
 
 # -- runs ---------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from functools import lru_cache
 
 from plugbox.sandbox.kernel import landlock, namespaces, seccomp
 from plugbox.sandbox.limits.rlimits import apply_rlimits
-from plugbox.sandbox.outcome import Enforcement, Level
 from plugbox.sandbox.request import SpawnSpec
 
 
@@ -103,38 +102,3 @@ class Confinement:
         if self.filter is not None:
             self.filter.load()
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
-
-    def enforcement(self) -> Enforcement:
-        landlock_on = self.ruleset is not None
-        seccomp_on = self.filter is not None
-        cgroups = self.machine.cgroups
-        notes = list(self.notes)
-        if not landlock_on:
-            notes.append(
-                "no Landlock: files are guarded by runtime.fs only; /proc of other processes is readable"
-            )
-        if not self.machine.netns:
-            notes.append(
-                "no network namespace: sockets opened directly by plugin code are not stopped"
-            )
-        if not seccomp_on:
-            notes.append(
-                "no seccomp filter: ptrace, raw sockets and exec are not blocked by the kernel"
-            )
-        if not cgroups:
-            notes.append(
-                "no cgroups: memory and process counts are enforced by rlimits and polling"
-            )
-        fs: Level = "kernel" if landlock_on else "advisory"
-        return Enforcement(
-            mode="sandbox",
-            fs=fs,
-            net="kernel" if self.machine.netns else "advisory",
-            env="kernel" if landlock_on else "best-effort",
-            shell="kernel" if seccomp_on and landlock_on else "best-effort",
-            cpu="kernel",
-            memory="kernel" if cgroups else "best-effort",
-            processes="kernel" if cgroups else "best-effort",
-            landlock_abi=self.machine.landlock_abi or None,
-            notes=tuple(notes),
-        )

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from plugbox.sandbox._openat2 import openat2_available
 from plugbox.sandbox.kernel import LayerStatus, probe_all
 from plugbox.sandbox.limits.cgroups import cgroup_support
-from plugbox.sandbox.outcome import Level
+from plugbox.sandbox.outcome import Level, capability_levels
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +68,14 @@ def diagnose() -> DoctorReport:
         )
     )
     active = {layer.name: layer.active for layer in layers}
-    landlock = active.get("landlock", False)
-    netns = active.get("network namespace", False)
-    seccomp = active.get("seccomp", False)
     has_cgroups = cgroups.version is not None
-    capabilities: dict[str, Level] = {
-        "fs": "kernel" if landlock else "advisory",
-        "net": "kernel" if netns else "advisory",
-        "env": "kernel" if landlock else "best-effort",
-        "shell": "kernel" if landlock and seccomp else "best-effort",
-        "cpu": "kernel",
-        "memory": "kernel" if has_cgroups and cgroups.memory else "best-effort",
-        "processes": "kernel" if has_cgroups and cgroups.pids else "best-effort",
-    }
+    capabilities = capability_levels(
+        landlock=active.get("landlock", False),
+        netns=active.get("network namespace", False),
+        seccomp=active.get("seccomp", False),
+        cgroup_memory=has_cgroups and cgroups.memory,
+        cgroup_pids=has_cgroups and cgroups.pids,
+    )
     system = f"{platform.system()} {platform.release()} ({platform.machine()}), Python {platform.python_version()}"
     return DoctorReport(system, tuple(layers), capabilities)
 

@@ -15,25 +15,16 @@ from datetime import UTC, datetime
 
 from plugbox.sandbox.broker import NetBroker
 from plugbox.sandbox.handlers import call_handler, import_handler
-from plugbox.sandbox.outcome import Enforcement, ErrorInfo, Outcome, json_result
+from plugbox.sandbox.outcome import ErrorInfo, Outcome, advisory_enforcement, json_result
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
 from plugbox.sandbox.session import Collector, build_context, error_from
 from plugbox.sdk import ResourceUsage
 from plugbox.sdk.permissions import effective_policy
 
-DEBUG_ENFORCEMENT = Enforcement(
-    mode="debug",
-    fs="advisory",
-    net="advisory",
-    env="advisory",
-    shell="advisory",
-    cpu="advisory",
-    memory="advisory",
-    processes="advisory",
-    notes=(
-        "in-process debug mode: every runtime call is checked, but code that bypasses the "
-        "proxies is not stopped and no quota is enforced",
-    ),
+DEBUG_ENFORCEMENT = advisory_enforcement(
+    "debug",
+    "in-process debug mode: every runtime call is checked, but code that bypasses the "
+    "proxies is not stopped and no quota is enforced",
 )
 
 

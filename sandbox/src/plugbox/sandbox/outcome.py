@@ -63,6 +63,39 @@ class Enforcement(_Frozen):
     notes: tuple[str, ...] = ()
 
 
+def capability_levels(
+    *, landlock: bool, netns: bool, seccomp: bool, cgroup_memory: bool, cgroup_pids: bool
+) -> dict[str, Level]:
+    """Which kind of layer protects each capability, given the layers that are active.
+
+    The one rule behind every run record's ``enforcement`` and ``plugbox doctor``.
+    """
+    return {
+        "fs": "kernel" if landlock else "advisory",
+        "net": "kernel" if netns else "advisory",
+        "env": "kernel" if landlock else "best-effort",
+        "shell": "kernel" if landlock and seccomp else "best-effort",
+        "cpu": "kernel",
+        "memory": "kernel" if cgroup_memory else "best-effort",
+        "processes": "kernel" if cgroup_pids else "best-effort",
+    }
+
+
+def advisory_enforcement(mode: Literal["sandbox", "debug"], note: str) -> Enforcement:
+    """Every capability ``advisory``: only the proxies stood between the job and the machine."""
+    return Enforcement(
+        mode=mode,
+        fs="advisory",
+        net="advisory",
+        env="advisory",
+        shell="advisory",
+        cpu="advisory",
+        memory="advisory",
+        processes="advisory",
+        notes=(note,),
+    )
+
+
 class Outcome(_Frozen):
     """The result of one run, bounded in size."""
 

@@ -49,6 +49,8 @@ from plugbox.sandbox.outcome import (
     LogEntry,
     Outcome,
     Status,
+    advisory_enforcement,
+    capability_levels,
     clip,
 )
 from plugbox.sandbox.protocol import ProtocolError, receive, send
@@ -400,15 +402,16 @@ class SandboxRunner:
             notes.append(
                 "fs deny patterns inside an allowed directory are enforced by runtime.fs, not the kernel"
             )
+        levels = capability_levels(
+            landlock=landlock_on,
+            netns=bool(machine.get("netns")),
+            seccomp=seccomp_on,
+            cgroup_memory=cgroups,
+            cgroup_pids=cgroups,
+        )
         return Enforcement(
             mode="sandbox",
-            fs="kernel" if landlock_on else "advisory",
-            net="kernel" if machine.get("netns") else "advisory",
-            env="kernel" if landlock_on else "best-effort",
-            shell="kernel" if landlock_on and seccomp_on else "best-effort",
-            cpu="kernel",
-            memory="kernel" if cgroups else "best-effort",
-            processes="kernel" if cgroups else "best-effort",
+            **levels,
             landlock_abi=int(machine.get("landlock_abi") or 0) or None,
             notes=tuple(notes),
         )
@@ -421,20 +424,7 @@ class SandboxRunner:
             started_at=started,
             finished_at=now,
             duration_ms=int((time.monotonic() - start) * 1000),
-            enforcement=self._enforcement_unknown(),
-        )
-
-    def _enforcement_unknown(self) -> Enforcement:
-        return Enforcement(
-            mode="sandbox",
-            fs="advisory",
-            net="advisory",
-            env="advisory",
-            shell="advisory",
-            cpu="advisory",
-            memory="advisory",
-            processes="advisory",
-            notes=("the run never started",),
+            enforcement=advisory_enforcement("sandbox", "the run never started"),
         )
 
     def _watch(
