@@ -9,12 +9,13 @@ It never imports :mod:`plugbox.host`.
 """
 
 from plugbox.sandbox.inprocess import run_in_process
-from plugbox.sandbox.outcome import Enforcement, ErrorInfo, Event, LogEntry, Outcome
+from plugbox.sandbox.outcome import Access, Enforcement, ErrorInfo, Event, LogEntry, Outcome
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest
 from plugbox.sandbox.runner import SandboxRunner
 
 __all__ = [
     "DEFAULT_QUOTAS",
+    "Access",
     "Enforcement",
     "ErrorInfo",
     "Event",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -62,12 +62,29 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-class NetBroker:
-    """Performs checked HTTP requests for one run."""
+#: Answers a request that passed every check instead of the network (the test harness's fake
+#: HTTP). It sees each hop separately, so a fake redirect is checked again like a real one.
+Responder = Callable[[NetRequest], HttpResponse]
 
-    def __init__(self, decider: Decider, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+
+class NetBroker:
+    """Performs checked HTTP requests for one run.
+
+    With a ``responder`` nothing leaves the machine: each hop is still checked (scheme, host,
+    port, the rule that allows it) and then answered by the responder; names are not resolved,
+    since no connection is made.
+    """
+
+    def __init__(
+        self,
+        decider: Decider,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        responder: Responder | None = None,
+    ) -> None:
         self._decider = decider
         self._max_body = max_body
+        self._responder = responder
 
     def perform(self, request: NetRequest) -> HttpResponse:
         method = request.method.upper()
@@ -107,6 +124,10 @@ class NetBroker:
         host_for_target = f"[{raw_host}]" if ":" in raw_host else raw_host
         target = f"{host_for_target}:{port}"
         self._decider.decide("net.connect", target).raise_if_denied()
+        if self._responder is not None:
+            answer = self._responder(NetRequest(method, url, dict(headers), body, timeout))
+            location = answer.headers.get("Location") or answer.headers.get("location")
+            return answer, location if answer.status in _REDIRECTS else None
         host = normalize_host(raw_host)
         address = self._resolve_checked(target, host, port)
         connection_type = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection

@@ -119,7 +119,7 @@ def _run(spec: SpawnSpec, context: RunContext, control: socket.socket, env: dict
         )
 
     collector = _StreamingCollector(channel)
-    ctx, fs = build_context(
+    ctx, fs, recorder = build_context(
         request,
         decider,
         quotas,
@@ -139,6 +139,8 @@ def _run(spec: SpawnSpec, context: RunContext, control: socket.socket, env: dict
         payload = {"result": None, "error": error_from(exc).model_dump()}
     finally:
         fs.close()
+    payload["accesses"] = recorder.export()
+    payload["accesses_truncated"] = recorder.truncated
     sys.stdout.flush()
     sys.stderr.flush()
     channel.result(payload)

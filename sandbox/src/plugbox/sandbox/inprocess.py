@@ -13,7 +13,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from plugbox.sandbox.broker import NetBroker
+from plugbox.sandbox.accesses import RecordingDecider, merge_accesses
+from plugbox.sandbox.broker import NetBroker, Responder
 from plugbox.sandbox.handlers import call_handler, import_handler
 from plugbox.sandbox.outcome import ErrorInfo, Outcome, advisory_enforcement, json_result
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
@@ -28,9 +29,14 @@ DEBUG_ENFORCEMENT = advisory_enforcement(
 )
 
 
-def run_in_process(request: RunRequest) -> Outcome:
-    """Run one job in this process (debug mode) and return its outcome."""
+def run_in_process(request: RunRequest, *, responder: Responder | None = None) -> Outcome:
+    """Run one job in this process (debug mode) and return its outcome.
+
+    ``responder`` answers the job's HTTP requests after they pass every check (see
+    :class:`~plugbox.sandbox.broker.NetBroker`).
+    """
     decider = effective_policy(request.permissions, *request.grants)
+    broker_record = RecordingDecider(decider)
     quotas = request.quotas(DEFAULT_QUOTAS)
     collector = Collector()
     started = datetime.now(UTC)
@@ -45,12 +51,12 @@ def run_in_process(request: RunRequest) -> Outcome:
             peak_memory_mb=round(peak_kb / 1024, 1),
         )
 
-    ctx, fs = build_context(
+    ctx, fs, recorder = build_context(
         request,
         decider,
         quotas,
         collector,
-        NetBroker(decider).perform,
+        NetBroker(broker_record, responder=responder).perform,
         usage,
         host_path=os.environ.get("PATH", ""),
     )
@@ -66,6 +72,7 @@ def run_in_process(request: RunRequest) -> Outcome:
     finally:
         fs.close()
     spent = usage()
+    accesses, cut = merge_accesses(recorder.accesses(), broker_record.accesses())
     return Outcome(
         status="failed" if error else "success",
         result=result,
@@ -79,5 +86,7 @@ def run_in_process(request: RunRequest) -> Outcome:
         log_truncated=collector.log_truncated,
         events=tuple(collector.events),
         events_truncated=collector.events_truncated,
+        accesses=accesses,
+        accesses_truncated=cut or recorder.truncated or broker_record.truncated,
         enforcement=DEBUG_ENFORCEMENT,
     )

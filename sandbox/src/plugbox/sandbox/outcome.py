@@ -21,6 +21,7 @@ MAX_EVENTS = 1_000
 MAX_RESULT_BYTES = 1024 * 1024
 MAX_TRACEBACK_CHARS = 20_000
 MAX_MESSAGE_CHARS = 4_000
+MAX_ACCESSES = 1_000
 
 
 class _Frozen(BaseModel):
@@ -46,6 +47,21 @@ class Event(_Frozen):
     name: str
     data: JsonValue = None
     at: float
+
+
+class Access(_Frozen):
+    """One distinct runtime call and how it was decided (``rule`` names the deciding rule).
+
+    ``is_dir`` records that a directory was meant (``mkdir``, ``listdir``), which matters for
+    directory-only patterns such as ``build/``.
+    """
+
+    operation: str
+    target: str
+    allowed: bool
+    rule: str
+    reason: str = ""
+    is_dir: bool = False
 
 
 class Enforcement(_Frozen):
@@ -114,7 +130,16 @@ class Outcome(_Frozen):
     events_truncated: bool = False
     output: str = ""
     output_truncated: bool = False
+    accesses: tuple[Access, ...] = Field(
+        (), description="each distinct runtime call and its verdict, as the run reported it"
+    )
+    accesses_truncated: bool = False
     enforcement: Enforcement
+
+    @property
+    def denials(self) -> tuple[Access, ...]:
+        """The calls that were refused, each with the rule that refused it."""
+        return tuple(a for a in self.accesses if not a.allowed)
 
 
 def json_result(value: Any) -> tuple[JsonValue, ErrorInfo | None]:

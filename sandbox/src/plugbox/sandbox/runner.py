@@ -33,7 +33,8 @@ from typing import Any
 import psutil
 
 from plugbox.sandbox import fs_roots
-from plugbox.sandbox.broker import NetBroker, NetRequest
+from plugbox.sandbox.accesses import RecordingDecider, merge_accesses, parse_accesses
+from plugbox.sandbox.broker import NetBroker, NetRequest, Responder
 from plugbox.sandbox.kernel.landlock import default_system_paths
 from plugbox.sandbox.limits.cgroups import RunCgroup, cgroup_support, reap_stale_runs
 from plugbox.sandbox.limits.reaper import kill_tree
@@ -210,10 +211,18 @@ class SandboxRunner:
                     ended.exited.set()
 
     # -- one run ------------------------------------------------------------------------
-    def run(self, request: RunRequest, *, cancel: threading.Event | None = None) -> Outcome:
+    def run(
+        self,
+        request: RunRequest,
+        *,
+        cancel: threading.Event | None = None,
+        responder: Responder | None = None,
+    ) -> Outcome:
         """Run ``request`` in a confined child and return its outcome (never raises for job faults).
 
-        A warm child — already forked, confined and in its cgroup, waiting for its go — is used
+        ``cancel`` ends the run early (kill reason ``cancelled``); ``responder`` answers the
+        job's HTTP requests after they pass every check, instead of the network (the harness's
+        fake HTTP). A warm child — already forked, confined and in its cgroup, waiting for its go — is used
         when the previous run of the same job left one; a new one is prepared for next time.
         """
         self.start()
@@ -228,7 +237,7 @@ class SandboxRunner:
                 return self._setup_failure(started, time.monotonic(), spawned)
             child = spawned
         try:
-            return self._drive(child, request, decider, quotas, started, cancel)
+            return self._drive(child, request, decider, quotas, started, cancel, responder)
         finally:
             if not self._closing:
                 # Prepare the next run's child after this one, so the two never compete for CPU.
@@ -321,10 +330,13 @@ class SandboxRunner:
         decider: Decider,
         quotas: Quotas,
         started: datetime,
-        cancel: threading.Event | None = None,
+        cancel: threading.Event | None,
+        responder: Responder | None,
     ) -> Outcome:
         start = time.monotonic()
         watch = _Watch(quotas)
+        broker_record = RecordingDecider(decider)
+        broker = NetBroker(broker_record, responder=responder)
         state, cgroup = child.state, child.cgroup
         try:
             send(
@@ -336,7 +348,7 @@ class SandboxRunner:
                 },
             )
             self._watch(
-                child.pid, state, child.control, child.out_r, watch, decider, cgroup, start, cancel
+                child.pid, state, child.control, child.out_r, watch, broker, cgroup, start, cancel
             )
         except OSError:
             pass  # the child is gone before its go; its exit status tells why
@@ -360,7 +372,13 @@ class SandboxRunner:
                     watch.kill_reason = "memory"
                 self._cleaner.submit(child.pid, cgroup)
         return watch.outcome(
-            started, start, state.exit_message, peak, cpu, self._enforcement(cgroup is not None)
+            started,
+            start,
+            state.exit_message,
+            peak,
+            cpu,
+            self._enforcement(cgroup is not None),
+            broker_record,
         )
 
     def _spec(self, run_id: str, request: RunRequest, quotas: Quotas) -> SpawnSpec:
@@ -434,12 +452,11 @@ class SandboxRunner:
         control: socket.socket,
         out_r: int,
         watch: _Watch,
-        decider: Decider,
+        broker: NetBroker,
         cgroup: RunCgroup | None,
         start: float,
         cancel: threading.Event | None = None,
     ) -> None:
-        broker = NetBroker(decider)
         sampler = TreeSampler(pid, cgroup)
         next_sample = start + SAMPLE_EVERY_S
         control_open = True
@@ -640,8 +657,13 @@ class _Watch:
         peak_memory_mb: float,
         cpu_ms: int,
         enforcement: Enforcement,
+        broker_record: RecordingDecider,
     ) -> Outcome:
         status, error = self._verdict(exit_message)
+        reported = self.result or {}
+        accesses, cut = merge_accesses(
+            parse_accesses(reported.get("accesses")), broker_record.accesses()
+        )
         maxrss_mb = float(exit_message.get("maxrss_kb") or 0) / 1024
         cap = self.quotas.output_bytes or 0
         return Outcome(
@@ -660,6 +682,10 @@ class _Watch:
             events_truncated=self.events_truncated,
             output=self.output.decode("utf-8", "replace"),
             output_truncated=bool(cap) and self.output_total > cap,
+            accesses=accesses,
+            accesses_truncated=cut
+            or broker_record.truncated
+            or bool(reported.get("accesses_truncated")),
             enforcement=enforcement,
         )
 

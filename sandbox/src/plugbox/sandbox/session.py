@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from plugbox.sandbox.accesses import RecordingDecider
 from plugbox.sandbox.outcome import (
     MAX_EVENTS,
     MAX_LOG_ENTRIES,
@@ -80,21 +81,23 @@ def build_context(
     host_path: str,
     context: RunContext | None = None,
     environment: Mapping[str, str] | None = None,
-) -> tuple[JobContext, CheckedFs]:
-    """The ``JobContext`` for ``request``; the caller closes the returned fs proxy."""
+) -> tuple[JobContext, CheckedFs, RecordingDecider]:
+    """The ``JobContext`` for ``request``, the fs proxy to close, and the record of its calls.
+
+    The proxies decide through a :class:`RecordingDecider`; the run's own setup (which variables
+    exist, which names a listing shows) decides through ``decider`` directly, so the record holds
+    only calls the job made.
+    """
     workspace = request.workspace
+    recorder = RecordingDecider(decider)
     file_bytes = quotas.file_size_mb * 1024 * 1024 if quotas.file_size_mb else None
-    fs = CheckedFs(workspace, decider, max_file_bytes=file_bytes)
+    fs = CheckedFs(workspace, recorder, max_file_bytes=file_bytes, listing_decider=decider)
+    source = request.environment if environment is None else environment
     runtime = Runtime(
         fs=fs,
-        net=CheckedNet(decider, transport),
-        env=CheckedEnv(
-            allowed_environment(
-                request.environment if environment is None else environment, decider
-            ),
-            decider,
-        ),
-        shell=CheckedShell(workspace, decider, host_path=host_path),
+        net=CheckedNet(recorder, transport),
+        env=CheckedEnv(allowed_environment(source, decider), recorder),
+        shell=CheckedShell(workspace, recorder, host_path=host_path),
     )
     ctx = request.context if context is None else context
     deadline = time.monotonic() + quotas.timeout_ms / 1000 if quotas.timeout_ms else None
@@ -115,7 +118,7 @@ def build_context(
         _emit=collector.add_event,
         _usage=usage,
     )
-    return job_context, fs
+    return job_context, fs, recorder
 
 
 def error_from(exc: BaseException) -> ErrorInfo:

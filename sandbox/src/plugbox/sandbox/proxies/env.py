@@ -13,11 +13,11 @@ from plugbox.sdk.permissions import Decider
 
 
 class CheckedEnv:
-    """The ``runtime.env`` proxy over an already-filtered mapping."""
+    """The ``runtime.env`` proxy over a mapping already filtered by :func:`allowed_environment`."""
 
     def __init__(self, values: Mapping[str, str], decider: Decider) -> None:
         self._decider = decider
-        self._values = {k: v for k, v in values.items() if decider.decide("env.read", k).allowed}
+        self._values = dict(values)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         self._decider.decide("env.read", name).raise_if_denied()

@@ -44,9 +44,13 @@ class CheckedFs:
         *,
         max_read_bytes: int = DEFAULT_MAX_READ_BYTES,
         max_file_bytes: int | None = None,
+        listing_decider: Decider | None = None,
     ) -> None:
         self._root = os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self._decider = decider
+        # listdir hides entries the job may not read; those checks are not calls the job made,
+        # so they go to a decider that does not record them as accesses.
+        self._listing = listing_decider or decider
         self._max_read = max_read_bytes
         self._max_file = max_file_bytes
 
@@ -156,8 +160,8 @@ class CheckedFs:
         return [
             n
             for n in names
-            if self._decider.decide("fs.read", prefix + n).allowed
-            or self._decider.decide("fs.read", prefix + n, is_dir=True).allowed
+            if self._listing.decide("fs.read", prefix + n).allowed
+            or self._listing.decide("fs.read", prefix + n, is_dir=True).allowed
         ]
 
     def stat(self, path: str) -> FileStat:

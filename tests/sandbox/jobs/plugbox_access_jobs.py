@@ -1,0 +1,33 @@
+"""Jobs whose runtime calls the access record and the fake-HTTP responder are checked against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugbox.sdk import JobContext, PermissionDenied
+
+
+def mixed_calls(ctx: JobContext) -> dict[str, Any]:
+    ctx.runtime.fs.mkdir("data", exist_ok=True)
+    ctx.runtime.fs.write_text("data/out.txt", "x")
+    ctx.runtime.fs.write_text("data/other.txt", "y")
+    ctx.runtime.fs.listdir("data")
+    refused = []
+    for attempt in (
+        lambda: ctx.runtime.fs.read_text(".env"),
+        lambda: ctx.runtime.env.get("SECRET"),
+    ):
+        try:
+            attempt()
+        except PermissionDenied as denied:
+            refused.append(denied.rule)
+    return {"token": ctx.runtime.env.get("TOKEN"), "refused": refused}
+
+
+def fetch(ctx: JobContext) -> dict[str, Any]:
+    url = str(ctx.config["url"])
+    try:
+        response = ctx.runtime.net.get(url)
+    except PermissionDenied as denied:
+        return {"denied": denied.target, "rule": denied.rule}
+    return {"status": response.status, "body": response.json(), "url": response.url}
