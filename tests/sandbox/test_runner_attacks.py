@@ -277,6 +277,16 @@ def test_shell_metacharacters_are_just_arguments(run: Run) -> None:
     assert outcome.error is not None and outcome.error.type == "PermissionDenied"
 
 
+def test_an_argument_list_is_decided_as_the_arguments_that_run(run: Run) -> None:
+    # "echo *" allows exactly one argument: one argument with a space in it is that, and two
+    # arguments are not, however the list would read joined with spaces.
+    one = run("shell_run", permissions=SHELL, config={"command": ["echo", "two words"]})
+    assert one.result == {"returncode": 0, "stdout": "two words"}
+    two = run("shell_run", permissions=SHELL, config={"command": ["echo", "two", "words"]})
+    assert two.error is not None and two.error.type == "PermissionDenied"
+    assert [(d.operation, d.target) for d in two.denials] == [("shell.run", "echo two words")]
+
+
 def test_ptrace_is_stopped_by_seccomp(run: Run) -> None:
     stopped_with(run("ptrace_me"), errno.EPERM)
 

@@ -31,3 +31,23 @@ def fetch(ctx: JobContext) -> dict[str, Any]:
     except PermissionDenied as denied:
         return {"denied": denied.target, "rule": denied.rule}
     return {"status": response.status, "body": response.json(), "url": response.url}
+
+
+def busy(ctx: JobContext) -> dict[str, Any]:
+    """Touches every capability, mostly outside what its tests declare."""
+    fs = ctx.runtime.fs
+    fs.mkdir("reports/daily", parents=True, exist_ok=True)
+    fs.write_text("reports/daily/today.json", "{}")
+    fs.append_text("reports/index.txt", "today\n")
+    settings = fs.read_text("settings.toml")
+    listed = fs.listdir("reports")
+    token = ctx.runtime.env.get("API_TOKEN")
+    response = ctx.runtime.net.get("https://api.example.com/v1/items")
+    echoed = ctx.runtime.shell.run(["echo", "hello *"]).stdout.strip()
+    return {
+        "settings": settings,
+        "listed": listed,
+        "token": token,
+        "status": response.status,
+        "echoed": echoed,
+    }

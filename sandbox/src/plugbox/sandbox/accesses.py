@@ -18,6 +18,8 @@ from typing import Any
 
 from plugbox.sandbox.outcome import MAX_ACCESSES, Access
 from plugbox.sdk.permissions import Decider, Decision, Operation
+from plugbox.sdk.permissions.hosts import normalize_host, special_address_reason
+from plugbox.sdk.permissions.learn import FORM_RULES
 
 _Key = tuple[str, str, bool, bool, str]
 
@@ -91,3 +93,33 @@ def parse_accesses(raw: Any) -> tuple[Access, ...]:
         except ValueError:
             continue
     return tuple(parsed)
+
+
+class LearningDecider:
+    """Learn mode: lets every well-formed call through, whatever the declared rules say.
+
+    Wrap a :class:`RecordingDecider` over the declared policy: the record keeps the declared
+    verdict (so learn mode can say what is missing and what is unused) while the call proceeds.
+    Calls refused for their form (``..`` in a path, a program given as a path, a malformed host)
+    stay refused, and so does a connection to a loopback, private or link-local address that the
+    declared rules do not name: learning never opens the host's own services.
+    """
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Decider) -> None:
+        self._inner = inner
+
+    def decide(self, operation: Operation, target: str, *, is_dir: bool = False) -> Decision:
+        verdict = self._inner.decide(operation, target, is_dir=is_dir)
+        if verdict.allowed or verdict.rule in FORM_RULES:
+            return verdict
+        return verdict._replace(allowed=True, reason="allowed in learn mode")
+
+    def decide_resolved(self, target: str, address: str) -> Decision:
+        verdict = self._inner.decide_resolved(target, address)
+        if verdict.allowed or verdict.rule in FORM_RULES:
+            return verdict
+        if special_address_reason(normalize_host(address)) is not None:
+            return verdict
+        return verdict._replace(allowed=True, reason="allowed in learn mode")

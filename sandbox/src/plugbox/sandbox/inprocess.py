@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from plugbox.sandbox.accesses import RecordingDecider, merge_accesses
+from plugbox.sandbox.accesses import LearningDecider, RecordingDecider, merge_accesses
 from plugbox.sandbox.broker import NetBroker, Responder
 from plugbox.sandbox.handlers import call_handler, import_handler
 from plugbox.sandbox.outcome import ErrorInfo, Outcome, advisory_enforcement, json_result
@@ -37,6 +37,9 @@ def run_in_process(request: RunRequest, *, responder: Responder | None = None) -
     """
     decider = effective_policy(request.permissions, *request.grants)
     broker_record = RecordingDecider(decider)
+    broker = NetBroker(
+        LearningDecider(broker_record) if request.learn else broker_record, responder=responder
+    )
     quotas = request.quotas(DEFAULT_QUOTAS)
     collector = Collector()
     started = datetime.now(UTC)
@@ -56,7 +59,7 @@ def run_in_process(request: RunRequest, *, responder: Responder | None = None) -
         decider,
         quotas,
         collector,
-        NetBroker(broker_record, responder=responder).perform,
+        broker.perform,
         usage,
         host_path=os.environ.get("PATH", ""),
     )

@@ -45,6 +45,12 @@ class RunRequest(_Frozen):
     python_path: tuple[str, ...] = Field(
         (), description="extra import directories for the job's code (readable, never writable)"
     )
+    learn: bool = Field(
+        False,
+        description="learn mode: every well-formed call proceeds and is recorded with the verdict "
+        "the declared permissions would give; the workspace is writable and every variable in "
+        "`environment` is visible (for the test harness, never the host)",
+    )
 
     def quotas(self, defaults: Quotas) -> Quotas:
         """Effective quotas: declared over defaults, then the smallest value any grant sets."""

@@ -33,7 +33,12 @@ from typing import Any
 import psutil
 
 from plugbox.sandbox import fs_roots
-from plugbox.sandbox.accesses import RecordingDecider, merge_accesses, parse_accesses
+from plugbox.sandbox.accesses import (
+    LearningDecider,
+    RecordingDecider,
+    merge_accesses,
+    parse_accesses,
+)
 from plugbox.sandbox.broker import NetBroker, NetRequest, Responder
 from plugbox.sandbox.kernel.landlock import default_system_paths
 from plugbox.sandbox.limits.cgroups import RunCgroup, cgroup_support, reap_stale_runs
@@ -60,6 +65,7 @@ from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, Spaw
 from plugbox.sandbox.workspace import prepare_write_roots
 from plugbox.sdk import PermissionDenied
 from plugbox.sdk.permissions import Decider, Quotas, effective_policy
+from plugbox.sdk.permissions.learn import learning_permissions
 
 log = logging.getLogger(__name__)
 _PLACEHOLDER_CONTEXT = RunContext(job_id="-", plugin_id="-", plugin_version="-", run_id="-")
@@ -336,7 +342,10 @@ class SandboxRunner:
         start = time.monotonic()
         watch = _Watch(quotas)
         broker_record = RecordingDecider(decider)
-        broker = NetBroker(broker_record, responder=responder)
+        calls: Decider = broker_record
+        if request.learn:
+            calls, decider = LearningDecider(broker_record), LearningDecider(decider)
+        broker = NetBroker(calls, responder=responder)
         state, cgroup = child.state, child.cgroup
         try:
             send(
@@ -382,10 +391,16 @@ class SandboxRunner:
         )
 
     def _spec(self, run_id: str, request: RunRequest, quotas: Quotas) -> SpawnSpec:
-        read_roots, write_roots = fs_roots.workspace_roots(request.permissions, request.grants)
+        # A learn run's kernel layers open the whole workspace and execve, so that calls the
+        # declared rules would refuse can happen and be recorded (RunRequest.learn).
+        declared = (
+            learning_permissions(request.permissions) if request.learn else request.permissions
+        )
+        grants = () if request.learn else request.grants
+        read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
         prepare_write_roots(request.workspace, write_roots)
-        capabilities = set(request.permissions.capabilities)
-        for grant in request.grants:
+        capabilities = set(declared.capabilities)
+        for grant in grants:
             capabilities &= set(grant.capabilities)
         return SpawnSpec(
             run_id=run_id,

@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from plugbox.sandbox.accesses import RecordingDecider
+from plugbox.sandbox.accesses import LearningDecider, RecordingDecider
 from plugbox.sandbox.outcome import (
     MAX_EVENTS,
     MAX_LOG_ENTRIES,
@@ -90,14 +90,17 @@ def build_context(
     """
     workspace = request.workspace
     recorder = RecordingDecider(decider)
+    calls: Decider = recorder
+    if request.learn:
+        calls, decider = LearningDecider(recorder), LearningDecider(decider)
     file_bytes = quotas.file_size_mb * 1024 * 1024 if quotas.file_size_mb else None
-    fs = CheckedFs(workspace, recorder, max_file_bytes=file_bytes, listing_decider=decider)
+    fs = CheckedFs(workspace, calls, max_file_bytes=file_bytes, listing_decider=decider)
     source = request.environment if environment is None else environment
     runtime = Runtime(
         fs=fs,
-        net=CheckedNet(recorder, transport),
-        env=CheckedEnv(allowed_environment(source, decider), recorder),
-        shell=CheckedShell(workspace, recorder, host_path=host_path),
+        net=CheckedNet(calls, transport),
+        env=CheckedEnv(allowed_environment(source, decider), calls),
+        shell=CheckedShell(workspace, calls, host_path=host_path),
     )
     ctx = request.context if context is None else context
     deadline = time.monotonic() + quotas.timeout_ms / 1000 if quotas.timeout_ms else None

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 import selectors
+import shlex
 import shutil
 import signal
 import subprocess
@@ -79,10 +80,11 @@ class CheckedShell:
     def run(
         self, command: str | Sequence[str], *, timeout: float | None = None, cwd: str | None = None
     ) -> ShellResult:
-        shown = command if isinstance(command, str) else " ".join(command)
-        self._decider.decide(
-            "shell.run", command if isinstance(command, str) else shown
-        ).raise_if_denied()
+        # A list is decided as the exact text it splits back into, so the decision and the
+        # execution see the same arguments: " ".join(["echo", "a b"]) would be decided as three
+        # arguments and run as two.
+        shown = command if isinstance(command, str) else shlex.join(command)
+        self._decider.decide("shell.run", shown).raise_if_denied()
         argv = list(split_command(command))
         program = shutil.which(argv[0], path=self._path)
         if program is None:
