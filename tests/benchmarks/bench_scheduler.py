@@ -10,7 +10,11 @@ process (so RSS is that size's alone) and the parent prints one JSON object:
 - ``rss_mb``: the process's resident memory after loading;
 - lateness: 200 of the jobs are set to fire in the same second; the loop ``plugbox serve`` runs
   (sleep until ``next_wakeup``, then ``due()``) dispatches them, and lateness is dispatch time
-  minus each fire's due time, in ms (the scheduler's own delay; no sandbox run is started).
+  minus each fire's due time, in ms (the scheduler's own delay; no sandbox run is started);
+- ``cpu_ms_per_sim_minute``: the same jobs on a fake clock stepped one second at a time through
+  ``SIM_MINUTES`` simulated minutes, calling ``due()`` at each step as the serve loop would; the
+  process CPU time spent, per simulated minute (``fires_per_sim_minute`` says how much firing
+  that CPU bought).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 SIZES = (10_000, 100_000)
 BURST = 200
+SIM_MINUTES = 10
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney")
 
 
@@ -47,7 +52,7 @@ def _expressions(rng: random.Random) -> list[str]:
 def run_size(size: int) -> dict[str, float]:
     import psutil
 
-    from plugbox.host.scheduler import Plan, ScheduledJob, SystemClock
+    from plugbox.host.scheduler import FakeClock, Plan, ScheduledJob, SystemClock
     from plugbox.sdk import JobSpec
 
     rng = random.Random(size)
@@ -91,6 +96,17 @@ def run_size(size: int) -> dict[str, float]:
             if f.job in burst_keys
         ]
     ordered = sorted(lateness)
+
+    del plan
+    clock = FakeClock(datetime(2026, 3, 27, 23, 55, tzinfo=UTC))  # spans a DST change in Berlin
+    simulated = Plan(clock)
+    simulated.load(jobs, last_fire=lambda _key: None, paused=set(), starting=False)
+    fired = 0
+    cpu_start = time.process_time()
+    for _ in range(SIM_MINUTES * 60):
+        clock.advance(timedelta(seconds=1))
+        fired += len(simulated.due())
+    cpu_ms = (time.process_time() - cpu_start) * 1000
     return {
         "jobs": size,
         "startup_s": round(startup, 3),
@@ -98,6 +114,8 @@ def run_size(size: int) -> dict[str, float]:
         "lateness_p50_ms": round(statistics.median(ordered), 3),
         "lateness_p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3),
         "burst_fires_seen": len(ordered),
+        "cpu_ms_per_sim_minute": round(cpu_ms / SIM_MINUTES, 1),
+        "fires_per_sim_minute": round(fired / SIM_MINUTES),
     }
 
 
