@@ -27,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plugbox.host.execute import RunPlan, execute, new_run_id
-from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock, concurrency_decision
+from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
 from plugbox.host.store import RunRecord
 from plugbox.sdk import ScheduleError
+from plugbox.sdk.firing import concurrency_decision
 
 log = logging.getLogger("plugbox.host")
 _IDLE_WAKE_S = 1.0

@@ -63,23 +63,35 @@ class JobSpec(_Frozen):
         description="cron: 5 fields, or 6 with seconds first; @hourly-style aliases; ${ENV}. "
         "None = runs only when triggered",
     )
-    description: str = ""
+    description: str = Field(
+        "", description="one line on what the job does; @job uses the docstring's first line"
+    )
     timeout_ms: int | None = Field(None, gt=0, description="wall-clock limit; accepts '10s'")
-    retries: int = Field(0, ge=0, le=100)
+    retries: int = Field(
+        0, ge=0, le=100, description="extra attempts after a failed run; 2 = up to 3 attempts"
+    )
     retry_delay_ms: int = Field(1_000, gt=0, description="first retry delay, doubled each attempt")
     retry_max_delay_ms: int = Field(300_000, gt=0, description="cap of the retry delay")
     priority: int = Field(
         5, ge=0, le=10, description="0-10; higher runs first when workers are busy"
     )
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = Field((), description="free-form labels for people and tooling")
     concurrency: Concurrency = Field("forbid", description="when a fire finds the last run active")
     misfire: Misfire = Field("run_once", description="fires missed while the host was down")
     catch_up_limit: int = Field(10, ge=1, le=1_000, description="most missed fires run by catch_up")
     jitter_ms: int = Field(0, ge=0, description="random delay added to each scheduled fire")
-    run_on_startup: bool = False
-    enabled: bool = True
-    permissions: Permissions = Permissions()
-    config: dict[str, JsonValue] = Field(default_factory=dict, description="ctx.config defaults")
+    run_on_startup: bool = Field(False, description="also run once each time the host starts")
+    enabled: bool = Field(
+        True, description="false: never fires on schedule; `plugbox jobs run` still runs it"
+    )
+    permissions: Permissions = Field(
+        Permissions(), description="what this job may do, added to the plugin-level permissions"
+    )
+    config: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="ctx.config defaults",
+        json_schema_extra={"default": {}},  # pydantic leaves a default_factory out of the schema
+    )
 
     @field_validator(
         "timeout_ms", "retry_delay_ms", "retry_max_delay_ms", "jitter_ms", mode="before"
@@ -133,13 +145,13 @@ class Manifest(_Frozen):
 
     id: str = Field(pattern=ID_PATTERN, description="plugin id; the PLUGIN part of PLUGIN:JOB")
     version: str = Field(description="PEP 440 version of the plugin")
-    name: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    name: str = Field(min_length=1, max_length=200, description="human-readable name for listings")
+    description: str = Field("", description="one line on what the plugin does")
     sdk: str = Field(DEFAULT_SDK_RANGE, description="PEP 440 range of plugbox-sdk versions")
     permissions: Permissions = Field(
         Permissions(), description="granted to every job, in addition to the job's own"
     )
-    jobs: tuple[JobSpec, ...] = ()
+    jobs: tuple[JobSpec, ...] = Field((), description="the plugin's jobs; ids must be unique")
 
     @field_validator("version")
     @classmethod

@@ -1,17 +1,20 @@
-"""The manifest's JSON Schema, for editors, reviewers and non-Python tooling.
+"""The manifest's JSON Schema, for editors, reviewers and non-Python tooling, and its reference page.
 
-``python -m plugbox.sdk.schema docs/manifest.schema.json`` writes it; a test fails when the
-committed file is stale, so the schema in the docs is always the one the code enforces.
+``python -m plugbox.sdk.schema docs/manifest.schema.json --markdown docs/manifest.md`` writes both
+(the page is rendered from the schema by :mod:`plugbox.sdk.schema_docs`); a test fails when either
+committed file is stale, so the docs always describe the rules the code enforces.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from plugbox.sdk.manifest import Manifest
+from plugbox.sdk.schema_docs import render_markdown
 
 SCHEMA_ID = "https://plugbox.dev/schemas/manifest.schema.json"
 
@@ -27,12 +30,27 @@ def render() -> str:
     return json.dumps(manifest_json_schema(), indent=2, sort_keys=True) + "\n"
 
 
+def render_reference() -> str:
+    """The reference page as the exact text committed to ``docs/manifest.md``."""
+    return render_markdown(manifest_json_schema())
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] == "-":
+    parser = argparse.ArgumentParser(
+        prog="python -m plugbox.sdk.schema",
+        description="Write the manifest's JSON Schema and, optionally, its Markdown reference.",
+    )
+    parser.add_argument(
+        "schema", nargs="?", default="-", help="where to write the JSON Schema ('-': stdout)"
+    )
+    parser.add_argument("--markdown", metavar="PATH", help="also write the reference page here")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.schema == "-":
         sys.stdout.write(render())
-        return 0
-    Path(args[0]).write_text(render(), encoding="utf-8")
+    else:
+        Path(args.schema).write_text(render(), encoding="utf-8")
+    if args.markdown:
+        Path(args.markdown).write_text(render_reference(), encoding="utf-8")
     return 0
 
 

@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from plugbox.host.scheduler.clock import Clock, as_utc
-from plugbox.host.scheduler.policy import backoff_ms, latest_fires, missed_fires
 from plugbox.sdk.errors import ScheduleError
+from plugbox.sdk.firing import backoff_ms, latest_fires, missed_fires
 from plugbox.sdk.manifest import Concurrency, JobSpec, Misfire
 from plugbox.sdk.schedules import Schedule, check_timezone, parse_schedule
 

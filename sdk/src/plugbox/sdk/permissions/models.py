@@ -107,29 +107,39 @@ class Quotas(_Frozen):
     """Resource ceilings for one run. ``None`` leaves the host's default in force."""
 
     timeout_ms: PositiveInt | None = Field(
-        None, description="wall-clock time before the run is killed"
+        None, description="wall-clock time before the run is killed (status timeout)"
     )
-    memory_mb: PositiveInt | None = Field(None, description="peak memory of the whole process tree")
-    cpu_ms: PositiveInt | None = Field(None, description="CPU time across the process tree")
+    memory_mb: PositiveInt | None = Field(
+        None, description="memory of the whole process tree; more kills the run"
+    )
+    cpu_ms: PositiveInt | None = Field(
+        None, description="CPU time of the whole process tree; more kills the run"
+    )
     output_bytes: PositiveInt | None = Field(
-        None, description="captured stdout+stderr; the rest is cut"
+        None, description="stdout+stderr kept; the rest is dropped, 4 times this kills the run"
     )
-    open_files: PositiveInt | None = Field(None, description="file descriptors open at once")
-    processes: PositiveInt | None = Field(None, description="processes and threads at once")
-    file_size_mb: PositiveInt | None = Field(None, description="largest file the job may write")
+    open_files: PositiveInt | None = Field(
+        None, description="file descriptors each process may hold open"
+    )
+    processes: PositiveInt | None = Field(
+        None, description="processes and threads of the run at once"
+    )
+    file_size_mb: PositiveInt | None = Field(None, description="largest file a process may write")
 
 
 class Permissions(_Frozen):
     """Everything a job may do. Empty means nothing: plugbox is default deny."""
 
     fs: tuple[FsPermissions, ...] = Field((), description="filesystem rule sets (one or a list)")
-    net: NetPermissions = NetPermissions()
-    env: EnvPermissions = EnvPermissions()
-    shell: ShellPermissions = ShellPermissions()
+    net: NetPermissions = Field(NetPermissions(), description="hosts runtime.net may reach")
+    env: EnvPermissions = Field(EnvPermissions(), description="variables runtime.env can see")
+    shell: ShellPermissions = Field(
+        ShellPermissions(), description="commands runtime.shell may run; needs 'shell'"
+    )
     capabilities: tuple[str, ...] = Field(
         (), description=f"any of: {', '.join(KNOWN_CAPABILITIES)}"
     )
-    quotas: Quotas = Quotas()
+    quotas: Quotas = Field(Quotas(), description="resource ceilings of each run")
 
     @field_validator("fs", mode="before")
     @classmethod

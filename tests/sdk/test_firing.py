@@ -1,4 +1,4 @@
-"""The scheduler's small pure decisions: concurrency, missed fires, retry backoff."""
+"""The scheduler's small pure decisions (plugbox.sdk.firing): concurrency, missed fires, backoff."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plugbox.host.scheduler import backoff_ms, concurrency_decision, latest_fires, missed_fires
+from plugbox.sdk.firing import backoff_ms, concurrency_decision, latest_fires, missed_fires
 from plugbox.sdk.schedules import parse_schedule
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -1,7 +1,10 @@
-"""The small decisions of the scheduler, as pure functions: misfire, concurrency, retry backoff.
+"""The scheduler's small decisions, as pure functions: misfire, concurrency, retry backoff.
 
 Nothing here keeps state, reads a clock or touches a run: each function takes what it needs to
-decide and returns the decision, so the host can log it and tests can pin it.
+decide and returns the decision, so the host can log it and tests can pin it. They live in the
+SDK, not the host, so that :mod:`plugbox.sdk.schedule_preview` can show an author what the host
+will do with a job -- with the very functions the host's scheduler (``plugbox.host.scheduler``)
+calls, so the preview and the host cannot drift apart.
 docs/scheduling.md explains the policies to operators.
 """
 
