@@ -22,6 +22,7 @@ from rich.table import Table
 
 from plugbox.host.config import ConfigError, load_config
 from plugbox.host.execute import RunPlan, execute
+from plugbox.host.scaffold import ScaffoldError, create_project
 from plugbox.host.services import Host, UnknownJobError
 from plugbox.host.store import RunLookupError, RunRecord
 from plugbox.sandbox import fs_roots
@@ -108,6 +109,38 @@ def doctor(as_json: bool) -> None:
         console.print(
             "Runs still work without the missing layers; every run record says what protected it."
         )
+
+
+# -- new ----------------------------------------------------------------------------------
+@main.command()
+@click.argument("name")
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="where to create the NAME folder (default: the current directory)",
+)
+def new(name: str, directory: Path) -> None:
+    """Create a plugin project in ./NAME: one job, its manifest, passing tests, a README.
+
+    NAME becomes the plugin id (acme-notes: jobs are addressed acme-notes:JOB), the import
+    package (acme_notes) and the distribution (plugbox-acme-notes). Use lowercase letters,
+    digits and - or _ between them. Nothing that exists is ever overwritten.
+    """
+    try:
+        project = create_project(name, directory)
+    except ScaffoldError as err:
+        _fail(str(err))
+    names = project.names
+    click.echo(f"created plugin {names.plugin_id} in {project.path}/")
+    click.echo(f"  plugin id     {names.plugin_id} (jobs are addressed {names.plugin_id}:JOB)")
+    click.echo(f"  package       {names.package} (the job is in src/{names.package}/plugin.py)")
+    click.echo(f"  distribution  {names.distribution}")
+    click.echo("next:")
+    click.echo(f"  cd {project.path}")
+    click.echo('  pytest                         # needs: pip install "plugbox-sdk[testing]"')
+    click.echo("  pip wheel --no-deps . -w dist  # then pip install the wheel into a host")
 
 
 # -- serve --------------------------------------------------------------------------------
