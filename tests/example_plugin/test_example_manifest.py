@@ -1,4 +1,5 @@
-"""The example plugin as the host will see it: an entry point whose hook returns a valid manifest."""
+"""The example plugin as the host will see it: an entry point whose hook returns a valid manifest,
+and jobs that may do exactly what they declare."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from plugbox.sdk import (
     validate_manifest,
 )
 from plugbox.sdk import permissions as perms
+from plugbox.sdk.testing import assert_allowed, assert_denied
+from plugbox_example.jobs import hello, rate_limit
 
 
 def load_example() -> Manifest:
@@ -33,23 +36,23 @@ def test_entry_point_yields_a_valid_manifest() -> None:
 
 
 def test_hello_cron_is_the_seed_job() -> None:
-    hello = load_example().job("hello-cron")
-    assert hello.schedule == "*/5 * * * *"
-    assert hello.timeout_ms == 10_000
-    assert hello.retries == 2
-    assert hello.permissions.quotas == perms.Quotas(timeout_ms=10_000, memory_mb=64, cpu_ms=5_000)
-    fires = next_fire_times(hello.schedule, datetime(2025, 1, 1, 0, 1, tzinfo=UTC), n=3)
+    hello_spec = load_example().job("hello-cron")
+    assert hello_spec.schedule == "*/5 * * * *"
+    assert hello_spec.timeout_ms == 10_000
+    assert hello_spec.retries == 2
+    assert hello_spec.permissions.quotas == perms.Quotas(
+        timeout_ms=10_000, memory_mb=64, cpu_ms=5_000
+    )
+    fires = next_fire_times(hello_spec.schedule, datetime(2025, 1, 1, 0, 1, tzinfo=UTC), n=3)
     assert [f.minute for f in fires] == [5, 10, 15]
 
 
 def test_each_job_may_do_exactly_what_it_says() -> None:
     manifest = load_example()
-    hello = manifest.declared_permissions("hello-cron")
-    assert perms.decide("fs.write", ".plugbox/example/cron.log", hello).allowed
-    assert not perms.decide("fs.write", ".plugbox/other/cron.log", hello).allowed
-    assert not perms.decide("net.connect", "api.github.com:443", hello).allowed
-    rate = manifest.declared_permissions("rate-limit")
-    assert perms.decide("net.connect", "api.github.com:443", rate).allowed
-    assert not perms.decide("net.connect", "api.github.com:80", rate).allowed
-    assert perms.decide("env.read", "GITHUB_TOKEN", rate).allowed
-    assert not perms.decide("env.read", "AWS_SECRET_ACCESS_KEY", rate).allowed
+    assert_allowed(hello, "fs.write", ".plugbox/example/cron.log", manifest=manifest)
+    assert_denied(hello, "fs.write", ".plugbox/other/cron.log", manifest=manifest)
+    assert_denied(hello, "net.connect", "api.github.com:443", manifest=manifest)
+    assert_allowed(rate_limit, "net.connect", "api.github.com:443", manifest=manifest)
+    assert_denied(rate_limit, "net.connect", "api.github.com:80", manifest=manifest)
+    assert_allowed(rate_limit, "env.read", "GITHUB_TOKEN", manifest=manifest)
+    assert_denied(rate_limit, "env.read", "AWS_SECRET_ACCESS_KEY", manifest=manifest)

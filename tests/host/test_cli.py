@@ -141,3 +141,64 @@ def test_bad_config_names_the_key(setup: tuple[Path, Path]) -> None:
     assert "workers" in out.stderr
     assert "bogus" in out.stderr
     assert str(config) in out.stderr
+
+
+SLEEPY = """
+import time
+
+from plugbox.sdk import define_manifest, hookimpl, job
+
+
+@job("nap", timeout="120s")
+def nap(ctx):
+    time.sleep(60)
+    return {"slept": True}
+
+
+@job("short", timeout="300ms")
+def short(ctx):
+    time.sleep(60)
+    return {"slept": True}
+
+
+manifest = define_manifest(id="sleepy", version="1.0", name="Sleepy", jobs=[nap, short])
+
+
+@hookimpl
+def plugbox_manifest():
+    return manifest
+"""
+
+
+@pytest.fixture
+def sleepy(setup: tuple[Path, Path]) -> Path:
+    """A config with an installed-looking plugin whose jobs sleep far past their limits."""
+    config, _ = setup
+    site = config.parent / "site"
+    info = site / "pbt_sleepy-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pbt-sleepy\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[plugbox]\nsleepy = pbt_sleepy\n")
+    (site / "pbt_sleepy.py").write_text(SLEEPY)
+    config.write_text(
+        f'plugin_paths = ["{site}"]\n'
+        + config.read_text()
+        + '\n[jobs."sleepy:nap"]\nquotas = { timeout_ms = 400 }\n'
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    ("job", "limit_ms"),
+    [("sleepy:short", 300), ("sleepy:nap", 400)],
+    ids=["the job's own timeout", "the operator's quota override"],
+)
+def test_timeouts_the_author_or_operator_set_are_enforced(
+    sleepy: Path, job: str, limit_ms: int
+) -> None:
+    out = plugbox(sleepy, "jobs", "run", job, "--json", check=False)
+    assert out.returncode == 1, out.stderr
+    record = json.loads(out.stdout)
+    assert record["status"] == "timeout"
+    assert record["kill_reason"] == "timeout"
+    assert f"exceeded its {limit_ms} ms timeout" in record["error"]["message"]

@@ -128,3 +128,22 @@ def test_a_redirect_to_a_refused_host_is_stopped_before_the_responder(run_job: R
     outcome = run_job("fetch", config={"url": "https://api.example.com/a"}, responder=answer)
     assert outcome.result == {"denied": "169.254.169.254:80", "rule": "default deny"}
     assert [r.url for r in seen] == ["https://api.example.com/a"]
+
+
+def test_a_missing_workspace_is_a_failed_run_that_says_what_to_do(
+    runner: SandboxRunner, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere"
+    outcome = runner.run(
+        RunRequest(
+            handler="plugbox_access_jobs:mixed_calls",
+            workspace=str(missing),
+            context=RunContext(job_id="x", plugin_id="t", plugin_version="0", run_id=""),
+            permissions=PERMISSIONS,
+            python_path=(JOBS_DIR,),
+        )
+    )
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert f"the workspace {missing} does not exist" in outcome.error.message
+    assert f"mkdir -p {missing}" in outcome.error.message

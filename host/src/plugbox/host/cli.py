@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from plugbox.host.config import ConfigError, load_config
-from plugbox.host.execute import RunPlan, execute
+from plugbox.host.execute import RunPlan
 from plugbox.host.scaffold import ScaffoldError, create_project
 from plugbox.host.services import Host, UnknownJobError
 from plugbox.host.store import RunLookupError, RunRecord
@@ -416,15 +416,7 @@ def jobs_run(ctx: click.Context, job: str, as_json: bool) -> None:
         plan = RunPlan(plugin=plugin, job_id=spec.id, trigger="manual", run_count=run_count)
 
         def run() -> RunRecord:
-            return execute(
-                plan,
-                runner=host.runner,
-                store=host.store,
-                workspace=str(host.config.workspace),
-                grants=host.config.grants_for(plugin.manifest.id),
-                host_id=host.config.host_id,
-                python_path=tuple(str(path) for path in host.config.plugin_paths),
-            )
+            return host.execute(plan)
 
         if as_json:
             record = run()

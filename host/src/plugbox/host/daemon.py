@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plugbox.host.execute import RunPlan, execute, new_run_id
+from plugbox.host.execute import RunPlan, new_run_id
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
 from plugbox.host.store import RunRecord
@@ -285,7 +285,7 @@ class Daemon:
         )
         try:
             previous = self.host.store.stats(fire.job).get(fire.job)
-            record = execute(
+            record = self.host.execute(
                 RunPlan(
                     plugin=plugin,
                     job_id=job_id,
@@ -295,13 +295,7 @@ class Daemon:
                     scheduled_at=fire.scheduled_at,
                     run_count=(previous.total if previous else 0) + 1,
                 ),
-                runner=self.host.runner,
-                store=self.host.store,
-                workspace=str(self.host.config.workspace),
-                grants=self.host.config.grants_for(plugin_id),
-                host_id=self.host.config.host_id,
                 run_id=run_id,
-                python_path=tuple(str(path) for path in self.host.config.plugin_paths),
                 cancel=active.cancel,
             )
         finally:

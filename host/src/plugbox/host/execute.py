@@ -17,8 +17,9 @@ from typing import Any
 
 from plugbox.host.discovery import LoadedPlugin
 from plugbox.host.store import RunRecord, RunStore
-from plugbox.sandbox import Outcome, RunContext, RunRequest, SandboxRunner
-from plugbox.sdk.permissions import Permissions
+from plugbox.sandbox import Outcome, SandboxRunner
+from plugbox.sandbox.request import request_for_job
+from plugbox.sdk.permissions import Permissions, Quotas
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +50,17 @@ def execute(
     store: RunStore,
     workspace: str,
     grants: tuple[Permissions, ...] = (),
+    quotas: Quotas | None = None,
     environment: Mapping[str, str] | None = None,
     host_id: str | None = None,
     run_id: str | None = None,
     cancel: threading.Event | None = None,
     python_path: tuple[str, ...] = (),
 ) -> RunRecord:
-    """Run ``plan`` in the sandbox and return its final, stored record."""
-    manifest = plan.plugin.manifest
-    spec = manifest.job(plan.job_id)
+    """Run ``plan`` in the sandbox and return its final, stored record.
+
+    ``quotas`` is the operator's per-job override (see ``request_for_job``).
+    """
     run_id = run_id or new_run_id()
     now = datetime.now(UTC)
     scheduled_at = plan.scheduled_at or now
@@ -70,26 +73,22 @@ def execute(
         "scheduled_at": scheduled_at,
         "host_id": host_id,
     }
-    store.add(RunRecord(status="running", started_at=now, **common))
-    request = RunRequest(
-        handler=spec.handler,
+    # Built before anything is recorded: an unknown job or a bad trigger fails here, unrecorded.
+    request = request_for_job(
+        plan.plugin.manifest,
+        plan.job_id,
         workspace=workspace,
-        context=RunContext(
-            job_id=spec.id,
-            plugin_id=manifest.id,
-            plugin_version=manifest.version,
-            run_id=run_id,
-            scheduled_at=scheduled_at,
-            run_count=plan.run_count,
-            attempt=plan.attempt,
-            trigger=plan.trigger,
-            config=spec.config,
-        ),
-        permissions=manifest.declared_permissions(spec.id),
+        run_id=run_id,
+        scheduled_at=scheduled_at,
+        run_count=plan.run_count,
+        attempt=plan.attempt,
+        trigger=plan.trigger,
         grants=grants,
-        environment=dict(os.environ if environment is None else environment),
+        environment=os.environ if environment is None else environment,
         python_path=python_path,
+        quotas=quotas,
     )
+    store.add(RunRecord(status="running", started_at=now, **common))
     outcome = runner.run(request, cancel=cancel)
     record = record_from_outcome(outcome, common)
     store.update(record)

@@ -7,11 +7,13 @@ lifetime. Nothing here starts a child or opens the database until a command asks
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 from plugbox.host.config import HostConfig, ensure_state_dir
 from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem, discover
-from plugbox.host.store import RunStore, SqlRunStore
+from plugbox.host.execute import RunPlan, execute
+from plugbox.host.store import RunRecord, RunStore, SqlRunStore
 from plugbox.sandbox import SandboxRunner
 from plugbox.sdk import JobSpec
 
@@ -68,6 +70,29 @@ class Host:
             return plugin, plugin.manifest.job(job_id)
         except LookupError as err:
             raise UnknownJobError(str(err)) from None
+
+    def execute(
+        self, plan: RunPlan, *, run_id: str | None = None, cancel: threading.Event | None = None
+    ) -> RunRecord:
+        """Run ``plan`` with everything the operator configured for it, record it, return it.
+
+        The one place a run meets the configuration — workspace, grants, per-job quota
+        overrides, plugin paths, host id — for ``plugbox jobs run`` and ``plugbox serve`` alike.
+        """
+        plugin_id = plan.plugin.manifest.id
+        override = self.config.job_override(plugin_id, plan.job_id)
+        return execute(
+            plan,
+            runner=self.runner,
+            store=self.store,
+            workspace=str(self.config.workspace),
+            grants=self.config.grants_for(plugin_id),
+            quotas=override.quotas if override is not None else None,
+            host_id=self.config.host_id,
+            run_id=run_id,
+            cancel=cancel,
+            python_path=tuple(str(path) for path in self.config.plugin_paths),
+        )
 
     def close(self) -> None:
         if "runner" in self.__dict__:

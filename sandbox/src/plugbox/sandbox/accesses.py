@@ -51,14 +51,7 @@ class RecordingDecider:
         if len(self._seen) >= MAX_ACCESSES:
             self.truncated = True
             return
-        self._seen[key] = Access(
-            operation=verdict.operation,
-            target=verdict.target,
-            allowed=verdict.allowed,
-            rule=verdict.rule,
-            reason=verdict.reason,
-            is_dir=is_dir,
-        )
+        self._seen[key] = Access.of(verdict, is_dir=is_dir)
 
     def accesses(self) -> tuple[Access, ...]:
         """What was decided, in the order it first happened."""

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from plugbox.sdk.permissions import Decision
+
 Status = Literal["success", "failed", "timeout", "killed"]
 KillReason = Literal["timeout", "cpu", "memory", "output", "processes", "cancelled"]
 Level = Literal["kernel", "best-effort", "advisory"]
@@ -62,6 +64,18 @@ class Access(_Frozen):
     rule: str
     reason: str = ""
     is_dir: bool = False
+
+    @classmethod
+    def of(cls, verdict: Decision, *, is_dir: bool = False) -> Access:
+        """The record of one decision."""
+        return cls(
+            operation=verdict.operation,
+            target=verdict.target,
+            allowed=verdict.allowed,
+            rule=verdict.rule,
+            reason=verdict.reason,
+            is_dir=is_dir,
+        )
 
 
 class Enforcement(_Frozen):

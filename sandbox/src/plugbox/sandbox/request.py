@@ -1,12 +1,18 @@
-"""What the runner needs to run one job: which handler, with which permissions, where, as which run."""
+"""What the runner needs to run one job: which handler, with which permissions, where, as which run.
+
+:func:`request_for_job` is the one way a declared job becomes a :class:`RunRequest`. The host
+(``plugbox jobs run``, the scheduler) and the authors' test harness both call it, so a job tested
+with the harness runs with exactly the permissions, quotas and context the host will give it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from plugbox.sdk import Trigger
+from plugbox.sdk import Manifest, Trigger
 from plugbox.sdk.permissions import Permissions, Quotas
 
 
@@ -78,9 +84,10 @@ class SpawnSpec(_Frozen):
 
     Secrets (the allowed environment) go from the parent straight to the child over the run's
     control channel after the fork, so no zygote memory that later children inherit ever held them.
+    It names no run either: the same job's spawns send the same text, which the zygote validates
+    once and then finds in its cache.
     """
 
-    run_id: str
     request: RunRequest
     quotas: Quotas
     host_path: str
@@ -88,3 +95,71 @@ class SpawnSpec(_Frozen):
     landlock_read_only: tuple[str, ...] = ()
     landlock_read_write: tuple[str, ...] = ()
     allow_exec: bool = False
+
+
+def request_for_job(
+    manifest: Manifest,
+    job_id: str,
+    *,
+    workspace: str,
+    run_id: str,
+    scheduled_at: datetime,
+    run_count: int = 1,
+    attempt: int = 1,
+    trigger: str = "manual",
+    config: Mapping[str, JsonValue] | None = None,
+    permissions: Permissions | None = None,
+    grants: Sequence[Permissions] = (),
+    environment: Mapping[str, str] | None = None,
+    python_path: Sequence[str] = (),
+    quotas: Quotas | None = None,
+) -> RunRequest:
+    """The run of job ``job_id`` of ``manifest``, built as the host builds every run.
+
+    The job runs with the plugin-level permissions combined with its own (or ``permissions``,
+    which replaces that declared set), its ``timeout`` folded into the quotas, its ``config``
+    defaults overlaid with ``config``, and the plugin's id and version in its context.
+    ``trigger`` is one of schedule | manual | startup | retry (checked by :class:`RunContext`).
+    ``quotas`` is the operator's per-job override: each field it sets replaces the declared
+    value (the job's ``timeout`` included); grants can then only lower them.
+    """
+    spec = manifest.job(job_id)
+    declared = manifest.declared_permissions(job_id) if permissions is None else permissions
+    declared = with_timeout(declared, spec.timeout_ms)
+    if quotas is not None:
+        declared = declared.model_copy(update={"quotas": declared.quotas.overridden_by(quotas)})
+    return RunRequest(
+        handler=spec.handler,
+        workspace=workspace,
+        context=RunContext(
+            job_id=spec.id,
+            plugin_id=manifest.id,
+            plugin_version=manifest.version,
+            run_id=run_id,
+            scheduled_at=scheduled_at,
+            run_count=run_count,
+            attempt=attempt,
+            trigger=trigger,
+            config={**spec.config, **(config or {})},
+        ),
+        permissions=declared,
+        grants=tuple(grants),
+        environment=dict(environment or {}),
+        python_path=tuple(python_path),
+    )
+
+
+def with_timeout(permissions: Permissions, timeout_ms: int | None) -> Permissions:
+    """``permissions`` with a job's ``timeout`` folded into ``quotas.timeout_ms``.
+
+    ``@job(timeout=...)`` and ``quotas.timeout_ms`` are both wall-clock limits the author
+    declared; the run is killed at whichever comes first, so the smaller one is the quota.
+    """
+    if timeout_ms is None:
+        return permissions
+    current = permissions.quotas.timeout_ms
+    limit = timeout_ms if current is None else min(current, timeout_ms)
+    if limit == current:
+        return permissions
+    quotas = permissions.quotas.model_copy(update={"timeout_ms": limit})
+    return permissions.model_copy(update={"quotas": quotas})

@@ -14,6 +14,7 @@ parent -> zygote: ``hello``, ``spawn`` (with the run's control socket and output
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib.machinery
 import os
@@ -88,8 +89,9 @@ def _spawn(
     wake: tuple[int, int],
 ) -> None:
     control_fd, output_fd = fds
+    spawn_id = message.get("spawn_id")
     try:
-        spec = SpawnSpec.model_validate(message["spec"])
+        spec = _spawn_spec(str(message["spec"]))
         confinement = Confinement.prepare(spec, machine)
         # Compile the policy here (cached per permission set) so every child inherits it warm.
         effective_policy(spec.request.permissions, *spec.request.grants)
@@ -101,7 +103,7 @@ def _spawn(
             sock,
             {
                 "type": "spawn_failed",
-                "run_id": message.get("spec", {}).get("run_id"),
+                "spawn_id": spawn_id,
                 "error": str(exc),
             },
         )
@@ -122,7 +124,13 @@ def _spawn(
         run_child(spec, confinement, control_fd, output_fd)
     os.close(control_fd)
     os.close(output_fd)
-    send(sock, {"type": "spawned", "run_id": spec.run_id, "pid": pid})
+    send(sock, {"type": "spawned", "spawn_id": spawn_id, "pid": pid})
+
+
+@functools.lru_cache(maxsize=64)
+def _spawn_spec(text: str) -> SpawnSpec:
+    """The validated spec for ``text``: a job's spawns repeat the same text, validated once."""
+    return SpawnSpec.model_validate_json(text)
 
 
 def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:

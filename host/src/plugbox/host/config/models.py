@@ -120,9 +120,7 @@ class JobOverride(_Frozen):
 
     def merged_quotas(self, declared: Quotas) -> Quotas:
         """The declared quotas with every field this override sets replaced."""
-        if self.quotas is None:
-            return declared
-        return declared.model_copy(update=self.quotas.model_dump(exclude_none=True))
+        return declared if self.quotas is None else declared.overridden_by(self.quotas)
 
 
 class HostConfig(_Frozen):

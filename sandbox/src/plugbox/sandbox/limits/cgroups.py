@@ -123,6 +123,8 @@ class RunCgroup:
         self._dirs = dict(dirs)
         self._version: Literal[1, 2] = version
         self._unique = tuple(dict.fromkeys(dirs.values()))
+        self._procs = tuple(str(directory / "cgroup.procs") for directory in self._unique)
+        self._kill: Path | Literal[False] | None = False  # False: not looked up yet
         self._closed = False
 
     @classmethod
@@ -166,7 +168,7 @@ class RunCgroup:
     @property
     def procs_files(self) -> tuple[str, ...]:
         """The ``cgroup.procs`` files a process writes ``0`` to in order to join (see :func:`join_cgroup`)."""
-        return tuple(str(directory / "cgroup.procs") for directory in self._unique)
+        return self._procs
 
     def add(self, pid: int) -> None:
         """Move process ``pid`` (a pid in the caller's namespace; 0 = the caller) into the run.
@@ -186,8 +188,8 @@ class RunCgroup:
     def pids(self) -> list[int]:
         """Live processes of the run, from ``cgroup.procs`` (kernel-reported, safe to signal)."""
         found: set[int] = set()
-        for directory in self._unique:
-            found.update(_read_pids(directory / "cgroup.procs"))
+        for procs in self._procs:
+            found.update(_read_pids(procs))
         return sorted(found)
 
     # -- accounting ---------------------------------------------------------------------------
@@ -268,23 +270,29 @@ class RunCgroup:
                         _kill_members(directory / "cgroup.procs")
             # A SIGKILLed process needs ~0.5 ms to exit (a forked Python; more with a big address
             # space). Poll cgroup.procs on a short backoff: cgroup.events is pollable, but the
-            # kernel rate-limits its notifications to one per 10 ms.
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.02)
+            # kernel rate-limits its notifications to one per 10 ms. While cgroup.kill's own
+            # hierarchy still lists someone, reading the others too would only cost time; the
+            # loop's test reads them all before it trusts that the run is empty.
+            watched = str(kill_file.parent / "cgroup.procs") if kill_file is not None else None
+            while True:
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.02)
+                if watched is None or not _read_pids(watched) or time.monotonic() > deadline:
+                    break
             rounds += 1
 
     def close(self) -> None:
-        """Kill what is left, then remove the run's directories (and the shared parent when empty)."""
+        """Kill what is left, then remove the run's directories.
+
+        The shared parent stays for the next run (making and removing a memory cgroup costs the
+        kernel more than the run itself); :func:`remove_empty_parents` tidies it when the runner
+        closes.
+        """
         if self._closed:
             return
         self.kill_all()
         for directory in self._unique:
             _rmdir_retrying(directory)
-        for directory in self._unique:
-            # Fails with EBUSY/ENOTEMPTY while another run still uses the parent: that run removes
-            # it. A create() racing with this removal retries (see _make_run_dir).
-            with contextlib.suppress(OSError):
-                directory.parent.rmdir()
         self._closed = True
 
     def __enter__(self) -> RunCgroup:
@@ -319,11 +327,11 @@ class RunCgroup:
             _write(pids / "pids.max", str(quotas.processes))
 
     def _kill_file(self) -> Path | None:
-        directory = self._dirs.get("kill")
-        if directory is None:
-            return None
-        kill = directory / "cgroup.kill"
-        return kill if kill.exists() else None
+        if self._kill is False:
+            directory = self._dirs.get("kill")
+            kill = directory / "cgroup.kill" if directory is not None else None
+            self._kill = kill if kill is not None and kill.exists() else None
+        return self._kill
 
     @contextlib.contextmanager
     def _frozen(self) -> Iterator[None]:
@@ -540,16 +548,34 @@ def _enable_controllers(directory: Path, controllers: tuple[str, ...]) -> None:
         _write(directory / "cgroup.subtree_control", " ".join(f"+{c}" for c in controllers))
 
 
+#: Parents this process has made ready (made, controllers enabled) — a registry, on purpose:
+#: checking a parent costs a mkdir and a read per run otherwise.
+_READY_PARENTS: set[Path] = set()
+
+
 def _make_run_dir(plan: _Plan, parent: Path, directory: Path) -> None:
     enable = plan.v2_enable if parent == plan.v2_parent else ()
     for _ in range(5):
         try:
-            _ensure_parent(parent, enable)
+            if parent not in _READY_PARENTS:
+                _ensure_parent(parent, enable)
+                _READY_PARENTS.add(parent)
             directory.mkdir()
         except FileNotFoundError:
-            continue  # the last run of another thread removed the empty parent just now
+            # Another runner closing removed the empty parent just now: make it again.
+            _READY_PARENTS.discard(parent)
+            continue
         return
     raise OSError(errno.ENOENT, "the cgroup parent keeps disappearing", str(parent))
+
+
+def remove_empty_parents() -> None:
+    """Remove the shared parents once no run uses them (a runner closing calls this)."""
+    for parent in list(_READY_PARENTS):
+        _READY_PARENTS.discard(parent)
+        # EBUSY/ENOTEMPTY while another runner's run still uses it: that runner removes it.
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def _rmdir_retrying(directory: Path) -> None:
@@ -614,23 +640,34 @@ def _write(path: str | Path, value: str) -> None:
         os.close(fd)
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: str | Path) -> str:
+    # os.open/os.read rather than Path.read_text: a run reads half a dozen of these files on
+    # the trigger -> outcome path, and the text-file machinery costs more than the reads.
     try:
-        return path.read_text()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError):
         return ""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
 
 
-def _read_words(path: Path) -> list[str]:
+def _read_words(path: str | Path) -> list[str]:
     return _read_text(path).split()
 
 
-def _read_int(path: Path) -> int | None:
+def _read_int(path: str | Path) -> int | None:
     text = _read_text(path).strip()
     return int(text) if text.isdigit() else None
 
 
-def _read_keyed(path: Path) -> dict[str, int]:
+def _read_keyed(path: str | Path) -> dict[str, int]:
     values = {}
     for line in _read_text(path).splitlines():
         key, _, value = line.partition(" ")
@@ -639,7 +676,7 @@ def _read_keyed(path: Path) -> dict[str, int]:
     return values
 
 
-def _read_pids(path: Path) -> list[int]:
+def _read_pids(path: str | Path) -> list[int]:
     return [int(word) for word in _read_words(path)]
 
 

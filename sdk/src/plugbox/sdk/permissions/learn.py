@@ -37,6 +37,7 @@ from plugbox.sdk.permissions.models import (
 
 __all__ = [
     "LearnedCall",
+    "Refusal",
     "learning_permissions",
     "minimal_permissions",
     "missing_calls",

@@ -126,6 +126,10 @@ class Quotas(_Frozen):
     )
     file_size_mb: PositiveInt | None = Field(None, description="largest file a process may write")
 
+    def overridden_by(self, other: Quotas) -> Quotas:
+        """These quotas with every field ``other`` sets replaced (an operator's override)."""
+        return self.model_copy(update=other.model_dump(exclude_none=True))
+
 
 class Permissions(_Frozen):
     """Everything a job may do. Empty means nothing: plugbox is default deny."""

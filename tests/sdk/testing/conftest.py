@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+JOBS_DIR = Path(__file__).parent / "jobs"
+
+
+def imported_jobs(name: str) -> Iterator[ModuleType]:
+    """A jobs module from ``jobs/``, imported as an author's test imports their plugin."""
+    sys.path.insert(0, str(JOBS_DIR))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(JOBS_DIR))
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def jobs() -> Iterator[ModuleType]:
+    """The test plugin's jobs module."""
+    yield from imported_jobs("plugbox_harness_jobs")
+
+
+@pytest.fixture(scope="session")
+def learn_jobs() -> Iterator[ModuleType]:
+    """Jobs whose declared permissions are both too wide and too narrow (learn mode)."""
+    yield from imported_jobs("plugbox_learn_jobs")
+
+
+@pytest.fixture(params=["sandbox", "in-process"])
+def in_process(request: pytest.FixtureRequest) -> bool:
+    """Run the test once in the sandbox and once in the in-process debug mode."""
+    return bool(request.param == "in-process")
