@@ -14,7 +14,8 @@ import ctypes
 import errno
 import os
 import platform
-import sys
+
+from plugbox.sandbox._libc import LIBC
 
 RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -30,15 +31,8 @@ class _OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
 
 
-def _load() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux") or platform.machine() not in {"x86_64", "aarch64"}:
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-_LIBC = _load()
+# openat2 has one syscall number on the architectures below; elsewhere the fallback opens.
+_LIBC = LIBC if platform.machine() in {"x86_64", "aarch64"} else None
 _AT_FDCWD = -100
 _available: bool | None = None
 

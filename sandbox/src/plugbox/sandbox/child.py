@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
+from plugbox.sandbox._libc import set_process_name
 from plugbox.sandbox.channel import ChildChannel
 from plugbox.sandbox.confine import Confinement
 from plugbox.sandbox.handlers import call_handler, import_handler
@@ -46,6 +47,7 @@ def run_child(
     code = EXIT_SETUP_FAILED
     request = spec.request
     try:
+        set_process_name("plugbox-run")
         _detach(control_fd, output_fd, keep=confinement.inherited_fds())
         control = socket.socket(fileno=control_fd)
         os.chdir(request.workspace)

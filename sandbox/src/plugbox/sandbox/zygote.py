@@ -24,6 +24,7 @@ import socket
 import sys
 from typing import Any
 
+from plugbox.sandbox._libc import set_process_name
 from plugbox.sandbox.child import run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
 from plugbox.sandbox.kernel import namespaces
@@ -172,6 +173,7 @@ def _describe(machine: MachineLayers) -> dict[str, Any]:
 
 def main() -> None:
     die_with_parent(int(sys.argv[2]))  # a host killed with SIGKILL takes the zygote with it
+    set_process_name("plugbox-zygote")
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(sock)

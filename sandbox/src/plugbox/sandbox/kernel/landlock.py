@@ -46,6 +46,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from plugbox.sandbox._libc import LIBC as _LIBC
+
 __all__ = [
     "LandlockPolicy",
     "LandlockUnavailable",
@@ -146,26 +148,6 @@ def _attr_size(abi: int) -> int:
     if abi >= 6:
         return 24
     return 16 if abi >= 4 else 8
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    # Resolve and type every function now: after confinement, nothing may need to load or look up.
-    libc.syscall.restype = ctypes.c_long
-    libc.prctl.restype = ctypes.c_int
-    libc.prctl.argtypes = (
-        ctypes.c_int,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-    )
-    return libc
-
-
-_LIBC = _load_libc()
 
 
 class LandlockUnavailable(OSError):  # noqa: N818 - the name reads as the condition

@@ -26,32 +26,14 @@ import os
 import sys
 from collections.abc import Callable
 
+from plugbox.sandbox._libc import LIBC as _LIBC
+
 __all__ = ["network_namespace_available", "probe_network", "unshare_network"]
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 _PR_GET_DUMPABLE = 3
 _PR_SET_DUMPABLE = 4
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.unshare.argtypes = (ctypes.c_int,)
-    libc.unshare.restype = ctypes.c_int
-    libc.prctl.restype = ctypes.c_int
-    libc.prctl.argtypes = (
-        ctypes.c_int,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-    )
-    return libc
-
-
-_LIBC = _load_libc()
 
 
 def unshare_network() -> str:

@@ -36,6 +36,8 @@ import platform
 import sys
 from dataclasses import dataclass
 
+from plugbox.sandbox._libc import LIBC as _LIBC
+
 __all__ = [
     "DENIED_SYSCALLS",
     "Filter",
@@ -125,25 +127,6 @@ class _Version(ctypes.Structure):
 
 class SeccompUnavailable(OSError):  # noqa: N818 - the name reads as the condition
     """seccomp filtering cannot be used here (no libseccomp, no kernel support, not Linux)."""
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    libc.prctl.restype = ctypes.c_int
-    libc.prctl.argtypes = (
-        ctypes.c_int,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-    )
-    return libc
-
-
-_LIBC = _load_libc()
 
 
 @functools.cache

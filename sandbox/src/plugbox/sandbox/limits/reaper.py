@@ -32,7 +32,7 @@ from collections.abc import Collection, Iterable
 
 import psutil
 
-from plugbox.sandbox.limits.rlimits import _libc
+from plugbox.sandbox._libc import LIBC
 
 __all__ = ["become_subreaper", "is_subreaper", "kill_orphans", "kill_tree"]
 
@@ -55,7 +55,7 @@ def die_with_parent(expected_parent: int) -> None:
     SIGKILL takes its zygote and every run child with it. If the parent is already gone by the
     time the request lands (a race the kernel cannot close for us), exit at once.
     """
-    libc = _libc()
+    libc = LIBC
     if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
@@ -72,7 +72,7 @@ def become_subreaper() -> bool:
     The caller must reap adopted orphans (``waitpid``) or they stay zombies; :func:`kill_orphans`
     does both. The flag is not inherited by children and survives ``execve``.
     """
-    libc = _libc()
+    libc = LIBC
     if libc is None:
         return False
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -83,11 +83,12 @@ def become_subreaper() -> bool:
 
 def is_subreaper() -> bool:
     """Whether the calling process is a child subreaper (what ``plugbox doctor`` reports)."""
-    libc = _libc()
+    libc = LIBC
     if libc is None:
         return False
     flag = ctypes.c_int(0)
-    if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
+    # prctl's arguments are typed as unsigned longs (see _libc): the pointer goes as an address.
+    if libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag), 0, 0, 0) != 0:
         return False
     return flag.value != 0
 

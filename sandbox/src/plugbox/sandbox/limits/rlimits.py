@@ -28,11 +28,10 @@ Kernel facts this module relies on (Linux; measured on 6.18):
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
 import resource
-import sys
 
+from plugbox.sandbox._libc import LIBC
 from plugbox.sdk.permissions import Quotas
 
 __all__ = ["address_space_limit", "apply_rlimits"]
@@ -128,21 +127,6 @@ def _mapped_bytes() -> int:
     return pages * resource.getpagesize()
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    """libc through ``dlopen(NULL)``, loaded once (in the zygote, ideally).
-
-    Not ``ctypes.util.find_library``: on Linux it runs ``ldconfig``/``gcc`` in a subprocess, which
-    costs milliseconds and fails in a child that may no longer execute programs.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
 def _limit_malloc_arenas() -> None:
     """Cap glibc's per-thread malloc arenas so threads do not eat the address-space limit.
 
@@ -150,7 +134,7 @@ def _limit_malloc_arenas() -> None:
     is touched; with the default cap (8 per core) a thread pool alone can exhaust the limit and
     make ``threading.Thread.start`` fail. Best-effort: musl and macOS have no such knob.
     """
-    libc = _libc()
+    libc = LIBC
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is not None:
         mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
@@ -176,7 +160,7 @@ def _drop_cap_sys_resource() -> None:
     where capabilities cannot be changed the limits are simply raisable again, which is what
     they were anyway.
     """
-    libc = _libc()
+    libc = LIBC
     if libc is None:
         return
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
