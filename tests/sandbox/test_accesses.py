@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from plugbox.sandbox import Outcome, RunContext, RunRequest, SandboxRunner, run_in_process
-from plugbox.sandbox.broker import NetRequest
+from plugbox.sandbox.net_request import NetRequest
 from plugbox.sdk import HttpResponse
 from plugbox.sdk import permissions as perms
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from plugbox.sandbox import Outcome, RunContext, RunRequest, SandboxRunner, run_in_process
-from plugbox.sandbox.broker import NetRequest
+from plugbox.sandbox.net_request import NetRequest
 from plugbox.sdk import HttpResponse
 from plugbox.sdk import permissions as perms
 from plugbox.sdk.permissions.learn import minimal_permissions, missing_calls, unused_rules

@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 
 from plugbox.sandbox import SandboxRunner
-from plugbox.sandbox.broker import NetRequest
+from plugbox.sandbox.net_request import NetRequest
 from plugbox.sdk import permissions as perms
 from plugbox.sdk.testing import FakeHttp, Harness, NoFakeResponseError, assert_denied
 

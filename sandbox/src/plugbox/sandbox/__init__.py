@@ -8,10 +8,31 @@ It never imports :mod:`plugbox.host`.
 * :class:`RunRequest` / :class:`RunContext` in, :class:`Outcome` out.
 """
 
-from plugbox.sandbox.inprocess import run_in_process
-from plugbox.sandbox.outcome import Access, Enforcement, ErrorInfo, Event, LogEntry, Outcome
-from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest
-from plugbox.sandbox.runner import SandboxRunner
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plugbox.sandbox.inprocess import run_in_process
+    from plugbox.sandbox.outcome import Access, Enforcement, ErrorInfo, Event, LogEntry, Outcome
+    from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest
+    from plugbox.sandbox.runner import SandboxRunner
+
+# Names load on first use (PEP 562): the zygote imports submodules of this package for every run
+# child, and an eager import here would put the runner, psutil, http.client and ssl into each
+# fork for nothing.
+_EXPORTS = {
+    "Access": "plugbox.sandbox.outcome",
+    "DEFAULT_QUOTAS": "plugbox.sandbox.request",
+    "Enforcement": "plugbox.sandbox.outcome",
+    "ErrorInfo": "plugbox.sandbox.outcome",
+    "Event": "plugbox.sandbox.outcome",
+    "LogEntry": "plugbox.sandbox.outcome",
+    "Outcome": "plugbox.sandbox.outcome",
+    "RunContext": "plugbox.sandbox.request",
+    "RunRequest": "plugbox.sandbox.request",
+    "SandboxRunner": "plugbox.sandbox.runner",
+    "run_in_process": "plugbox.sandbox.inprocess",
+}
 
 __all__ = [
     "DEFAULT_QUOTAS",
@@ -26,3 +47,16 @@ __all__ = [
     "SandboxRunner",
     "run_in_process",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

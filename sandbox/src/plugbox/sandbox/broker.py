@@ -12,31 +12,19 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from urllib.parse import urlencode, urljoin, urlsplit
+from collections.abc import Mapping
+from urllib.parse import urljoin, urlsplit
 
+from plugbox.sandbox.net_request import NetRequest, Responder
 from plugbox.sdk import HttpResponse, PermissionDenied
 from plugbox.sdk.permissions import Decider
 from plugbox.sdk.permissions.hosts import normalize_host
 
 MAX_REDIRECTS = 5
-DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
-
-
-@dataclass(frozen=True, slots=True)
-class NetRequest:
-    """One request as the job asked for it (already encoded to bytes)."""
-
-    method: str
-    url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | None = None
-    timeout: float = DEFAULT_TIMEOUT_S
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -60,11 +48,6 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         raw = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
-#: Answers a request that passed every check instead of the network (the test harness's fake
-#: HTTP). It sees each hop separately, so a fake redirect is checked again like a real one.
-Responder = Callable[[NetRequest], HttpResponse]
 
 
 class NetBroker:
@@ -165,10 +148,3 @@ class NetBroker:
         assert first_denial is not None
         first_denial.raise_if_denied()
         raise AssertionError("unreachable")
-
-
-def encode_params(url: str, params: Mapping[str, str] | None) -> str:
-    """Append query parameters to a URL (the one place runtime.net builds query strings)."""
-    if not params:
-        return url
-    return url + ("&" if urlsplit(url).query else "?") + urlencode(params)

@@ -15,7 +15,7 @@ import socket
 import threading
 from typing import Any
 
-from plugbox.sandbox.broker import NetRequest
+from plugbox.sandbox.net_request import NetRequest
 from plugbox.sandbox.protocol import receive, send
 from plugbox.sdk import HttpResponse, LogRecord, PermissionDenied
 

@@ -14,8 +14,9 @@ import time
 from datetime import UTC, datetime
 
 from plugbox.sandbox.accesses import LearningDecider, RecordingDecider, merge_accesses
-from plugbox.sandbox.broker import NetBroker, Responder
+from plugbox.sandbox.broker import NetBroker
 from plugbox.sandbox.handlers import call_handler, import_handler
+from plugbox.sandbox.net_request import Responder
 from plugbox.sandbox.outcome import ErrorInfo, Outcome, advisory_enforcement, json_result
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
 from plugbox.sandbox.session import Collector, build_context, error_from

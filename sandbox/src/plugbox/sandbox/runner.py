@@ -39,7 +39,7 @@ from plugbox.sandbox.accesses import (
     merge_accesses,
     parse_accesses,
 )
-from plugbox.sandbox.broker import NetBroker, NetRequest, Responder
+from plugbox.sandbox.broker import NetBroker
 from plugbox.sandbox.kernel.landlock import default_system_paths
 from plugbox.sandbox.limits.cgroups import (
     RunCgroup,
@@ -49,6 +49,7 @@ from plugbox.sandbox.limits.cgroups import (
 )
 from plugbox.sandbox.limits.reaper import kill_tree
 from plugbox.sandbox.limits.usage import TreeSampler
+from plugbox.sandbox.net_request import NetRequest, Responder
 from plugbox.sandbox.outcome import (
     MAX_EVENTS,
     MAX_LOG_ENTRIES,

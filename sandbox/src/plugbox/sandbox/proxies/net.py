@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from plugbox.sandbox.broker import DEFAULT_TIMEOUT_S, NetRequest, encode_params
+from plugbox.sandbox.net_request import DEFAULT_TIMEOUT_S, NetRequest, encode_params
 from plugbox.sdk import HttpResponse, PermissionDenied
 from plugbox.sdk.permissions import Decider
 

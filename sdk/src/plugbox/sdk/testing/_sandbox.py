@@ -24,7 +24,8 @@ try:
         run_in_process,
     )
     from plugbox.sandbox.accesses import LearningDecider
-    from plugbox.sandbox.broker import NetBroker, NetRequest, Responder
+    from plugbox.sandbox.broker import NetBroker
+    from plugbox.sandbox.net_request import NetRequest, Responder
     from plugbox.sandbox.request import request_for_job
 except ModuleNotFoundError as err:
     if (err.name or "").startswith("plugbox.sandbox"):
