@@ -60,7 +60,7 @@ def run_child(
         go, _ = receive(control)
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
         # A warm child was forked before its run existed; the run's facts arrive with go.
-        context = RunContext.model_validate(go["context"]) if go.get("context") else request.context
+        context = RunContext.model_validate(go["context"])
         _scrub_environment(env, request.workspace)
         sys.path[0:0] = list(request.python_path)
         code = _run(spec, context, control, env)

@@ -79,6 +79,8 @@ _PLACEHOLDER_CONTEXT = RunContext(job_id="-", plugin_id="-", plugin_version="-",
 SPAWN_TIMEOUT_S = 10.0
 #: Distinct jobs that keep a pre-forked child ready.
 MAX_WARM = 8
+#: Distinct jobs whose spawn spec is kept, built (a dict in insertion order, oldest dropped).
+MAX_SPECS = 256
 #: How long a run waits for a warm child that is being forked before forking its own.
 WARM_WAIT_S = 0.05
 SAMPLE_EVERY_S = 0.05
@@ -132,6 +134,7 @@ class SandboxRunner:
         self._system_paths = _code_paths()
         self._cleaner = _Cleaner()
         self._warm: dict[str, _Child] = {}
+        self._specs: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._enforcement_cache: dict[bool, Enforcement] = {}
         self._warm_lock = threading.Lock()
         self._warming: dict[str, threading.Event] = {}
@@ -253,7 +256,7 @@ class SandboxRunner:
         started = datetime.now(UTC)
         child = self._take_warm(key)
         if child is None:
-            spawned = self._spawn(request, quotas)
+            spawned = self._spawn(key, request, quotas)
             if isinstance(spawned, str):
                 return self._setup_failure(started, time.monotonic(), spawned)
             child = spawned
@@ -283,7 +286,7 @@ class SandboxRunner:
                 return
             ready = self._warming[key] = threading.Event()
         try:
-            spawned = self._spawn(request, quotas)
+            spawned = self._spawn(key, request, quotas)
         finally:
             with self._warm_lock:
                 self._warming.pop(key, None)
@@ -308,12 +311,24 @@ class SandboxRunner:
             child.cgroup.close()
         self._runs.pop(child.spawn_id, None)
 
-    def _spawn(self, request: RunRequest, quotas: Quotas) -> _Child | str:
-        """Fork a confined child that waits for its go; an error text when that fails."""
+    def _spawn(self, key: str, request: RunRequest, quotas: Quotas) -> _Child | str:
+        """Fork a confined child that waits for its go; an error text when that fails.
+
+        ``key`` is the run's warm key: runs that share it share a spawn spec, built once.
+        """
         assert self._sock is not None
         spawn_id = uuid.uuid4().hex
+        built = self._specs.get(key)
+        if built is None:
+            spec, write_roots = self._spec(request, quotas)
+            built = (spec.model_dump_json(), write_roots)
+            if len(self._specs) >= MAX_SPECS:
+                self._specs.pop(next(iter(self._specs)))
+            self._specs[key] = built
+        text, write_roots = built
         try:
-            spec = self._spec(request, quotas)
+            # Every spawn: a job may have removed its directories since the last run.
+            prepare_write_roots(request.workspace, write_roots)
         except OSError as err:
             return _workspace_problem(request.workspace, err)
         parent_end, child_end = socket.socketpair()
@@ -327,7 +342,7 @@ class SandboxRunner:
             with self._lock:
                 send(
                     self._sock,
-                    {"type": "spawn", "spawn_id": spawn_id, "spec": spec.model_dump_json()},
+                    {"type": "spawn", "spawn_id": spawn_id, "spec": text},
                     [child_end.fileno(), out_w],
                 )
         finally:
@@ -408,7 +423,8 @@ class SandboxRunner:
             broker_record,
         )
 
-    def _spec(self, request: RunRequest, quotas: Quotas) -> SpawnSpec:
+    def _spec(self, request: RunRequest, quotas: Quotas) -> tuple[SpawnSpec, tuple[str, ...]]:
+        """The spawn spec of ``request`` and its workspace-relative write roots."""
         # A learn run's kernel layers open the whole workspace and execve, so that calls the
         # declared rules would refuse can happen and be recorded (RunRequest.learn).
         declared = (
@@ -416,12 +432,13 @@ class SandboxRunner:
         )
         grants = () if request.learn else request.grants
         read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
-        prepare_write_roots(request.workspace, write_roots)
         capabilities = set(declared.capabilities)
         for grant in grants:
             capabilities &= set(grant.capabilities)
-        return SpawnSpec(
-            request=request.model_copy(update={"environment": {}}),
+        spec = SpawnSpec(
+            # The run's facts and secrets travel with the go, never in the spec: so a job's
+            # spawns all send the same text, which the zygote validates once (see zygote.py).
+            request=request.model_copy(update={"environment": {}, "context": _PLACEHOLDER_CONTEXT}),
             quotas=quotas,
             host_path=os.environ.get("PATH", "/usr/bin:/bin"),
             landlock_read_exec=_outside(
@@ -431,6 +448,7 @@ class SandboxRunner:
             landlock_read_write=fs_roots.absolute(request.workspace, write_roots),
             allow_exec="shell" in capabilities,
         )
+        return spec, write_roots
 
     def _enforcement(self, cgroups: bool) -> Enforcement:
         """Levels for a run: the zygote's probe for the child layers, this run's own cgroup."""
