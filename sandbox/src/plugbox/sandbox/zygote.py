@@ -92,11 +92,7 @@ def _spawn(
     control_fd, output_fd = fds
     spawn_id = message.get("spawn_id")
     try:
-        spec = _spawn_spec(str(message["spec"]))
-        confinement = Confinement.prepare(spec, machine)
-        # Compile the policy here (cached per permission set) so every child inherits it warm.
-        effective_policy(spec.request.permissions, *spec.request.grants)
-        _warm_finders(spec.request.handler, spec.request.python_path)
+        spec, confinement = _prepared(str(message["spec"]), machine)
     except Exception as exc:
         os.close(control_fd)
         os.close(output_fd)
@@ -129,9 +125,18 @@ def _spawn(
 
 
 @functools.lru_cache(maxsize=64)
-def _spawn_spec(text: str) -> SpawnSpec:
-    """The validated spec for ``text``: a job's spawns repeat the same text, validated once."""
-    return SpawnSpec.model_validate_json(text)
+def _prepared(text: str, machine: MachineLayers) -> tuple[SpawnSpec, Confinement]:
+    """The validated spec for ``text`` and the confinement it asks for, made once per job.
+
+    A job's spawns repeat the same text (it names no run), so from its second run on the zygote
+    forks at once: no validation, no ruleset, no policy compile, no path search.
+    """
+    spec = SpawnSpec.model_validate_json(text)
+    confinement = Confinement.prepare(spec, machine)
+    # Compile the policy here so every child inherits it ready.
+    effective_policy(spec.request.permissions, *spec.request.grants)
+    _warm_finders(spec.request.handler, spec.request.python_path)
+    return spec, confinement
 
 
 def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:
