@@ -223,7 +223,7 @@ def test_environment_overrides_win(
         env={
             **env,
             "PLUGBOX_STATE_DIR": "state-from-env",  # relative: to the working directory
-            "PLUGBOX_DATABASE_URL": "postgresql://plugbox@db/plugbox",
+            "PLUGBOX_DATABASE_URL": "sqlite:////var/lib/plugbox/runs.db",
             "PLUGBOX_WORKSPACE": str(tmp_path / "other-ws"),
             "PLUGBOX_WORKERS": "9",
             "PLUGBOX_HOST_ID": "replica-2",
@@ -234,7 +234,7 @@ def test_environment_overrides_win(
         },
     )
     assert config.state_dir == workspace / "state-from-env"
-    assert config.database_url == "postgresql://plugbox@db/plugbox"
+    assert config.database_url == "sqlite:////var/lib/plugbox/runs.db"
     assert config.workspace == tmp_path / "other-ws"
     assert (config.workers, config.host_id) == (9, "replica-2")
     assert (config.retention.days, config.retention.per_job) == (3, 0)
@@ -261,6 +261,11 @@ def test_empty_variables(env: dict[str, str], write: Callable[..., Path]) -> Non
         ("PLUGBOX_DISABLED_PLUGINS", "ok,Not OK", "not a plugin id"),
         ("PLUGBOX_DATABASE_URL", "mysql://x/y", "unsupported database"),
         ("PLUGBOX_DATABASE_URL", "not a url", "not a database URL"),
+        (
+            "PLUGBOX_DATABASE_URL",
+            "postgresql://db/plugbox",
+            "PostgreSQL run stores are not supported yet",
+        ),
     ],
 )
 def test_a_bad_environment_value_names_the_variable(
