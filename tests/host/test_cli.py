@@ -161,7 +161,16 @@ def short(ctx):
     return {"slept": True}
 
 
-manifest = define_manifest(id="sleepy", version="1.0", name="Sleepy", jobs=[nap, short])
+@job("peek")
+def peek(ctx):
+    try:
+        ctx.runtime.fs.read_text(".env")
+    except PermissionError:
+        return {"peeked": False}
+    return {"peeked": True}
+
+
+manifest = define_manifest(id="sleepy", version="1.0", name="Sleepy", jobs=[nap, short, peek])
 
 
 @hookimpl
@@ -202,3 +211,22 @@ def test_timeouts_the_author_or_operator_set_are_enforced(
     assert record["status"] == "timeout"
     assert record["kill_reason"] == "timeout"
     assert f"exceeded its {limit_ms} ms timeout" in record["error"]["message"]
+
+
+def test_a_run_records_what_it_was_refused_even_when_the_job_carried_on(sleepy: Path) -> None:
+    record = as_json(sleepy, "jobs", "run", "sleepy:peek")
+    assert record["status"] == "success"
+    assert record["result"] == {"peeked": False}
+    assert record["denials"] == [
+        {
+            "operation": "fs.read",
+            "target": ".env",
+            "allowed": False,
+            "rule": "default deny",
+            "reason": "no fs rule allows reading here",
+            "is_dir": False,
+        }
+    ]
+    assert as_json(sleepy, "runs", "show", record["run_id"])["denials"] == record["denials"]
+    shown = plugbox(sleepy, "runs", "show", record["run_id"]).stdout
+    assert "denied fs.read '.env' by default deny (no fs rule allows reading here)" in shown

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import create_engine, inspect, select
 
 import plugbox.host.store as store_pkg
 from plugbox.host.store import (
@@ -22,6 +23,7 @@ from plugbox.host.store import (
     StoreClosedError,
     migrations,
 )
+from plugbox.host.store import sql as sql_store
 from plugbox.host.store.records import MAX_LOG_ENTRIES, MAX_OUTPUT_CHARS
 from plugbox.host.store.sql import metadata as sql_metadata
 
@@ -131,6 +133,9 @@ def test_every_field_round_trips(store: RunStore) -> None:
         enforcement={"mode": "sandbox", "fs": "kernel", "landlock_abi": 7, "notes": ["a"]},
         reason="budget",
         host_id="hôst-1",
+        denials=[
+            {"operation": "fs.read", "target": ".env", "allowed": False, "rule": "default deny"}
+        ],
     )
     store.add(record)
     assert store.get(record.run_id) == record
@@ -522,6 +527,26 @@ def test_a_failing_migration_leaves_the_old_schema(
         migrations.upgrade(store.engine, pending)
     assert versions(store) == list(range(1, LATEST_VERSION + 1))
     assert "extra" not in {c["name"] for c in inspect(store.engine).get_columns("runs")}
+
+
+def test_runs_stored_before_denials_were_recorded_read_back_with_none(
+    db_url: str, clock: Any
+) -> None:
+    path = Path(db_url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True)
+    engine = create_engine(db_url)
+    migrations.upgrade(engine, migrations.MIGRATIONS[:1])  # a database from plugbox 0.1.0
+    old = make("r-old")
+    row = {k: v for k, v in sql_store._to_row(old).items() if k != "denials"}
+    with engine.begin() as conn:
+        conn.execute(sql_store.runs.insert().values(row))
+    engine.dispose()
+    store = SqlRunStore(db_url, clock=clock)
+    try:
+        assert store.get("r-old") == old
+        assert store.get("r-old").denials == ()  # type: ignore[union-attr]
+    finally:
+        store.close()
 
 
 def test_in_memory_sqlite_is_refused() -> None:

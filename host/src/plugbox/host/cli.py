@@ -552,6 +552,13 @@ def _print_record(record: RunRecord) -> None:
         )
     for event in record.events:
         console.print(f"  event {event.name}: {json.dumps(event.data)}", markup=False)
+    for denial in record.denials:
+        reason = f" ({denial.reason})" if denial.reason else ""
+        console.print(
+            f"  denied {denial.operation} {denial.target!r} by {denial.rule}{reason}",
+            markup=False,
+            style="yellow",
+        )
     if record.output:
         console.print("  output:", record.output[-2000:], markup=False, highlight=False)
     if record.enforcement:

@@ -116,5 +116,6 @@ def record_from_outcome(outcome: Outcome, common: Mapping[str, Any]) -> RunRecor
         output=outcome.output,
         output_truncated=outcome.output_truncated,
         enforcement=outcome.enforcement.model_dump(mode="json"),
+        denials=outcome.denials,
         **common,
     )

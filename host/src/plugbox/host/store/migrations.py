@@ -34,6 +34,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 
 
@@ -115,7 +116,15 @@ def _v1_runs_and_job_state(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "runs and job state", _v1_runs_and_job_state),)
+def _v2_denials(conn: Connection) -> None:
+    # Null in rows written before it: those runs recorded no denials (read back as none).
+    conn.execute(text("ALTER TABLE runs ADD COLUMN denials JSON"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "runs and job state", _v1_runs_and_job_state),
+    Migration(2, "the runtime calls each run was refused", _v2_denials),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from plugbox.sandbox import ErrorInfo, Event, LogEntry
+from plugbox.sandbox import Access, ErrorInfo, Event, LogEntry
 
 RunStatus = Literal[
     "queued",
@@ -74,6 +74,9 @@ class RunRecord(BaseModel):
     output: str = ""
     output_truncated: bool = False
     enforcement: dict[str, JsonValue] | None = None
+    denials: tuple[Access, ...] = Field(
+        default=(), description="runtime calls the run was refused, each with the deciding rule"
+    )
     reason: str | None = Field(default=None, description="why skipped, cancelled or interrupted")
     host_id: str | None = None
 

@@ -97,6 +97,7 @@ runs = Table(
     Column("enforcement", JSON),
     Column("reason", Text),
     Column("host_id", String(255)),
+    Column("denials", JSON),
 )
 job_state = Table(
     "job_state",
@@ -130,6 +131,7 @@ _PLAIN = (
     "enforcement",
     "reason",
     "host_id",
+    "denials",
 )
 _TIMES = ("scheduled_at", "started_at", "finished_at")
 
@@ -154,6 +156,7 @@ def _to_row(record: RunRecord) -> dict[str, Any]:
 
 def _from_row(row: RowMapping) -> RunRecord:
     data = {name: row[name] for name in _PLAIN}
+    data["denials"] = data["denials"] or ()  # null: written before denials were recorded
     for name in _TIMES:
         value = row[f"{name}_us"]
         data[name] = None if value is None else from_us(value)
