@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from plugbox.sandbox import RunContext, RunRequest, SandboxRunner
+from plugbox.sandbox.limits.cgroups import favors_dynamic_moves
 from plugbox.sdk import permissions as perms
 
 JOB_DIR = Path(__file__).parent / "jobs"
@@ -158,6 +159,7 @@ def main() -> int:
         "naive_runs": naive_runs,
         "gap_between_triggers_ms": GAP_S * 1000,
         "layers": machine,
+        "cgroup_favordynmods": favors_dynamic_moves(),
     }
     figures["plugbox_over_floor"] = round(figures["plugbox_p50_ms"] / figures["floor_p50_ms"], 2)
     figures["naive_over_plugbox"] = round(figures["naive_p50_ms"] / figures["plugbox_p50_ms"], 1)

@@ -30,6 +30,15 @@ def test_doctor_json_reports_every_layer_active_here() -> None:
     assert set(report["capabilities"].values()) == {"kernel"}
 
 
+def test_doctor_hints_at_favordynmods_exactly_when_no_cgroup_mount_has_it() -> None:
+    out = subprocess.run(
+        [plugbox(), "doctor", "--json"], check=True, capture_output=True, text=True
+    )
+    hints = json.loads(out.stdout)["hints"]
+    mounted = "favordynmods" in Path("/proc/self/mountinfo").read_text()
+    assert any("favordynmods" in hint for hint in hints) is not mounted
+
+
 def test_doctor_text_is_readable() -> None:
     out = subprocess.run([plugbox(), "doctor"], check=True, capture_output=True, text=True)
     assert "enforcement layers" in out.stdout

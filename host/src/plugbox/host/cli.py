@@ -109,6 +109,8 @@ def doctor(as_json: bool) -> None:
         console.print(
             "Runs still work without the missing layers; every run record says what protected it."
         )
+    for hint in report.hints:
+        console.print(f"[dim]hint (speed, not safety): {hint}[/dim]")
 
 
 # -- new ----------------------------------------------------------------------------------
