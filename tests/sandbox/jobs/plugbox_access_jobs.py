@@ -51,3 +51,16 @@ def busy(ctx: JobContext) -> dict[str, Any]:
         "status": response.status,
         "echoed": echoed,
     }
+
+
+def allocate(ctx: JobContext) -> dict[str, Any]:
+    """Hold ``mb`` MiB (touched, so it is charged) for a moment; burn ``cpu_ms`` of CPU."""
+    import time
+
+    held = bytearray(int(ctx.config.get("mb", 0)) * 1024 * 1024)
+    for offset in range(0, len(held), 4096):
+        held[offset] = 1
+    until = time.process_time() + int(ctx.config.get("cpu_ms", 0)) / 1000
+    while time.process_time() < until:
+        pass
+    return {"held": len(held)}

@@ -41,6 +41,7 @@ from plugbox.sandbox.accesses import (
 )
 from plugbox.sandbox.broker import NetBroker
 from plugbox.sandbox.kernel.landlock import default_system_paths
+from plugbox.sandbox.limits.cgroup_pool import CgroupPool
 from plugbox.sandbox.limits.cgroups import (
     RunCgroup,
     cgroup_support,
@@ -132,7 +133,8 @@ class SandboxRunner:
         self._sock: socket.socket | None = None
         self._machine: dict[str, Any] = {}
         self._system_paths = _code_paths()
-        self._cleaner = _Cleaner()
+        self._cgroup_pool = CgroupPool()
+        self._cleaner = _Cleaner(self._cgroup_pool)
         self._warm: dict[str, _Child] = {}
         self._specs: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._enforcement_cache: dict[bool, Enforcement] = {}
@@ -179,6 +181,7 @@ class SandboxRunner:
         for child in warm:
             self._discard(child)
         self._cleaner.drain()
+        self._cgroup_pool.close()
         remove_empty_parents()
         if self._sock is not None:
             try:
@@ -306,9 +309,10 @@ class SandboxRunner:
     def _discard(self, child: _Child) -> None:
         child.control.close()
         os.close(child.out_r)
-        _end_run(child.pid, child.cgroup)
         if child.cgroup is not None:
-            child.cgroup.close()
+            self._cgroup_pool.release(child.cgroup)
+        else:
+            _end_run(child.pid, None)
         self._runs.pop(child.spawn_id, None)
 
     def _spawn(self, key: str, request: RunRequest, quotas: Quotas) -> _Child | str:
@@ -335,7 +339,7 @@ class SandboxRunner:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         # The owner pid in the name lets a later host reap what a killed one left behind.
         name = f"{os.getpid()}-{spawn_id[:12]}"
-        cgroup = RunCgroup.create(name, quotas) if self._cgroups.version is not None else None
+        cgroup = self._cgroup_pool.acquire(name, quotas) if self._cgroups.version else None
         state = _RunState()
         self._runs[spawn_id] = state
         try:
@@ -353,7 +357,7 @@ class SandboxRunner:
             parent_end.close()
             os.close(out_r)
             if cgroup is not None:
-                cgroup.close()
+                self._cgroup_pool.release(cgroup)
             self._runs.pop(spawn_id, None)
             return str(reply.get("error"))
         pid = int(reply["pid"])
@@ -827,9 +831,10 @@ class _Warmer:
 
 
 class _Cleaner:
-    """Finishes ended runs in the background: kill until the cgroup is empty, then remove it."""
+    """Finishes ended runs in the background: kill until the cgroup is empty, then recycle it."""
 
-    def __init__(self) -> None:
+    def __init__(self, pool: CgroupPool) -> None:
+        self._pool = pool
         self._queue: queue.Queue[tuple[int, RunCgroup] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="plugbox-cleaner", daemon=True)
         self._thread.start()
@@ -846,9 +851,8 @@ class _Cleaner:
             item = self._queue.get()
             try:
                 if item is not None:
-                    pid, cgroup = item
-                    _end_run(pid, cgroup)
-                    cgroup.close()
+                    _, cgroup = item
+                    self._pool.release(cgroup)  # kills until empty, then keeps or removes it
             except Exception:
                 log.exception("cleaning up a run failed")
             finally:

@@ -60,6 +60,9 @@ PARENT_NAME = "plugbox"
 KILL_TIMEOUT_S = 5.0
 RMDIR_TIMEOUT_S = 2.0
 FREEZE_TIMEOUT_S = 1.0
+#: A recycled memory cgroup may keep at most this much charged from its last run (page cache,
+#: a few slab objects), which the next run's peak then includes; more, and it is removed instead.
+RECYCLE_MAX_LEFT_BYTES = 1 * MIB
 
 Role = Literal["memory", "pids", "cpu", "kill", "freeze"]
 
@@ -126,6 +129,11 @@ class RunCgroup:
         self._procs = tuple(str(directory / "cgroup.procs") for directory in self._unique)
         self._kill: Path | Literal[False] | None = False  # False: not looked up yet
         self._closed = False
+        # Counters the kernel never resets, as they stood when this cgroup last became ready for
+        # a run (see recycle): accounting reports what happened since.
+        self._cpu_base_usec = 0
+        self._oom_base = 0
+        self._pids_max_base = 0
 
     @classmethod
     def create(cls, run_id: str, quotas: Quotas, *, unified: bool = True) -> RunCgroup | None:
@@ -218,29 +226,73 @@ class RunCgroup:
         directory = self._dirs.get("cpu")
         if directory is None:
             return 0
-        if (directory / "cpu.stat").exists():
-            usec = _read_keyed(directory / "cpu.stat").get("usage_usec", 0)
-            return usec // 1000
-        return (_read_int(directory / "cpuacct.usage") or 0) // 1_000_000
+        return (self._cpu_usec() - self._cpu_base_usec) // 1000
 
     def oom_killed(self) -> bool:
         """True when the kernel's OOM killer killed a process of the run at the memory limit."""
-        directory = self._dirs.get("memory")
-        if directory is None:
-            return False
-        if self._version == 2:
-            return _read_keyed(directory / "memory.events").get("oom_kill", 0) > 0
-        control = _read_keyed(directory / "memory.oom_control")
-        if "oom_kill" in control:  # Linux >= 4.13
-            return control["oom_kill"] > 0
-        return (_read_int(directory / "memory.failcnt") or 0) > 0
+        return self._oom_count() > self._oom_base
 
     def pids_limit_hit(self) -> bool:
         """True when a fork or thread creation failed because the run reached ``processes``."""
-        directory = self._dirs.get("pids")
+        return self._pids_max_count() > self._pids_max_base
+
+    def _cpu_usec(self) -> int:
+        directory = self._dirs.get("cpu")
         if directory is None:
+            return 0
+        if (directory / "cpu.stat").exists():
+            return _read_keyed(directory / "cpu.stat").get("usage_usec", 0)
+        return (_read_int(directory / "cpuacct.usage") or 0) // 1000
+
+    def _oom_count(self) -> int:
+        directory = self._dirs.get("memory")
+        if directory is None:
+            return 0
+        if self._version == 2:
+            return _read_keyed(directory / "memory.events").get("oom_kill", 0)
+        control = _read_keyed(directory / "memory.oom_control")
+        if "oom_kill" in control:  # Linux >= 4.13
+            return control["oom_kill"]
+        return _read_int(directory / "memory.failcnt") or 0
+
+    def _pids_max_count(self) -> int:
+        directory = self._dirs.get("pids")
+        return 0 if directory is None else _read_keyed(directory / "pids.events").get("max", 0)
+
+    # -- another run ----------------------------------------------------------------------------
+    def recycle(self) -> bool:
+        """Make this emptied cgroup ready for another run; False when it cannot be (close it).
+
+        The run must be over (:meth:`kill_all`). The peak is reset, and counters that never reset
+        become the baseline the next run's accounting starts from. Refused where the peak cannot
+        be reset (cgroup v2's ``memory.peak``) or where the last run left more than
+        :data:`RECYCLE_MAX_LEFT_BYTES` charged (page cache of files it wrote, tmpfs): the next
+        run's peak and limit would include it.
+        """
+        if self._closed or self.pids():
             return False
-        return _read_keyed(directory / "pids.events").get("max", 0) > 0
+        memory = self._dirs.get("memory")
+        if memory is not None:
+            if self._version == 2:
+                return False
+            # Not memory.force_empty: reclaiming costs more than a new cgroup. A run that left
+            # more than a trace charged (files it wrote, tmpfs) gets a fresh cgroup instead.
+            if (_read_int(memory / "memory.usage_in_bytes") or 0) > RECYCLE_MAX_LEFT_BYTES:
+                return False
+            try:
+                _write(memory / "memory.max_usage_in_bytes", "0")
+                with contextlib.suppress(OSError):  # only the fallback for oom_killed reads it
+                    _write(memory / "memory.failcnt", "0")
+            except OSError:
+                return False
+        self._cpu_base_usec = self._cpu_usec()
+        self._oom_base = self._oom_count()
+        self._pids_max_base = self._pids_max_count()
+        return True
+
+    def limit(self, quotas: Quotas) -> None:
+        """Set ``memory_mb`` and ``processes`` (either unset: no limit) for the coming run."""
+        self._apply_limits(quotas)
 
     # -- the end ------------------------------------------------------------------------------
     def kill_all(self) -> None:
@@ -306,25 +358,31 @@ class RunCgroup:
 
     # -- internals ----------------------------------------------------------------------------
     def _apply_limits(self, quotas: Quotas) -> None:
+        # Every value is written, "no limit" included: a recycled cgroup still holds the limits
+        # of its last run.
         memory = self._dirs.get("memory")
-        if memory is not None and quotas.memory_mb is not None:
-            limit = str(quotas.memory_mb * MIB)
+        if memory is not None:
             if self._version == 2:
+                limit = "max" if quotas.memory_mb is None else str(quotas.memory_mb * MIB)
                 _write(memory / "memory.max", limit)
                 if (memory / "memory.swap.max").exists():
                     _write(memory / "memory.swap.max", "0")
             else:
-                # Order matters: memsw (memory+swap) may never be set below the memory limit.
-                _write(memory / "memory.limit_in_bytes", limit)
+                limit = "-1" if quotas.memory_mb is None else str(quotas.memory_mb * MIB)
                 if (memory / "memory.memsw.limit_in_bytes").exists():
+                    # memsw (memory+swap) may never be below the memory limit: open it first,
+                    # then set memory, then close memsw down onto it.
+                    _write(memory / "memory.memsw.limit_in_bytes", "-1")
+                    _write(memory / "memory.limit_in_bytes", limit)
                     _write(memory / "memory.memsw.limit_in_bytes", limit)
                 else:
+                    _write(memory / "memory.limit_in_bytes", limit)
                     # No swap accounting: without this the run could spill past its limit into swap.
                     with contextlib.suppress(OSError):
                         _write(memory / "memory.swappiness", "0")
         pids = self._dirs.get("pids")
-        if pids is not None and quotas.processes is not None:
-            _write(pids / "pids.max", str(quotas.processes))
+        if pids is not None:
+            _write(pids / "pids.max", "max" if quotas.processes is None else str(quotas.processes))
 
     def _kill_file(self) -> Path | None:
         if self._kill is False:
