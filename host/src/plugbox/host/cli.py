@@ -40,7 +40,10 @@ _STATUS_STYLE = {
 }
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
+# Piped or redirected, rich would assume 80 columns and cut job ids and times short; a log file
+# or `| grep` wants whole values, so tables get room to spare there ($COLUMNS still wins).
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+console = Console(width=_PIPED_WIDTH)
 errors = Console(stderr=True)
 
 
