@@ -28,11 +28,15 @@ from plugbox.sandbox._libc import set_process_name
 from plugbox.sandbox.child import run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
 from plugbox.sandbox.kernel import namespaces
-from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent
+from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent, kill_orphans
 from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
 from plugbox.sandbox.request import RunContext, SpawnSpec
 from plugbox.sdk.permissions import effective_policy
+
+#: The run children this zygote forked and has not reaped yet (a registry, on purpose): any other
+#: child of the zygote is an orphan a finished run left behind.
+_RUN_CHILDREN: set[int] = set()
 
 
 def _warm_up() -> None:
@@ -110,6 +114,8 @@ def _spawn(
     gc.freeze()
     zygote = os.getpid()
     pid = os.fork()
+    if pid != 0:
+        _RUN_CHILDREN.add(pid)
     if pid == 0:
         die_with_parent(zygote)  # and each run child with the zygote
         signal.set_wakeup_fd(-1)
@@ -148,13 +154,17 @@ def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:
 
 
 def _reap(sock: socket.socket) -> None:
+    run_ended = False
     while True:
         try:
             pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
+            break
+        if pid in _RUN_CHILDREN:
+            _RUN_CHILDREN.discard(pid)
+            run_ended = True
         send(
             sock,
             {
@@ -165,6 +175,11 @@ def _reap(sock: socket.socket) -> None:
                 "maxrss_kb": usage.ru_maxrss,
             },
         )
+    if run_ended:
+        # A run child is a subreaper, so what its job left running (a setsid double-forked
+        # daemon) was its child; as it died, those orphans came up to this subreaper. No run is
+        # theirs any more: without a cgroup to kill them, nothing else would.
+        kill_orphans(keep=_RUN_CHILDREN)
 
 
 def _describe(machine: MachineLayers) -> dict[str, Any]:
