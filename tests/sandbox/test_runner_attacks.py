@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from plugbox.sandbox import SandboxRunner
+from plugbox.sandbox.kernel.capabilities import FILE_ACCESS
 from plugbox.sdk import permissions as perms
 
 from .conftest import SECRET, Run
@@ -398,3 +399,14 @@ def test_runs_in_parallel_do_not_mix(runner: SandboxRunner, run: Run) -> None:
     for thread in threads:
         thread.join()
     assert results == [{"ok": True}] * 4
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root host's child starts with every capability")
+def test_a_root_job_keeps_only_the_file_access_capabilities(run: Run) -> None:
+    """Capabilities: a root host's run child drops every one but the file-access ones (and from
+    the bounding set, so no execve brings one back) — CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_MODULE
+    are gone even where a syscall filter would have missed one."""
+    outcome = run("capabilities_held")
+    assert outcome.status == "success", outcome.error
+    file_access = sum(1 << cap for cap in FILE_ACCESS)
+    assert outcome.result == {"effective": file_access, "bounding": file_access}

@@ -501,8 +501,8 @@ def test_one_allocation_past_the_address_space_limit_is_a_memory_error(
 def test_limits_cannot_be_raised_from_inside_the_user_namespace(
     host: Host, workspace: Path
 ) -> None:
-    # The child holds the capabilities of its user namespace (all but CAP_SYS_RESOURCE, which
-    # apply_rlimits drops); raising a hard limit needs CAP_SYS_RESOURCE in the initial one.
+    # The child keeps only the file-access capabilities of its user namespace (the sandbox drops
+    # the rest); raising a hard limit would need CAP_SYS_RESOURCE in the initial one anyway.
     ran = host.run(
         "plugbox_unprivileged_jobs:raise_limits",
         workspace,

@@ -264,3 +264,10 @@ def fake_result_on_stdout(ctx):
 
 def crash(ctx):
     raise ValueError("bad input on purpose")
+
+
+def capabilities_held(ctx):
+    from plugbox.sandbox.kernel.capabilities import held
+
+    effective, bounding = held()
+    return {"effective": effective, "bounding": bounding}

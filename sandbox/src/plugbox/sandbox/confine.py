@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from plugbox.sandbox.kernel import landlock, namespaces, seccomp
+from plugbox.sandbox.kernel import capabilities, landlock, namespaces, seccomp
 from plugbox.sandbox.limits.rlimits import apply_rlimits
 from plugbox.sandbox.request import SpawnSpec
 
@@ -99,6 +99,7 @@ class Confinement:
             namespaces.unshare_network()
         if self.ruleset is not None:
             self.ruleset.restrict_self()
+        capabilities.drop_all_but_file_access()
         if self.filter is not None:
             self.filter.load()
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))

@@ -27,11 +27,11 @@ Kernel facts this module relies on (Linux; measured on 6.18):
 
 from __future__ import annotations
 
-import ctypes
 import math
 import resource
 
 from plugbox.sandbox._libc import LIBC
+from plugbox.sandbox.kernel import capabilities
 from plugbox.sdk.permissions import Quotas
 
 __all__ = ["address_space_limit", "apply_rlimits"]
@@ -58,9 +58,6 @@ MALLOC_ARENAS = 2
 """glibc arenas allowed in a child whose address space is limited (glibc's default is 8 per core)."""
 
 _M_ARENA_MAX = -8  # <malloc.h>
-_PR_CAPBSET_DROP = 24  # <linux/prctl.h>
-_CAP_SYS_RESOURCE = 24  # <linux/capability.h>
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 def apply_rlimits(quotas: Quotas) -> None:
@@ -88,7 +85,8 @@ def apply_rlimits(quotas: Quotas) -> None:
     if quotas.memory_mb is not None:
         _limit_malloc_arenas()
         _set(resource.RLIMIT_AS, address_space_limit(quotas.memory_mb))
-    _drop_cap_sys_resource()
+    # So the limits just set cannot be raised again by this process tree.
+    capabilities.drop([capabilities.CAP_SYS_RESOURCE])
 
 
 def address_space_limit(memory_mb: int, mapped_bytes: int | None = None) -> int:
@@ -138,45 +136,3 @@ def _limit_malloc_arenas() -> None:
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is not None:
         mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    ]
-
-
-def _drop_cap_sys_resource() -> None:
-    """Drop ``CAP_SYS_RESOURCE`` so the limits just set cannot be raised again by this process tree.
-
-    Removing it from the bounding set as well means no ``execve`` (of a setuid or file-capability
-    binary, or as root) can bring it back. A process that does not hold it has nothing to drop;
-    where capabilities cannot be changed the limits are simply raisable again, which is what
-    they were anyway.
-    """
-    libc = LIBC
-    if libc is None:
-        return
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    if libc.capget(ctypes.byref(header), data) != 0:
-        return
-    word, bit = divmod(_CAP_SYS_RESOURCE, 32)
-    mask = ~(1 << bit) & 0xFFFFFFFF
-    if data[word].permitted & ~mask:
-        data[word].effective &= mask
-        data[word].permitted &= mask
-        data[word].inheritable &= mask
-        # Leaving the permitted set also clears it from the ambient set (the kernel keeps
-        # ambient a subset of permitted and inheritable).
-        libc.capset(ctypes.byref(header), data)
-    # Needs CAP_SETPCAP, which a root child has. Without it this fails with EPERM, and only a
-    # file-capability binary could then grant CAP_SYS_RESOURCE — which no_new_privs (set by the
-    # seccomp layer) prevents.
-    libc.prctl(_PR_CAPBSET_DROP, _CAP_SYS_RESOURCE, 0, 0, 0)
