@@ -92,6 +92,7 @@ def test_run_records_and_shows_the_run(setup: tuple[Path, Path]) -> None:
     # piped, the table still shows whole values: an id to paste into `runs show`, the whole job
     table = plugbox(config, "runs", "list").stdout
     assert record["run_id"] in table and "example:hello-cron" in table
+    assert as_json(config, "runs", "show", record["run_id"][:8])["run_id"] == record["run_id"]
     again = as_json(config, "jobs", "run", "example:hello-cron")
     assert again["result"] == {"ok": True, "run": 2}
     assert (workspace / ".plugbox" / "example" / "cron.log").read_text() == "run 1\nrun 2\n"

@@ -11,7 +11,7 @@ import pytest
 
 from plugbox.sdk import PermissionDenied
 from plugbox.sdk import permissions as perms
-from plugbox.sdk.permissions import FsPermissions, NetPermissions, Permissions
+from plugbox.sdk.permissions import FsPermissions, NetPermissions, Operation, Permissions
 
 WORKSPACE = perms.combine(
     perms.presets.plugin_workspace("example"),
@@ -239,3 +239,20 @@ def test_grant_cannot_widen_declared_permissions() -> None:
 def test_unknown_operation_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown operation"):
         perms.decide("fs.delete", "x", EMPTY)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("operation", ["fs.read", "fs.write"])
+def test_refusing_a_folder_under_an_allow_of_its_contents_says_what_to_write(
+    operation: Operation,
+) -> None:
+    permissions = perms.Permissions(
+        fs=perms.FsPermissions(mode="readWrite", allow=[".plugbox/x/**"])
+    )
+    verdict = perms.compile_policy(permissions).decide(operation, ".plugbox/x", is_dir=True)
+    assert not verdict.allowed
+    assert (
+        "'.plugbox/x/**' matches what is inside .plugbox/x, not .plugbox/x itself" in verdict.reason
+    )
+    assert "allow '.plugbox/x/' instead" in verdict.reason
+    inside = perms.compile_policy(permissions).decide(operation, ".plugbox/x/a.txt")
+    assert inside.allowed

@@ -16,6 +16,7 @@ from plugbox.host.store import (
     LATEST_VERSION,
     MemoryRunStore,
     RunExistsError,
+    RunLookupError,
     RunRecord,
     RunStore,
     SchemaTooNewError,
@@ -611,3 +612,25 @@ def test_four_threads_writing_lose_nothing(store: RunStore) -> None:
 
 def test_memory_store_is_a_run_store() -> None:
     assert isinstance(MemoryRunStore(), RunStore)
+
+
+def test_a_unique_beginning_of_a_run_id_names_the_run(store: RunStore) -> None:
+    for run_id in ("abc123", "abd456", "x_%1", "x_%2", "xy"):
+        store.add(make(run_id))
+    assert store.resolve_id("abc") == "abc123"
+    assert store.resolve_id("abc123") == "abc123"
+    assert store.resolve_id("xy") == "xy"  # exact beats being a prefix
+    with pytest.raises(
+        RunLookupError, match=r"'ab' starts more than one run id \(abc123, abd456\)"
+    ):
+        store.resolve_id("ab")
+    with pytest.raises(RunLookupError, match="runs list --json"):
+        store.resolve_id("zzz")
+    with pytest.raises(RunLookupError):
+        store.resolve_id("")
+    # LIKE wildcards in what the user typed are plain characters
+    assert store.resolve_id("x_%1") == "x_%1"
+    with pytest.raises(RunLookupError, match="starts more than one"):
+        store.resolve_id("x_%")
+    with pytest.raises(RunLookupError, match="no run"):
+        store.resolve_id("x%")

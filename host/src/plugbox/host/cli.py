@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from plugbox.host.config import ConfigError, load_config
 from plugbox.host.execute import RunPlan
@@ -504,7 +504,11 @@ def runs_list(
                 }
             )
             return
-        table = Table("run", "job", "status", "trigger", "attempt", "started", "ms", title="runs")
+        # The id is what `runs show` takes: never cut it short, fold it if the terminal is narrow.
+        run_column = Column("run", overflow="fold", min_width=32)
+        table = Table(
+            run_column, "job", "status", "trigger", "attempt", "started", "ms", title="runs"
+        )
         for r in records:
             style = _STATUS_STYLE.get(r.status, "white")
             started = r.started_at.isoformat(timespec="seconds") if r.started_at else "-"
@@ -527,7 +531,7 @@ def runs_list(
 def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run in full: result, error, log, events, resources, enforcement."""
     with _host(ctx) as host:
-        record = host.store.get(run_id)
+        record = host.store.get(host.store.resolve_id(run_id))
         if as_json:
             _json(record.model_dump(mode="json"))
             return

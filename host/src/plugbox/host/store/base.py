@@ -14,7 +14,7 @@ Errors::
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -30,8 +30,16 @@ def system_clock() -> datetime:
 
 
 class RunLookupError(LookupError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run with id {run_id!r} in the run store")
+    def __init__(self, run_id: str, matches: Sequence[str] = ()) -> None:
+        if matches:
+            shown = ", ".join(matches[:5])
+            message = f"{run_id!r} starts more than one run id ({shown}); give more of it"
+        else:
+            message = (
+                f"no run with id {run_id!r} in the run store; `plugbox runs list --json` shows"
+                " whole ids (a unique beginning of one is enough)"
+            )
+        super().__init__(message)
         self.run_id = run_id
 
 
@@ -62,6 +70,10 @@ class RunStore(Protocol):
 
     def get(self, run_id: str) -> RunRecord:
         """The run with this id; :class:`RunLookupError` if absent."""
+
+    def resolve_id(self, prefix: str) -> str:
+        """The run id ``prefix`` names: the run with exactly that id, else the one run whose id
+        starts with it; :class:`RunLookupError` (naming the candidates) otherwise."""
 
     def list(
         self,

@@ -102,6 +102,16 @@ class MemoryRunStore:
             raise RunLookupError(run_id)
         return row.record()
 
+    def resolve_id(self, prefix: str) -> str:
+        with self._lock:
+            self._check_open()
+            if prefix in self._runs:
+                return prefix
+            found = sorted(run_id for run_id in self._runs if run_id.startswith(prefix))
+        if len(found) != 1 or not prefix:
+            raise RunLookupError(prefix, found[:6] if len(found) > 1 else ())
+        return found[0]
+
     def list(
         self,
         job: str | None = None,

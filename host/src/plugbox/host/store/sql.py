@@ -269,6 +269,21 @@ class SqlRunStore:
             raise RunLookupError(run_id)
         return _from_row(row)
 
+    def resolve_id(self, prefix: str) -> str:
+        with self._read() as conn:
+            if conn.execute(select(runs.c.run_id).where(runs.c.run_id == prefix)).first():
+                return prefix
+            query = (
+                select(runs.c.run_id)
+                .where(runs.c.run_id.startswith(prefix, autoescape=True))
+                .order_by(runs.c.run_id)
+                .limit(6)
+            )
+            found = list(conn.execute(query).scalars())
+        if len(found) != 1 or not prefix:
+            raise RunLookupError(prefix, found if len(found) > 1 else ())
+        return str(found[0])
+
     def list(
         self,
         job: str | None = None,

@@ -131,7 +131,8 @@ class Policy:
             hit = self._read.match(path, is_dir=is_dir)
             if hit is not None:
                 return Decision(True, operation, path, self._read_labels[hit])
-            return Decision(False, operation, path, DEFAULT_DENY, "no fs rule allows reading here")
+            reason = "no fs rule allows reading here" + self._contents_only_hint(path, write=False)
+            return Decision(False, operation, path, DEFAULT_DENY, reason)
         if operation == "fs.write":
             return self._decide_fs_write(target, is_dir)
         if operation == "net.connect":
@@ -164,7 +165,22 @@ class Policy:
             return Decision(
                 False, operation, path, self._read_labels[hit], "that rule set is read-only"
             )
-        return Decision(False, operation, path, DEFAULT_DENY, "no fs rule allows writing here")
+        reason = "no fs rule allows writing here" + self._contents_only_hint(path, write=True)
+        return Decision(False, operation, path, DEFAULT_DENY, reason)
+
+    def _contents_only_hint(self, path: str, *, write: bool) -> str:
+        """A refused ``x`` under an allow of ``x/**``: say why, since ``mkdir``/``listdir`` of
+        the folder itself is what a job does first (only computed for a denial)."""
+        for rule in self.permissions.fs:
+            if write and rule.mode != "readWrite":
+                continue
+            for pattern in rule.allow:
+                if pattern.strip("/") == f"{path}/**":
+                    return (
+                        f"; {pattern!r} matches what is inside {path}, not {path} itself:"
+                        f" allow '{path}/' instead (the folder and everything in it)"
+                    )
+        return ""
 
     def _decide_root(self, operation: Operation) -> Decision:
         if operation == "fs.read" and self._root_readable:
