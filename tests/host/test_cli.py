@@ -234,3 +234,10 @@ def test_a_run_records_what_it_was_refused_even_when_the_job_carried_on(sleepy: 
     assert as_json(sleepy, "runs", "show", record["run_id"])["denials"] == record["denials"]
     shown = plugbox(sleepy, "runs", "show", record["run_id"]).stdout
     assert "denied fs.read '.env' by default deny (no fs rule allows reading here)" in shown
+
+
+def test_inspect_shows_the_quotas_a_run_really_gets(sleepy: Path) -> None:
+    jobs = as_json(sleepy, "plugins", "inspect", "sleepy")["jobs"]
+    assert jobs["short"]["quotas_in_force"]["timeout_ms"] == 300  # @job(timeout="300ms")
+    assert jobs["nap"]["quotas_in_force"]["timeout_ms"] == 400  # the operator's override
+    assert jobs["peek"]["quotas_in_force"]["timeout_ms"] == 600_000  # the host default

@@ -69,7 +69,7 @@ def test_every_problem_is_listed_not_just_the_first() -> None:
         ({"schedule": "* * *"}, "jobs[0].schedule", "fields"),
         ({"schedule": "@fortnightly"}, "jobs[0].schedule", "@fortnightly"),
         ({"schedule": "${1BAD}"}, "jobs[0].schedule", "NAME"),
-        ({"id": "Bad Id"}, "jobs[0].id", "pattern"),
+        ({"id": "Bad Id"}, "jobs[0].id", "is not an id"),
         ({"handler": "no_colon"}, "jobs[0].handler", "import reference"),
         ({"timeout_ms": "ten"}, "jobs[0].timeout_ms", "write a number of milliseconds"),
         ({"retries": -1}, "jobs[0].retries", "greater than or equal to 0"),
@@ -199,3 +199,12 @@ def test_define_manifest_rejects_undecorated_functions() -> None:
 
 def test_manifest_type_is_exported() -> None:
     assert isinstance(validate_manifest(base()), Manifest)
+
+
+def test_a_bad_id_says_what_an_id_may_contain() -> None:
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest({"id": "Acme Notes", "version": "1.0", "name": "x", "jobs": []})
+    (problem,) = caught.value.problems
+    assert problem.location == "id"
+    assert "'Acme Notes' is not an id" in problem.message
+    assert "lowercase letters, digits" in problem.message

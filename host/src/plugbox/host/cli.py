@@ -27,6 +27,7 @@ from plugbox.host.services import Host, UnknownJobError
 from plugbox.host.store import RunLookupError, RunRecord
 from plugbox.sandbox import fs_roots
 from plugbox.sandbox.doctor import diagnose
+from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, run_permissions
 from plugbox.sdk import JobSpec, ScheduleError, parse_schedule
 from plugbox.sdk.permissions import Permissions
 
@@ -256,12 +257,28 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
         grants = host.config.grants_for(manifest.id)
         jobs: dict[str, dict[str, Any]] = {}
         for spec in manifest.jobs:
-            declared = manifest.declared_permissions(spec.id)
+            override = host.config.job_override(manifest.id, spec.id)
+            declared = run_permissions(
+                manifest, spec.id, quotas=override.quotas if override else None
+            )
             read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
+            in_force = RunRequest(
+                handler=spec.handler,
+                workspace=str(host.config.workspace),
+                context=RunContext(
+                    job_id=spec.id,
+                    plugin_id=manifest.id,
+                    plugin_version=manifest.version,
+                    run_id="-",
+                ),
+                permissions=declared,
+                grants=grants,
+            ).quotas(DEFAULT_QUOTAS)
             jobs[spec.id] = {
                 "declared": _permissions_json(declared),
                 "granted": [_permissions_json(g) for g in grants],
                 "effective": "declared ∩ every grant" if grants else "declared",
+                "quotas_in_force": in_force.model_dump(),
                 "kernel_read_roots": [r or "." for r in read_roots],
                 "kernel_write_roots": [r or "." for r in write_roots],
             }
@@ -288,6 +305,11 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
                 table.add_row(key, json.dumps(value, indent=1))
             for n, granted in enumerate(info["granted"]):
                 table.add_row(f"operator grant[{n}]", json.dumps(granted, indent=1))
+            table.add_row(
+                "quotas in force",
+                json.dumps(info["quotas_in_force"], indent=1)
+                + "\n(declared over the host defaults; a grant can only lower them)",
+            )
             table.add_row(
                 "kernel (Landlock) roots",
                 f"read: {info['kernel_read_roots']}\nwrite: {info['kernel_write_roots']}",

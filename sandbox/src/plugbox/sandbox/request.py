@@ -124,10 +124,7 @@ def request_for_job(
     value (the job's ``timeout`` included); grants can then only lower them.
     """
     spec = manifest.job(job_id)
-    declared = manifest.declared_permissions(job_id) if permissions is None else permissions
-    declared = with_timeout(declared, spec.timeout_ms)
-    if quotas is not None:
-        declared = declared.model_copy(update={"quotas": declared.quotas.overridden_by(quotas)})
+    declared = run_permissions(manifest, job_id, permissions=permissions, quotas=quotas)
     return RunRequest(
         handler=spec.handler,
         workspace=workspace,
@@ -147,6 +144,25 @@ def request_for_job(
         environment=dict(environment or {}),
         python_path=tuple(python_path),
     )
+
+
+def run_permissions(
+    manifest: Manifest,
+    job_id: str,
+    *,
+    permissions: Permissions | None = None,
+    quotas: Quotas | None = None,
+) -> Permissions:
+    """The permissions a run of ``job_id`` declares: plugin-level and job-level combined (or
+    ``permissions``), the job's ``timeout`` folded in, the operator's ``quotas`` override applied.
+
+    What ``plugbox plugins inspect`` shows as declared is exactly what a run gets.
+    """
+    declared = manifest.declared_permissions(job_id) if permissions is None else permissions
+    declared = with_timeout(declared, manifest.job(job_id).timeout_ms)
+    if quotas is not None:
+        declared = declared.model_copy(update={"quotas": declared.quotas.overridden_by(quotas)})
+    return declared
 
 
 def with_timeout(permissions: Permissions, timeout_ms: int | None) -> Permissions:

@@ -208,6 +208,11 @@ def _problems_from(error: ValidationError) -> list[Problem]:
             message = "unknown key (check the spelling; see docs/manifest.schema.json)"
         elif item["type"] == "missing":
             message = "required but missing"
+        elif item["type"] == "string_pattern_mismatch" and item["loc"][-1] == "id":
+            message = (
+                f"{item['input']!r} is not an id: use 1-64 lowercase letters, digits, '.', '_'"
+                " or '-', starting with a letter or digit (e.g. 'fetch-weather')"
+            )
         problems.append(Problem(_location(tuple(item["loc"])), message))
     return problems
 

@@ -70,7 +70,10 @@ class LearnReport:
         else:
             lines.append("Everything it did is already allowed by its declared permissions.")
         if self.unused:
-            lines.append("Declared but never used (remove them, or check a run that needs them):")
+            lines.append(
+                "Declared but never used in this run (drop the ones you wrote if no run needs"
+                " them; rules that come with a preset go with the preset):"
+            )
             lines += [f"  - {rule}" for rule in self.unused]
         else:
             lines.append("Every declared rule was used.")
