@@ -603,8 +603,8 @@ def _perform(broker: NetBroker, message: dict[str, Any], time_left: float | None
     except Exception as exc:
         # The child raises an OSError with this message: name the kind only when it says more.
         kind = type(exc).__name__
-        message = str(exc) if type(exc) is OSError else f"{kind}: {exc}"
-        return {"error": {"type": kind, "message": message}}
+        text = str(exc) if type(exc) is OSError else f"{kind}: {exc}"
+        return {"error": {"type": kind, "message": text}}
     return {
         "status": response.status,
         "headers": dict(response.headers),
