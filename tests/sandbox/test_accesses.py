@@ -147,3 +147,18 @@ def test_a_missing_workspace_is_a_failed_run_that_says_what_to_do(
     assert outcome.error is not None
     assert f"the workspace {missing} does not exist" in outcome.error.message
     assert f"mkdir -p {missing}" in outcome.error.message
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_host(run_job: Runner) -> None:
+    seen: list[NetRequest] = []
+    outcome = run_job(
+        "fetch_with_token",
+        config={"url": "https://api.example.com/moved"},
+        responder=_responder(seen),
+    )
+    assert outcome.status == "success", outcome.error
+    first, second = seen
+    assert first.headers["Authorization"] == "Bearer t0k"
+    assert second.url == "https://cdn.example.com/final"
+    assert "Authorization" not in second.headers and "Cookie" not in second.headers
+    assert second.headers["X-Trace"] == "1"  # other headers still go

@@ -159,3 +159,16 @@ def test_symlink_swapped_in_a_tight_loop_never_leaks(fs: CheckedFs, workspace: P
         thread.join()
     assert leaked == 0
     assert refused > 0 and served > 0  # the race really was exercised both ways
+
+
+def test_listdir_hides_a_folder_a_directory_only_deny_covers(tmp_path: Path) -> None:
+    (tmp_path / "data" / "secret").mkdir(parents=True)
+    (tmp_path / "data" / "secret" / "key.pem").write_text("k")
+    (tmp_path / "data" / "open.txt").write_text("o")
+    (tmp_path / "data" / "secret.txt").write_text("a file named like the folder")
+    permissions = perms.Permissions(fs=perms.FsPermissions(allow=["data/"], deny=["data/secret/"]))
+    proxy = CheckedFs(tmp_path, perms.compile_policy(permissions))
+    try:
+        assert proxy.listdir("data") == ["open.txt", "secret.txt"]
+    finally:
+        proxy.close()

@@ -64,3 +64,11 @@ def allocate(ctx: JobContext) -> dict[str, Any]:
     while time.process_time() < until:
         pass
     return {"held": len(held)}
+
+
+def fetch_with_token(ctx: JobContext) -> dict[str, Any]:
+    response = ctx.runtime.net.get(
+        str(ctx.config["url"]),
+        headers={"Authorization": "Bearer t0k", "Cookie": "s=1", "X-Trace": "1"},
+    )
+    return {"status": response.status}

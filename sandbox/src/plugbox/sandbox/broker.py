@@ -25,6 +25,17 @@ DEFAULT_MAX_BODY = 10 * 1024 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+_CREDENTIALS = {"authorization", "proxy-authorization", "cookie"}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -73,11 +84,16 @@ class NetBroker:
         method = request.method.upper()
         url = request.url
         body = request.body
+        headers = dict(request.headers)
         for _ in range(MAX_REDIRECTS + 1):
-            response, location = self._one_hop(method, url, request.headers, body, request.timeout)
+            response, location = self._one_hop(method, url, headers, body, request.timeout)
             if location is None:
                 return response
-            url = urljoin(url, location)
+            previous, url = url, urljoin(url, location)
+            if _origin(url) != _origin(previous):
+                # Credentials were meant for the host the job named, not for wherever it
+                # redirects (another allowed host, or the same one over plain http).
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
         raise PermissionDenied(

@@ -275,10 +275,14 @@ class RunCgroup:
         if memory is not None:
             if self._version == 2:
                 return False
-            # Not memory.force_empty: reclaiming costs more than a new cgroup. A run that left
-            # more than a trace charged (files it wrote, tmpfs) gets a fresh cgroup instead.
-            if (_read_int(memory / "memory.usage_in_bytes") or 0) > RECYCLE_MAX_LEFT_BYTES:
-                return False
+            # memory.force_empty only when needed: reclaiming costs more than a new cgroup, and
+            # most runs leave no more than a trace. What it cannot reclaim (tmpfs files the run
+            # left) means a fresh cgroup instead.
+            if self._memory_left(memory) > RECYCLE_MAX_LEFT_BYTES:
+                with contextlib.suppress(OSError):
+                    _write(memory / "memory.force_empty", "0")
+                if self._memory_left(memory) > RECYCLE_MAX_LEFT_BYTES:
+                    return False
             try:
                 _write(memory / "memory.max_usage_in_bytes", "0")
                 with contextlib.suppress(OSError):  # only the fallback for oom_killed reads it
@@ -289,6 +293,10 @@ class RunCgroup:
         self._oom_base = self._oom_count()
         self._pids_max_base = self._pids_max_count()
         return True
+
+    @staticmethod
+    def _memory_left(memory: Path) -> int:
+        return _read_int(memory / "memory.usage_in_bytes") or 0
 
     def limit(self, quotas: Quotas) -> None:
         """Set ``memory_mb`` and ``processes`` (either unset: no limit) for the coming run."""

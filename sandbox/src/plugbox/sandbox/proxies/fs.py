@@ -152,17 +152,18 @@ class CheckedFs:
         except OSError as err:
             raise self._translate(err, "fs.read", norm) from None
         try:
-            names = sorted(os.listdir(fd))
+            with os.scandir(fd) as entries:
+                found = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
         finally:
             os.close(fd)
         prefix = f"{norm}/" if norm else ""
         # Names of entries the job may not read are not shown: existence is information too.
-        return [
-            n
-            for n in names
-            if self._listing.decide("fs.read", prefix + n).allowed
-            or self._listing.decide("fs.read", prefix + n, is_dir=True).allowed
-        ]
+        # Each is decided as what it is, so a directory-only deny (`secret/`) hides a folder.
+        return sorted(
+            name
+            for name, is_dir in found
+            if self._listing.decide("fs.read", prefix + name, is_dir=is_dir).allowed
+        )
 
     def stat(self, path: str) -> FileStat:
         norm = self._check("fs.read", path)
