@@ -113,7 +113,7 @@ def test_the_pids_limit_and_oom_counters_start_over(
     assert cgroup.pids_limit_hit() and cgroup.oom_killed()
     assert cgroup.recycle()
     assert not cgroup.pids_limit_hit() and not cgroup.oom_killed()
-    assert cgroup.peak_memory_mb() < 4
+    assert cgroup.peak_memory_mb() <= 4  # what the kernel had not freed yet, at most
 
 
 def test_a_cgroup_left_with_charged_tmpfs_pages_is_removed_not_recycled(
@@ -127,7 +127,7 @@ def test_a_cgroup_left_with_charged_tmpfs_pages_is_removed_not_recycled(
         path.write_bytes(b"x" * (8 * MIB))  # charged to the run, outlives it
 
     try:
-        forked(write_and_leave)
+        forked(write_and_leave)  # 8 MiB of tmpfs: more than a recycled cgroup may keep
         cgroup.kill_all()
         assert cgroup.recycle() is False
     finally:

@@ -61,8 +61,9 @@ KILL_TIMEOUT_S = 5.0
 RMDIR_TIMEOUT_S = 2.0
 FREEZE_TIMEOUT_S = 1.0
 #: A recycled memory cgroup may keep at most this much charged from its last run (page cache,
-#: a few slab objects), which the next run's peak then includes; more, and it is removed instead.
-RECYCLE_MAX_LEFT_BYTES = 1 * MIB
+#: kernel objects of exited processes the kernel frees a moment later), which the next run's peak
+#: and limit then include; more, even after ``memory.force_empty``, and it is removed instead.
+RECYCLE_MAX_LEFT_BYTES = 4 * MIB
 
 Role = Literal["memory", "pids", "cpu", "kill", "freeze"]
 
