@@ -29,7 +29,7 @@ from plugbox.sdk.permissions.hosts import (
     special_address_reason,
     split_host_port,
 )
-from plugbox.sdk.permissions.models import Permissions
+from plugbox.sdk.permissions.models import FsPermissions, Permissions
 from plugbox.sdk.permissions.paths import normalize_path
 
 Operation = Literal["fs.read", "fs.write", "net.connect", "env.read", "shell.run"]
@@ -70,6 +70,18 @@ def _labels(section: str, rows: Sequence[tuple[str, Sequence[str]]]) -> list[str
     return [f"{where}.{section}[{i}] {p!r}" for where, pats in rows for i, p in enumerate(pats)]
 
 
+def _contents_only(rules: Sequence[FsPermissions], *, write: bool) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for rule in rules:
+        if write and rule.mode != "readWrite":
+            continue
+        for pattern in rule.allow:
+            folder = pattern.strip("/")
+            if folder.endswith("/**") and len(folder) > 3:
+                found.setdefault(folder[:-3], pattern)
+    return found
+
+
 class Policy:
     """One permission set compiled for fast repeated decisions."""
 
@@ -77,6 +89,8 @@ class Policy:
         "_allow_hosts",
         "_commands_allow",
         "_commands_deny",
+        "_contents_only_read",
+        "_contents_only_write",
         "_deny",
         "_deny_hosts",
         "_deny_labels",
@@ -114,6 +128,9 @@ class Policy:
         self._commands_allow = CommandList(permissions.shell.allow)
         self._commands_deny = CommandList(permissions.shell.deny)
         self._has_shell = "shell" in permissions.capabilities
+        # Folders allowed only for their contents ("x/**"), for the hint a refusal of "x" gives.
+        self._contents_only_read = _contents_only(fs, write=False)
+        self._contents_only_write = _contents_only(fs, write=True)
 
     def decide(self, operation: Operation, target: str, *, is_dir: bool = False) -> Decision:
         """Decide one call. ``is_dir`` matters for directory-only patterns such as ``build/``."""
@@ -131,7 +148,9 @@ class Policy:
             hit = self._read.match(path, is_dir=is_dir)
             if hit is not None:
                 return Decision(True, operation, path, self._read_labels[hit])
-            reason = "no fs rule allows reading here" + self._contents_only_hint(path, write=False)
+            reason = "no fs rule allows reading here"
+            if self._contents_only_read:  # rarely any: keep the hot path free of the call
+                reason += self._contents_only_hint(path, write=False)
             return Decision(False, operation, path, DEFAULT_DENY, reason)
         if operation == "fs.write":
             return self._decide_fs_write(target, is_dir)
@@ -165,22 +184,21 @@ class Policy:
             return Decision(
                 False, operation, path, self._read_labels[hit], "that rule set is read-only"
             )
-        reason = "no fs rule allows writing here" + self._contents_only_hint(path, write=True)
+        reason = "no fs rule allows writing here"
+        if self._contents_only_write:
+            reason += self._contents_only_hint(path, write=True)
         return Decision(False, operation, path, DEFAULT_DENY, reason)
 
     def _contents_only_hint(self, path: str, *, write: bool) -> str:
         """A refused ``x`` under an allow of ``x/**``: say why, since ``mkdir``/``listdir`` of
-        the folder itself is what a job does first (only computed for a denial)."""
-        for rule in self.permissions.fs:
-            if write and rule.mode != "readWrite":
-                continue
-            for pattern in rule.allow:
-                if pattern.strip("/") == f"{path}/**":
-                    return (
-                        f"; {pattern!r} matches what is inside {path}, not {path} itself:"
-                        f" allow '{path}/' instead (the folder and everything in it)"
-                    )
-        return ""
+        the folder itself is what a job does first."""
+        pattern = (self._contents_only_write if write else self._contents_only_read).get(path)
+        if pattern is None:
+            return ""
+        return (
+            f"; {pattern!r} matches what is inside {path}, not {path} itself:"
+            f" allow '{path}/' instead (the folder and everything in it)"
+        )
 
     def _decide_root(self, operation: Operation) -> Decision:
         if operation == "fs.read" and self._root_readable:
