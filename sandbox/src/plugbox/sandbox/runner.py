@@ -12,35 +12,28 @@ Thread-safe: the host's worker pool may call :meth:`SandboxRunner.run` from seve
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
 import queue
 import selectors
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psutil
 
-from plugbox.sandbox import fs_roots
 from plugbox.sandbox.accesses import (
     LearningDecider,
     RecordingDecider,
-    merge_accesses,
-    parse_accesses,
 )
 from plugbox.sandbox.broker import NetBroker
-from plugbox.sandbox.kernel.landlock import default_system_paths
 from plugbox.sandbox.limits.cgroup_pool import CgroupPool
 from plugbox.sandbox.limits.cgroups import (
     RunCgroup,
@@ -48,34 +41,30 @@ from plugbox.sandbox.limits.cgroups import (
     reap_stale_runs,
     remove_empty_parents,
 )
-from plugbox.sandbox.limits.reaper import kill_tree
 from plugbox.sandbox.limits.usage import TreeSampler
-from plugbox.sandbox.net_request import NetRequest, Responder
+from plugbox.sandbox.net_request import Responder
 from plugbox.sandbox.outcome import (
-    MAX_EVENTS,
-    MAX_LOG_ENTRIES,
-    MAX_MESSAGE_CHARS,
     Enforcement,
     ErrorInfo,
-    Event,
-    KillReason,
-    LogEntry,
     Outcome,
-    Status,
     advisory_enforcement,
     capability_levels,
-    clip,
 )
 from plugbox.sandbox.protocol import ProtocolError, receive, send
 from plugbox.sandbox.proxies.env import allowed_environment
-from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, SpawnSpec
+from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
+from plugbox.sandbox.run_watch import RunWatch, relay_net_request
+from plugbox.sandbox.runner_threads import Cleaner, Warmer, end_run, signal_members
+from plugbox.sandbox.spawn_spec import (
+    PLACEHOLDER_CONTEXT,
+    code_paths,
+    spawn_spec,
+    workspace_problem,
+)
 from plugbox.sandbox.workspace import prepare_write_roots
-from plugbox.sdk import PermissionDenied
 from plugbox.sdk.permissions import Decider, Quotas, effective_policy
-from plugbox.sdk.permissions.learn import learning_permissions
 
 log = logging.getLogger(__name__)
-_PLACEHOLDER_CONTEXT = RunContext(job_id="-", plugin_id="-", plugin_version="-", run_id="-")
 
 SPAWN_TIMEOUT_S = 10.0
 #: Distinct jobs that keep a pre-forked child ready.
@@ -85,8 +74,6 @@ MAX_SPECS = 256
 #: How long a run waits for a warm child that is being forked before forking its own.
 WARM_WAIT_S = 0.05
 SAMPLE_EVERY_S = 0.05
-#: Output past the quota is drained and dropped; past this multiple of it the run is killed.
-OUTPUT_KILL_FACTOR = 4
 
 
 @dataclass(slots=True)
@@ -110,7 +97,7 @@ class _Child:
 
 def _warm_key(request: RunRequest, quotas: Quotas) -> str:
     """Runs with the same key can share a warm child: everything but context and environment."""
-    shape = request.model_copy(update={"context": _PLACEHOLDER_CONTEXT, "environment": {}})
+    shape = request.model_copy(update={"context": PLACEHOLDER_CONTEXT, "environment": {}})
     return shape.model_dump_json() + quotas.model_dump_json()
 
 
@@ -132,16 +119,16 @@ class SandboxRunner:
         self._zygote: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._machine: dict[str, Any] = {}
-        self._system_paths = _code_paths()
+        self._system_paths = code_paths()
         self._cgroup_pool = CgroupPool()
-        self._cleaner = _Cleaner(self._cgroup_pool)
+        self._cleaner = Cleaner(self._cgroup_pool)
         self._warm: dict[str, _Child] = {}
         self._specs: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._enforcement_cache: dict[bool, Enforcement] = {}
         self._warm_lock = threading.Lock()
         self._warming: dict[str, threading.Event] = {}
         self._closing = False
-        self._warmer = _Warmer(self._prewarm)
+        self._warmer = Warmer(self._prewarm)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> SandboxRunner:
@@ -312,7 +299,7 @@ class SandboxRunner:
         if child.cgroup is not None:
             self._cgroup_pool.release(child.cgroup)
         else:
-            _end_run(child.pid, None)
+            end_run(child.pid, None)
         self._runs.pop(child.spawn_id, None)
 
     def _spawn(self, key: str, request: RunRequest, quotas: Quotas) -> _Child | str:
@@ -324,7 +311,7 @@ class SandboxRunner:
         spawn_id = uuid.uuid4().hex
         built = self._specs.get(key)
         if built is None:
-            spec, write_roots = self._spec(request, quotas)
+            spec, write_roots = spawn_spec(request, quotas, self._system_paths)
             built = (spec.model_dump_json(), write_roots)
             if len(self._specs) >= MAX_SPECS:
                 self._specs.pop(next(iter(self._specs)))
@@ -334,7 +321,7 @@ class SandboxRunner:
             # Every spawn: a job may have removed its directories since the last run.
             prepare_write_roots(request.workspace, write_roots)
         except OSError as err:
-            return _workspace_problem(request.workspace, err)
+            return workspace_problem(request.workspace, err)
         parent_end, child_end = socket.socketpair()
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         # The owner pid in the name lets a later host reap what a killed one left behind.
@@ -377,7 +364,7 @@ class SandboxRunner:
         responder: Responder | None,
     ) -> Outcome:
         start = time.monotonic()
-        watch = _Watch(quotas)
+        watch = RunWatch(quotas)
         broker_record = RecordingDecider(decider)
         calls: Decider = broker_record
         if request.learn:
@@ -402,9 +389,9 @@ class SandboxRunner:
             if watch.result is not None and cgroup is not None:
                 # Fast path: SIGKILL what is left now; waiting for the exits and removing the
                 # cgroup happen on the cleaner thread, off the trigger -> outcome path.
-                _signal_members(cgroup)
+                signal_members(cgroup)
             else:
-                _end_run(child.pid, cgroup)
+                end_run(child.pid, cgroup)
                 state.exited.wait(timeout=5)  # the exit status explains a run without a result
             self._runs.pop(child.spawn_id, None)
             child.control.close()
@@ -426,33 +413,6 @@ class SandboxRunner:
             self._enforcement(cgroup is not None),
             broker_record,
         )
-
-    def _spec(self, request: RunRequest, quotas: Quotas) -> tuple[SpawnSpec, tuple[str, ...]]:
-        """The spawn spec of ``request`` and its workspace-relative write roots."""
-        # A learn run's kernel layers open the whole workspace and execve, so that calls the
-        # declared rules would refuse can happen and be recorded (RunRequest.learn).
-        declared = (
-            learning_permissions(request.permissions) if request.learn else request.permissions
-        )
-        grants = () if request.learn else request.grants
-        read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
-        capabilities = set(declared.capabilities)
-        for grant in grants:
-            capabilities &= set(grant.capabilities)
-        spec = SpawnSpec(
-            # The run's facts and secrets travel with the go, never in the spec: so a job's
-            # spawns all send the same text, which the zygote validates once (see zygote.py).
-            request=request.model_copy(update={"environment": {}, "context": _PLACEHOLDER_CONTEXT}),
-            quotas=quotas,
-            host_path=os.environ.get("PATH", "/usr/bin:/bin"),
-            landlock_read_exec=_outside(
-                self._system_paths + request.python_path, request.workspace
-            ),
-            landlock_read_only=fs_roots.absolute(request.workspace, read_roots),
-            landlock_read_write=fs_roots.absolute(request.workspace, write_roots),
-            allow_exec="shell" in capabilities,
-        )
-        return spec, write_roots
 
     def _enforcement(self, cgroups: bool) -> Enforcement:
         """Levels for a run: the zygote's probe for the child layers, this run's own cgroup."""
@@ -505,7 +465,7 @@ class SandboxRunner:
         state: _RunState,
         control: socket.socket,
         out_r: int,
-        watch: _Watch,
+        watch: RunWatch,
         broker: NetBroker,
         cgroup: RunCgroup | None,
         start: float,
@@ -560,7 +520,7 @@ class SandboxRunner:
         self,
         message: dict[str, Any],
         control: socket.socket,
-        watch: _Watch,
+        watch: RunWatch,
         broker: NetBroker,
         start: float,
     ) -> None:
@@ -572,319 +532,7 @@ class SandboxRunner:
         elif kind == "result":
             watch.result = message
         elif kind == "net":
-            send(control, _perform(broker, message, watch.time_left(start)))
-
-
-def _perform(broker: NetBroker, message: dict[str, Any], time_left: float | None) -> dict[str, Any]:
-    try:
-        body = base64.b64decode(message["body"]) if message.get("body") is not None else None
-        timeout = float(message.get("timeout") or 30.0)
-        if time_left is not None:
-            timeout = max(0.1, min(timeout, time_left))
-        response = broker.perform(
-            NetRequest(
-                str(message["method"]),
-                str(message["url"]),
-                dict(message.get("headers") or {}),
-                body,
-                timeout,
-            )
-        )
-    except PermissionDenied as denied:
-        return {
-            "error": {
-                "type": "PermissionDenied",
-                "operation": denied.operation,
-                "target": denied.target,
-                "rule": denied.rule,
-                "reason": denied.reason,
-            }
-        }
-    except Exception as exc:
-        # The child raises an OSError with this message: name the kind only when it says more.
-        kind = type(exc).__name__
-        text = str(exc) if type(exc) is OSError else f"{kind}: {exc}"
-        return {"error": {"type": kind, "message": text}}
-    return {
-        "status": response.status,
-        "headers": dict(response.headers),
-        "body": base64.b64encode(response.content).decode(),
-        "url": response.url,
-    }
-
-
-class _Watch:
-    """The parent's bookkeeping for one run: limits, output, log, events, result, kill reason."""
-
-    def __init__(self, quotas: Quotas) -> None:
-        self.quotas = quotas
-        self.deadline = quotas.timeout_ms / 1000 if quotas.timeout_ms else None
-        self.output = bytearray()
-        self.output_total = 0
-        self.log: list[LogEntry] = []
-        self.events: list[Event] = []
-        self.log_truncated = False
-        self.events_truncated = False
-        self.result: dict[str, Any] | None = None
-        self.kill_reason: KillReason | None = None
-        self.peak_memory_mb = 0.0
-        self.cpu_ms = 0
-
-    def time_left(self, start: float) -> float | None:
-        return None if self.deadline is None else start + self.deadline - time.monotonic()
-
-    def kill(self, reason: KillReason) -> None:
-        if self.kill_reason is None:
-            self.kill_reason = reason
-
-    def observe(self, rss_mb: float, cpu_ms: int, processes: int) -> None:
-        self.peak_memory_mb = max(self.peak_memory_mb, rss_mb)
-        self.cpu_ms = max(self.cpu_ms, cpu_ms)
-        q = self.quotas
-        if q.memory_mb and rss_mb > q.memory_mb:
-            self.kill("memory")
-        elif q.cpu_ms and cpu_ms > q.cpu_ms:
-            self.kill("cpu")
-        elif q.processes and processes > q.processes:
-            self.kill("processes")
-
-    def read_output(self, fd: int) -> bool:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return True
-        if not chunk:
-            return False
-        self._keep_output(chunk)
-        return True
-
-    def _keep_output(self, chunk: bytes) -> None:
-        self.output_total += len(chunk)
-        cap = self.quotas.output_bytes or 0
-        room = cap - len(self.output)
-        if room > 0:
-            self.output.extend(chunk[:room])
-        if cap and self.output_total > cap * OUTPUT_KILL_FACTOR:
-            self.kill("output")
-
-    def drain_rest(self, fd: int) -> None:
-        """Read what is already in the pipe; never wait for writers that may still hold it."""
-        os.set_blocking(fd, False)
-        for _ in range(64):
-            try:
-                chunk = os.read(fd, 1 << 16)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self._keep_output(chunk)
-
-    def add_log(self, message: dict[str, Any]) -> None:
-        if len(self.log) >= MAX_LOG_ENTRIES:
-            self.log_truncated = True
-            return
-        try:
-            self.log.append(
-                LogEntry(
-                    level=str(message.get("level", "info"))[:16],
-                    message=clip(str(message.get("message", "")), MAX_MESSAGE_CHARS),
-                    fields=dict(message.get("fields") or {}),
-                    at=float(message.get("at") or time.time()),
-                )
-            )
-        except (ValueError, TypeError):
-            self.log_truncated = True
-
-    def add_event(self, message: dict[str, Any]) -> None:
-        if len(self.events) >= MAX_EVENTS:
-            self.events_truncated = True
-            return
-        try:
-            self.events.append(
-                Event(name=str(message.get("name"))[:200], data=message.get("data"), at=time.time())
-            )
-        except (ValueError, TypeError):
-            self.events_truncated = True
-
-    def outcome(
-        self,
-        started: datetime,
-        start: float,
-        exit_message: dict[str, Any],
-        peak_memory_mb: float,
-        cpu_ms: int,
-        enforcement: Enforcement,
-        broker_record: RecordingDecider,
-    ) -> Outcome:
-        status, error = self._verdict(exit_message)
-        reported = self.result or {}
-        accesses, cut = merge_accesses(
-            parse_accesses(reported.get("accesses")), broker_record.accesses()
-        )
-        maxrss_mb = float(exit_message.get("maxrss_kb") or 0) / 1024
-        cap = self.quotas.output_bytes or 0
-        return Outcome(
-            status=status,
-            result=self.result.get("result") if self.result and status == "success" else None,
-            error=error,
-            kill_reason=self.kill_reason if status in ("timeout", "killed") else None,
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            duration_ms=int((time.monotonic() - start) * 1000),
-            cpu_ms=max(cpu_ms, int(exit_message.get("cpu_ms") or 0)),
-            peak_memory_mb=round(max(peak_memory_mb, maxrss_mb), 1),
-            log=tuple(self.log),
-            log_truncated=self.log_truncated,
-            events=tuple(self.events),
-            events_truncated=self.events_truncated,
-            output=self.output.decode("utf-8", "replace"),
-            output_truncated=bool(cap) and self.output_total > cap,
-            accesses=accesses,
-            accesses_truncated=cut
-            or broker_record.truncated
-            or bool(reported.get("accesses_truncated")),
-            enforcement=enforcement,
-        )
-
-    def _verdict(self, exit_message: dict[str, Any]) -> tuple[Status, ErrorInfo | None]:
-        if self.kill_reason == "timeout":
-            limit = self.quotas.timeout_ms
-            return "timeout", ErrorInfo(
-                type="Timeout", message=f"the run exceeded its {limit} ms timeout and was killed"
-            )
-        if self.kill_reason is not None:
-            return "killed", ErrorInfo(
-                type="Killed", message=_kill_message(self.kill_reason, self.quotas)
-            )
-        if self.result is not None:
-            raw = self.result.get("error")
-            if raw:
-                try:
-                    return "failed", ErrorInfo.model_validate(raw)
-                except ValueError:
-                    return "failed", ErrorInfo(
-                        type="Error", message=clip(str(raw), MAX_MESSAGE_CHARS)
-                    )
-            return "success", None
-        status = int(exit_message.get("status") or 0)
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self._cpu_spent()):
-                self.kill_reason = "cpu"
-                return "killed", ErrorInfo(type="Killed", message=_kill_message("cpu", self.quotas))
-            name = (
-                signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            )
-            return "failed", ErrorInfo(
-                type="Crashed", message=f"the job's process was killed by {name}"
-            )
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
-        return "failed", ErrorInfo(
-            type="ExitedWithoutResult",
-            message=f"the job's process exited with status {code} before returning a result",
-        )
-
-    def _cpu_spent(self) -> bool:
-        return bool(self.quotas.cpu_ms) and self.cpu_ms >= (self.quotas.cpu_ms or 0) * 0.9
-
-
-def _kill_message(reason: KillReason, quotas: Quotas) -> str:
-    limits = {
-        "timeout": f"{quotas.timeout_ms} ms timeout",
-        "cpu": f"{quotas.cpu_ms} ms CPU quota",
-        "memory": f"{quotas.memory_mb} MB memory quota",
-        "output": f"{quotas.output_bytes}-byte output quota (x{OUTPUT_KILL_FACTOR})",
-        "processes": f"{quotas.processes}-process quota",
-        "cancelled": "",
-    }
-    if reason == "cancelled":
-        return "the run was cancelled (host shutdown, or a newer run replaced it) and was killed"
-    return f"the run exceeded its {limits[reason]} and was killed"
-
-
-def _signal_members(cgroup: RunCgroup) -> None:
-    for member in cgroup.pids():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(member, signal.SIGKILL)
-
-
-class _Warmer:
-    """Prepares the next run's child in the background, off the trigger -> outcome path."""
-
-    def __init__(self, prewarm: Callable[[str, RunRequest, Quotas], None]) -> None:
-        self._prewarm = prewarm
-        self._queue: queue.Queue[tuple[str, RunRequest, Quotas]] = queue.Queue()
-        threading.Thread(target=self._work, name="plugbox-warmer", daemon=True).start()
-
-    def submit(self, key: str, request: RunRequest, quotas: Quotas) -> None:
-        self._queue.put((key, request, quotas))
-
-    def drain(self) -> None:
-        self._queue.join()
-
-    def _work(self) -> None:
-        while True:
-            key, request, quotas = self._queue.get()
-            try:
-                self._prewarm(key, request, quotas)
-            except Exception:
-                log.exception("preparing a warm child failed")
-            finally:
-                self._queue.task_done()
-
-
-class _Cleaner:
-    """Finishes ended runs in the background: kill until the cgroup is empty, then recycle it."""
-
-    def __init__(self, pool: CgroupPool) -> None:
-        self._pool = pool
-        self._queue: queue.Queue[tuple[int, RunCgroup] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="plugbox-cleaner", daemon=True)
-        self._thread.start()
-
-    def submit(self, pid: int, cgroup: RunCgroup) -> None:
-        self._queue.put((pid, cgroup))
-
-    def drain(self) -> None:
-        """Block until every submitted run is fully cleaned up."""
-        self._queue.join()
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is not None:
-                    _, cgroup = item
-                    self._pool.release(cgroup)  # kills until empty, then keeps or removes it
-            except Exception:
-                log.exception("cleaning up a run failed")
-            finally:
-                self._queue.task_done()
-
-
-def _end_run(pid: int, cgroup: RunCgroup | None) -> None:
-    """Kill every process of the run; the cgroup is authoritative, the tree walk the fallback."""
-    if cgroup is not None:
-        cgroup.kill_all()  # kills until the cgroup is empty: nothing of the run can remain
-    else:
-        kill_tree(pid, session_id=pid)
-
-
-def _workspace_problem(workspace: str, err: OSError) -> str:
-    """Why the run's workspace cannot be prepared, said so that the operator can fix it."""
-    if not os.path.isdir(workspace):
-        what = "is not a directory" if os.path.exists(workspace) else "does not exist"
-        return (
-            f"the workspace {workspace} {what}; jobs run with the workspace as their cwd, so "
-            f"create it (mkdir -p {workspace}) or point the host at an existing directory"
-        )
-    return f"the workspace {workspace} could not be prepared: {err.strerror or err}"
-
-
-def _outside(paths: tuple[str, ...], workspace: str) -> tuple[str, ...]:
-    """Drop code paths that contain the workspace: granting them would grant all of it."""
-    root = os.path.realpath(workspace)
-    return tuple(p for p in paths if not (root == p or root.startswith(p.rstrip("/") + "/")))
+            send(control, relay_net_request(broker, message, watch.time_left(start)))
 
 
 def _zygote_environment() -> dict[str, str]:
@@ -897,14 +545,3 @@ def _zygote_environment() -> dict[str, str]:
     if "PYTHONPATH" in os.environ:
         keep["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return keep
-
-
-def _code_paths() -> tuple[str, ...]:
-    """Readable + executable paths a child needs: system libraries, Python, and installed code."""
-    paths = set(default_system_paths())
-    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
-        paths.add(prefix)
-    for entry in sys.path:
-        if entry and os.path.isabs(entry) and os.path.exists(entry):
-            paths.add(entry)
-    return tuple(sorted(paths))
