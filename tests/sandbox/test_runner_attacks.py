@@ -410,3 +410,21 @@ def test_a_root_job_keeps_only_the_file_access_capabilities(run: Run) -> None:
     assert outcome.status == "success", outcome.error
     file_access = sum(1 << cap for cap in FILE_ACCESS)
     assert outcome.result == {"effective": file_access, "bounding": file_access}
+
+
+def test_a_program_outside_what_the_kernel_lets_a_job_execute_is_refused_with_the_reason(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "private-bin"
+    bin_dir.mkdir()
+    program = bin_dir / "hello-tool"
+    program.write_bytes(Path("/bin/echo").read_bytes())
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    allowed = perms.combine(
+        perms.presets.plugin_workspace("t"), perms.presets.shell_commands("hello-tool *")
+    )
+    outcome = run("shell_run", permissions=allowed, config={"command": "hello-tool hi"})
+    assert outcome.error is not None and outcome.error.type == "PermissionDenied"
+    assert "exec check" in outcome.error.message
+    assert f"resolves to {program}" in outcome.error.message

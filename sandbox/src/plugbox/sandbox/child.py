@@ -63,7 +63,9 @@ def run_child(
         context = RunContext.model_validate(go["context"])
         _scrub_environment(env, request.workspace)
         sys.path[0:0] = list(request.python_path)
-        code = _run(spec, context, control, env)
+        # Landlock lets the child execute only there (None: no Landlock, nothing to say).
+        exec_roots = spec.landlock_read_exec if confinement.ruleset is not None else None
+        code = _run(spec, context, control, env, exec_roots)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"plugbox: run setup failed: {type(exc).__name__}: {exc}\n".encode())
@@ -102,7 +104,13 @@ def _scrub_environment(allowed: dict[str, str], workspace: str) -> None:
     os.environ.setdefault("LANG", "C.UTF-8")
 
 
-def _run(spec: SpawnSpec, context: RunContext, control: socket.socket, env: dict[str, str]) -> int:
+def _run(
+    spec: SpawnSpec,
+    context: RunContext,
+    control: socket.socket,
+    env: dict[str, str],
+    exec_roots: tuple[str, ...] | None,
+) -> int:
     request = spec.request
     channel = ChildChannel(control)
     decider = effective_policy(request.permissions, *request.grants)
@@ -131,6 +139,7 @@ def _run(spec: SpawnSpec, context: RunContext, control: socket.socket, env: dict
         host_path=spec.host_path,
         context=context,
         environment=env,
+        exec_roots=exec_roots,
     )
     payload: dict[str, Any]
     try:

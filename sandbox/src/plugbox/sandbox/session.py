@@ -81,6 +81,7 @@ def build_context(
     host_path: str,
     context: RunContext | None = None,
     environment: Mapping[str, str] | None = None,
+    exec_roots: tuple[str, ...] | None = None,
 ) -> tuple[JobContext, CheckedFs, RecordingDecider]:
     """The ``JobContext`` for ``request``, the fs proxy to close, and the record of its calls.
 
@@ -100,7 +101,7 @@ def build_context(
         fs=fs,
         net=CheckedNet(calls, transport),
         env=CheckedEnv(allowed_environment(source, decider), calls),
-        shell=CheckedShell(workspace, calls, host_path=host_path),
+        shell=CheckedShell(workspace, calls, host_path=host_path, exec_roots=exec_roots),
     )
     ctx = request.context if context is None else context
     deadline = time.monotonic() + quotas.timeout_ms / 1000 if quotas.timeout_ms else None

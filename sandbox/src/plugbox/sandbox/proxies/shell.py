@@ -54,8 +54,12 @@ class CheckedShell:
         host_path: str | None = None,
         extra_env: Mapping[str, str] | None = None,
         max_output: int = DEFAULT_MAX_OUTPUT,
+        exec_roots: tuple[str, ...] | None = None,
     ) -> None:
         self._workspace = os.path.realpath(workspace)
+        # Where the kernel lets this process execute (Landlock): a program found on PATH
+        # elsewhere would fail with a bare EACCES, so it is refused here with the reason.
+        self._exec_roots = exec_roots
         self._decider = decider
         self._host_path = host_path if host_path is not None else _SAFE_PATH
         self._extra_env = dict(extra_env or {})
@@ -91,6 +95,7 @@ class CheckedShell:
             raise FileNotFoundError(
                 f"command {argv[0]!r} not found on the host PATH ({self._path})"
             )
+        self._check_executable(shown, argv[0], program)
         workdir = self._workspace
         if cwd not in (None, "", "."):
             verdict = self._decider.decide("fs.read", str(cwd), is_dir=True)
@@ -101,6 +106,21 @@ class CheckedShell:
                     "shell.run", str(cwd), "symlink check", "cwd must not pass through a symlink"
                 )
         return self._spawn([program, *argv[1:]], workdir, timeout or DEFAULT_TIMEOUT_S)
+
+    def _check_executable(self, shown: str, name: str, program: str) -> None:
+        if self._exec_roots is None:
+            return
+        real = os.path.realpath(program)
+        for root in self._exec_roots:
+            if real == root or real.startswith(root.rstrip("/") + "/"):
+                return
+        raise PermissionDenied(
+            "shell.run",
+            shown,
+            "exec check",
+            f"{name!r} resolves to {real}, outside the directories a job may execute "
+            f"({', '.join(self._exec_roots)}); install it under one of them, such as /usr/bin",
+        )
 
     def _spawn(self, argv: list[str], cwd: str, timeout: float) -> ShellResult:
         process = subprocess.Popen(
