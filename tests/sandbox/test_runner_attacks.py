@@ -428,3 +428,14 @@ def test_a_program_outside_what_the_kernel_lets_a_job_execute_is_refused_with_th
     assert outcome.error is not None and outcome.error.type == "PermissionDenied"
     assert "exec check" in outcome.error.message
     assert f"resolves to {program}" in outcome.error.message
+
+
+def test_shell_output_past_the_cap_is_cut_and_says_so(tmp_path: Path) -> None:
+    from plugbox.sandbox.proxies import CheckedShell
+
+    allowed = perms.compile_policy(perms.combine(perms.presets.shell_commands("head **", "echo *")))
+    shell = CheckedShell(str(tmp_path), allowed, host_path="/usr/bin:/bin", max_output=1000)
+    big = shell.run("head -c 5000 /dev/zero")
+    assert (len(big.stdout), big.truncated) == (1000, True)
+    small = shell.run("echo hi")
+    assert (small.stdout, small.truncated) == ("hi\n", False)

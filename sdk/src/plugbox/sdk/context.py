@@ -69,6 +69,8 @@ class ShellResult:
     returncode: int
     stdout: str
     stderr: str
+    #: True when stdout or stderr was cut at the limit (the command still ran to the end).
+    truncated: bool = False
 
 
 class FsRuntime(Protocol):

@@ -135,7 +135,7 @@ class CheckedShell:
         )
         outputs = {"stdout": bytearray(), "stderr": bytearray()}
         deadline = time.monotonic() + timeout
-        timed_out = False
+        timed_out = truncated = False
         assert process.stdout is not None
         assert process.stderr is not None
         with selectors.DefaultSelector() as selector:
@@ -153,9 +153,9 @@ class CheckedShell:
                         continue
                     buffer = outputs[key.data]
                     room = self._max_output - len(buffer)
-                    if (
-                        room > 0
-                    ):  # keep draining past the cap so the command never blocks on a full pipe
+                    # Keep draining past the cap, so the command never blocks on a full pipe.
+                    truncated = truncated or len(chunk) > room
+                    if room > 0:
                         buffer.extend(chunk[:room])
         if timed_out:
             _kill_group(process)
@@ -165,7 +165,8 @@ class CheckedShell:
         stderr = outputs["stderr"].decode("utf-8", "replace")
         if timed_out:
             stderr += f"\n[plugbox: killed after {timeout:g} s]"
-        return ShellResult(returncode, outputs["stdout"].decode("utf-8", "replace"), stderr)
+        stdout = outputs["stdout"].decode("utf-8", "replace")
+        return ShellResult(returncode, stdout, stderr, truncated=truncated)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
