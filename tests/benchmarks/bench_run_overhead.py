@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from plugbox.sandbox import RunContext, RunRequest, SandboxRunner
-from plugbox.sandbox.limits.cgroups import favors_dynamic_moves
+from plugbox.sandbox.limits.cgroup_probe import favors_dynamic_moves
 from plugbox.sdk import permissions as perms
 
 JOB_DIR = Path(__file__).parent / "jobs"

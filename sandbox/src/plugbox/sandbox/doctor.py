@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from plugbox.sandbox._openat2 import openat2_available
 from plugbox.sandbox.kernel import LayerStatus, probe_all
-from plugbox.sandbox.limits.cgroups import cgroup_support, favors_dynamic_moves
+from plugbox.sandbox.limits.cgroup_probe import cgroup_support, favors_dynamic_moves
 from plugbox.sandbox.outcome import Level, capability_levels
 
 

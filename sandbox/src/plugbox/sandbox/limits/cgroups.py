@@ -36,19 +36,32 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import logging
 import os
 import re
 import secrets
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from plugbox.sandbox.limits.cgroup_probe import (
+    CgroupSupport,
+    Plan,
+    Role,
+    cgroup_support,
+    ensure_parent,
+    plan,
+    plan_for,
+)
+from plugbox.sandbox.limits.cgroupfs import (
+    read_int,
+    read_keyed,
+    read_pids,
+    read_text,
+    write,
+)
 from plugbox.sdk.permissions import Quotas
 
 __all__ = ["CgroupSupport", "RunCgroup", "cgroup_support", "join_cgroup"]
@@ -56,67 +69,17 @@ __all__ = ["CgroupSupport", "RunCgroup", "cgroup_support", "join_cgroup"]
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-PARENT_NAME = "plugbox"
+
 KILL_TIMEOUT_S = 5.0
+
 RMDIR_TIMEOUT_S = 2.0
+
 FREEZE_TIMEOUT_S = 1.0
+
 #: A recycled memory cgroup may keep at most this much charged from its last run (page cache,
 #: kernel objects of exited processes the kernel frees a moment later), which the next run's peak
 #: and limit then include; more, even after ``memory.force_empty``, and it is removed instead.
 RECYCLE_MAX_LEFT_BYTES = 4 * MIB
-
-Role = Literal["memory", "pids", "cpu", "kill", "freeze"]
-
-
-@dataclass(frozen=True)
-class CgroupSupport:
-    """What per-run cgroups can do on this machine, for ``plugbox doctor`` and the run record.
-
-    ``version`` is the hierarchy that holds the limits (``None``: no cgroups can be created here);
-    ``kill`` means the whole run can be stopped at once (``cgroup.kill``, or freeze-then-kill).
-    """
-
-    version: Literal[1, 2] | None
-    memory: bool
-    pids: bool
-    cpu: bool
-    kill: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Where run directories are made: a parent directory per role (roles may share one)."""
-
-    support: CgroupSupport
-    parents: Mapping[Role, Path]
-    v2_parent: Path | None
-    v2_enable: tuple[str, ...]
-
-
-def cgroup_support() -> CgroupSupport:
-    """Probe once per process whether (and how) per-run cgroups can be created here.
-
-    The probe creates and removes a directory in each candidate hierarchy: permission bits on
-    cgroupfs do not tell whether a write will be accepted (delegation, read-only mounts,
-    ``cgroup.max.descendants``).
-    """
-    return _plan().support
-
-
-def _plan_for(*, unified: bool) -> _Plan:
-    return _plan() if unified else _plan_v1_only()
-
-
-@functools.cache
-def _plan() -> _Plan:
-    """The probe's result, cached for the life of the process (a registry of one, on purpose)."""
-    return _probe(use_unified=True)
-
-
-@functools.cache
-def _plan_v1_only() -> _Plan:
-    return _probe(use_unified=False)
 
 
 class RunCgroup:
@@ -145,7 +108,7 @@ class RunCgroup:
         ``unified=False`` ignores the cgroup2 hierarchy on a hybrid machine (the pure-v1 path,
         with freezer-based kill and ``cpuacct``; tests use it to exercise that path).
         """
-        plan = _plan_for(unified=unified)
+        plan = plan_for(unified=unified)
         if plan.support.version is None:
             return None
         name = f"run-{_safe_name(run_id)}-{secrets.token_hex(4)}"
@@ -188,7 +151,7 @@ class RunCgroup:
         such window. Moving is idempotent; a pid that is gone raises :class:`ProcessLookupError`.
         """
         for procs in self.procs_files:
-            _write(procs, str(pid))
+            write(procs, str(pid))
 
     def join(self) -> None:
         """Move the calling process in: the first thing a run child does, before plugin code."""
@@ -198,7 +161,7 @@ class RunCgroup:
         """Live processes of the run, from ``cgroup.procs`` (kernel-reported, safe to signal)."""
         found: set[int] = set()
         for procs in self._procs:
-            found.update(_read_pids(procs))
+            found.update(read_pids(procs))
         return sorted(found)
 
     # -- accounting ---------------------------------------------------------------------------
@@ -209,9 +172,9 @@ class RunCgroup:
             return 0.0
         if self._version == 2:
             # memory.peak arrived in 5.19; before that the current charge is the best there is.
-            peak = _read_int(directory / "memory.peak") or _read_int(directory / "memory.current")
+            peak = read_int(directory / "memory.peak") or read_int(directory / "memory.current")
         else:
-            peak = _read_int(directory / "memory.max_usage_in_bytes")
+            peak = read_int(directory / "memory.max_usage_in_bytes")
         return (peak or 0) / MIB
 
     def current_memory_mb(self) -> float:
@@ -220,7 +183,7 @@ class RunCgroup:
         if directory is None:
             return 0.0
         name = "memory.current" if self._version == 2 else "memory.usage_in_bytes"
-        return (_read_int(directory / name) or 0) / MIB
+        return (read_int(directory / name) or 0) / MIB
 
     def cpu_ms(self) -> int:
         """CPU time (user + system) of every process that ever ran in the run, exited ones too."""
@@ -242,23 +205,23 @@ class RunCgroup:
         if directory is None:
             return 0
         if (directory / "cpu.stat").exists():
-            return _read_keyed(directory / "cpu.stat").get("usage_usec", 0)
-        return (_read_int(directory / "cpuacct.usage") or 0) // 1000
+            return read_keyed(directory / "cpu.stat").get("usage_usec", 0)
+        return (read_int(directory / "cpuacct.usage") or 0) // 1000
 
     def _oom_count(self) -> int:
         directory = self._dirs.get("memory")
         if directory is None:
             return 0
         if self._version == 2:
-            return _read_keyed(directory / "memory.events").get("oom_kill", 0)
-        control = _read_keyed(directory / "memory.oom_control")
+            return read_keyed(directory / "memory.events").get("oom_kill", 0)
+        control = read_keyed(directory / "memory.oom_control")
         if "oom_kill" in control:  # Linux >= 4.13
             return control["oom_kill"]
-        return _read_int(directory / "memory.failcnt") or 0
+        return read_int(directory / "memory.failcnt") or 0
 
     def _pids_max_count(self) -> int:
         directory = self._dirs.get("pids")
-        return 0 if directory is None else _read_keyed(directory / "pids.events").get("max", 0)
+        return 0 if directory is None else read_keyed(directory / "pids.events").get("max", 0)
 
     # -- another run ----------------------------------------------------------------------------
     def recycle(self) -> bool:
@@ -281,13 +244,13 @@ class RunCgroup:
             # left) means a fresh cgroup instead.
             if self._memory_left(memory) > RECYCLE_MAX_LEFT_BYTES:
                 with contextlib.suppress(OSError):
-                    _write(memory / "memory.force_empty", "0")
+                    write(memory / "memory.force_empty", "0")
                 if self._memory_left(memory) > RECYCLE_MAX_LEFT_BYTES:
                     return False
             try:
-                _write(memory / "memory.max_usage_in_bytes", "0")
+                write(memory / "memory.max_usage_in_bytes", "0")
                 with contextlib.suppress(OSError):  # only the fallback for oom_killed reads it
-                    _write(memory / "memory.failcnt", "0")
+                    write(memory / "memory.failcnt", "0")
             except OSError:
                 return False
         self._cpu_base_usec = self._cpu_usec()
@@ -297,7 +260,7 @@ class RunCgroup:
 
     @staticmethod
     def _memory_left(memory: Path) -> int:
-        return _read_int(memory / "memory.usage_in_bytes") or 0
+        return read_int(memory / "memory.usage_in_bytes") or 0
 
     def limit(self, quotas: Quotas) -> None:
         """Set ``memory_mb`` and ``processes`` (either unset: no limit) for the coming run."""
@@ -322,7 +285,7 @@ class RunCgroup:
                 return
             kill_file = self._kill_file()
             if kill_file is not None:
-                _write(kill_file, "1")
+                write(kill_file, "1")
             if kill_file is None or rounds:
                 # Also the second line after cgroup.kill: a process that left the kill hierarchy
                 # but not another one (only possible with write access to cgroupfs) is found here.
@@ -338,7 +301,7 @@ class RunCgroup:
             while True:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.02)
-                if watched is None or not _read_pids(watched) or time.monotonic() > deadline:
+                if watched is None or not read_pids(watched) or time.monotonic() > deadline:
                     break
             rounds += 1
 
@@ -373,25 +336,25 @@ class RunCgroup:
         if memory is not None:
             if self._version == 2:
                 limit = "max" if quotas.memory_mb is None else str(quotas.memory_mb * MIB)
-                _write(memory / "memory.max", limit)
+                write(memory / "memory.max", limit)
                 if (memory / "memory.swap.max").exists():
-                    _write(memory / "memory.swap.max", "0")
+                    write(memory / "memory.swap.max", "0")
             else:
                 limit = "-1" if quotas.memory_mb is None else str(quotas.memory_mb * MIB)
                 if (memory / "memory.memsw.limit_in_bytes").exists():
                     # memsw (memory+swap) may never be below the memory limit: open it first,
                     # then set memory, then close memsw down onto it.
-                    _write(memory / "memory.memsw.limit_in_bytes", "-1")
-                    _write(memory / "memory.limit_in_bytes", limit)
-                    _write(memory / "memory.memsw.limit_in_bytes", limit)
+                    write(memory / "memory.memsw.limit_in_bytes", "-1")
+                    write(memory / "memory.limit_in_bytes", limit)
+                    write(memory / "memory.memsw.limit_in_bytes", limit)
                 else:
-                    _write(memory / "memory.limit_in_bytes", limit)
+                    write(memory / "memory.limit_in_bytes", limit)
                     # No swap accounting: without this the run could spill past its limit into swap.
                     with contextlib.suppress(OSError):
-                        _write(memory / "memory.swappiness", "0")
+                        write(memory / "memory.swappiness", "0")
         pids = self._dirs.get("pids")
         if pids is not None:
-            _write(pids / "pids.max", "max" if quotas.processes is None else str(quotas.processes))
+            write(pids / "pids.max", "max" if quotas.processes is None else str(quotas.processes))
 
     def _kill_file(self) -> Path | None:
         if self._kill is False:
@@ -411,7 +374,7 @@ class RunCgroup:
         state, frozen, thawed = (
             ("freezer.state", "FROZEN", "THAWED") if v1 else ("cgroup.freeze", "1", "0")
         )
-        _write(directory / state, frozen)
+        write(directory / state, frozen)
         deadline = time.monotonic() + FREEZE_TIMEOUT_S
         # A task in uninterruptible sleep can hold the group in FREEZING; kill it anyway.
         delay = 0.00005
@@ -423,207 +386,14 @@ class RunCgroup:
         finally:
             # Frozen tasks do not act on SIGKILL until thawed (v1 freezer); thawing lets them die.
             with contextlib.suppress(OSError):
-                _write(directory / state, thawed)
+                write(directory / state, thawed)
 
 
 def join_cgroup(procs_files: tuple[str, ...]) -> None:
     """Move the calling process into a run's cgroup: for a child given only the paths."""
     for procs in procs_files:
         # "0" means the writer itself, whatever pid namespace it is in.
-        _write(procs, "0")
-
-
-# -- probing ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Mount:
-    root: str
-    point: Path
-    fstype: str
-    options: frozenset[str]
-
-
-def _probe(*, use_unified: bool) -> _Plan:
-    if not sys.platform.startswith("linux"):
-        return _unsupported(f"cgroups are Linux-only (this is {sys.platform})")
-    try:
-        own = _own_dirs(_mounts(), Path("/proc/self/cgroup").read_text())
-    except OSError as err:
-        return _unsupported(f"cannot read the process's cgroups: {err}")
-    notes: list[str] = []
-    v2_dir = own.get("") if use_unified else None
-    if v2_dir is not None:
-        plan = _probe_v2(v2_dir, notes)
-        if plan is not None:
-            return plan
-    return _probe_v1(own, v2_dir, notes)
-
-
-def _probe_v2(v2_dir: Path, notes: list[str]) -> _Plan | None:
-    """Everything in one cgroup2 directory, when memory and pids can be enabled for our runs."""
-    available = set(_read_words(v2_dir / "cgroup.controllers"))
-    missing = sorted({"memory", "pids"} - available)
-    if missing:
-        notes.append(f"cgroup v2 at {v2_dir} lacks {', '.join(missing)}")
-        return None
-    parent = v2_dir / PARENT_NAME
-    enable = ("memory", "pids")
-    try:
-        _enable_controllers(v2_dir, enable)
-        files = _probe_parent(parent, enable)
-    except OSError as err:
-        notes.append(f"cgroup v2 memory+pids not delegable under {v2_dir}: {err.strerror}")
-        return None
-    # cgroup.kill: Linux 5.14; before that (5.2+) cgroup.freeze lets the kill loop win.
-    kill = bool({"cgroup.kill", "cgroup.freeze"} & files)
-    support = CgroupSupport(
-        2, True, True, True, kill, f"cgroup v2 at {parent} (memory, pids, cpu, kill)"
-    )
-    return _Plan(support, dict.fromkeys(_ROLES, parent), parent, enable)
-
-
-def _probe_v1(own: Mapping[str, Path], v2_dir: Path | None, notes: list[str]) -> _Plan:
-    """v1 memory and pids for the limits; a controller-less cgroup2 directory for kill and CPU
-    when there is one (hybrid), else v1 freezer and cpuacct."""
-    parents: dict[Role, Path] = {}
-    for role in ("memory", "pids"):
-        usable = _usable_parent(own.get(role), notes, role)
-        if usable is not None:
-            parents[role] = usable[0]
-    if not parents:
-        return _unsupported("; ".join(notes) or "no cgroup hierarchy is mounted")
-    hybrid = _usable_parent(v2_dir, notes, "cgroup2") if v2_dir is not None else None
-    if hybrid is not None:
-        parents["cpu"] = hybrid[0]  # cpu.stat's usage_usec needs no controller
-    elif (cpuacct := _usable_parent(own.get("cpuacct"), notes, "cpuacct")) is not None:
-        parents["cpu"] = cpuacct[0]
-    if hybrid is not None and "cgroup.kill" in hybrid[1]:
-        parents["kill"] = hybrid[0]
-    elif (freezer := _usable_parent(own.get("freezer"), notes, "freezer")) is not None:
-        parents["freeze"] = parents["kill"] = freezer[0]
-    layout = "hybrid v1+v2" if hybrid is not None else "v1"
-    where = ", ".join(f"{role}={path}" for role, path in parents.items())
-    detail = f"cgroup {layout}: {where}" + (f" ({'; '.join(notes)})" if notes else "")
-    # kill is always possible: without cgroup.kill or a freezer, the kill loop still ends because
-    # pids.max bounds the forks it races with.
-    support = CgroupSupport(
-        1, "memory" in parents, "pids" in parents, "cpu" in parents, True, detail
-    )
-    return _Plan(support, parents, None, ())
-
-
-_ROLES: tuple[Role, ...] = ("memory", "pids", "cpu", "kill", "freeze")
-
-
-def _unsupported(detail: str) -> _Plan:
-    return _Plan(CgroupSupport(None, False, False, False, False, detail), {}, None, ())
-
-
-def _usable_parent(
-    own: Path | None, notes: list[str], what: str
-) -> tuple[Path, frozenset[str]] | None:
-    """``own/plugbox`` and the files a run directory there gets, or None if none can be made."""
-    if own is None:
-        return None
-    parent = own / PARENT_NAME
-    try:
-        files = _probe_parent(parent, ())
-    except OSError as err:
-        notes.append(f"{what}: cannot create cgroups under {own}: {err.strerror}")
-        return None
-    return parent, files
-
-
-def _probe_parent(parent: Path, enable: tuple[str, ...]) -> frozenset[str]:
-    """Create and remove a child of ``parent``; return the interface files the child had."""
-    created = _ensure_parent(parent, enable)
-    probe = parent / f"probe-{os.getpid()}-{secrets.token_hex(2)}"
-    probe.mkdir()
-    try:
-        files = frozenset(os.listdir(probe))
-    finally:
-        probe.rmdir()
-    if created:
-        with contextlib.suppress(OSError):
-            parent.rmdir()
-    return files
-
-
-def favors_dynamic_moves() -> bool:
-    """Whether a cgroup hierarchy is mounted with ``favordynmods`` (Linux 6.0+).
-
-    Moving a process into a cgroup takes the kernel's threadgroup lock for writing, which
-    otherwise waits for an RCU grace period whenever moves have paused for a moment — about one
-    run in thirty here, at up to ~15 ms each. ``favordynmods`` trades a little on every fork and
-    exit for moves that never wait. It is the operator's call, so plugbox only reports it.
-    """
-    return any("favordynmods" in mount.options for mount in _mounts())
-
-
-def _mounts() -> list[_Mount]:
-    mounts = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        before, _, after = line.partition(" - ")
-        fields, tail = before.split(), after.split()
-        if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
-            continue
-        mounts.append(
-            _Mount(
-                root=_unescape(fields[3]),
-                point=Path(_unescape(fields[4])),
-                fstype=tail[0],
-                options=frozenset(tail[2].split(",")),
-            )
-        )
-    return mounts
-
-
-def _own_dirs(mounts: list[_Mount], proc_cgroup: str) -> dict[str, Path]:
-    """Map each controller (``""`` for cgroup2) to this process's own cgroup directory."""
-    own: dict[str, Path] = {}
-    for line in proc_cgroup.splitlines():
-        hierarchy, _, rest = line.partition(":")
-        controllers, _, path = rest.partition(":")
-        names = [""] if hierarchy == "0" and not controllers else controllers.split(",")
-        for mount in mounts:
-            if (mount.fstype == "cgroup2") != (names == [""]):
-                continue
-            if names != [""] and not set(names) <= mount.options:
-                continue
-            # A mount may show a subtree (bind mount, cgroup namespace): map the path into it.
-            root = mount.root.rstrip("/")
-            if root and path != root and not path.startswith(root + "/"):
-                continue
-            directory = mount.point / path[len(root) :].lstrip("/")
-            if directory.is_dir():
-                for name in names:
-                    own.setdefault(name, directory)
-                break
-    return own
-
-
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-# -- directories --------------------------------------------------------------------------------
-def _ensure_parent(parent: Path, enable: tuple[str, ...]) -> bool:
-    created = True
-    try:
-        parent.mkdir()
-    except FileExistsError:
-        created = False
-    if enable:
-        # Always written, not only when we made the directory: a concurrent create() may have made
-        # it a moment ago and not yet enabled the controllers.
-        _enable_controllers(parent, enable)
-    return created
-
-
-def _enable_controllers(directory: Path, controllers: tuple[str, ...]) -> None:
-    enabled = set(_read_words(directory / "cgroup.subtree_control"))
-    if not set(controllers) <= enabled:
-        _write(directory / "cgroup.subtree_control", " ".join(f"+{c}" for c in controllers))
+        write(procs, "0")
 
 
 #: Parents this process has made ready (made, controllers enabled) — a registry, on purpose:
@@ -631,12 +401,12 @@ def _enable_controllers(directory: Path, controllers: tuple[str, ...]) -> None:
 _READY_PARENTS: set[Path] = set()
 
 
-def _make_run_dir(plan: _Plan, parent: Path, directory: Path) -> None:
+def _make_run_dir(plan: Plan, parent: Path, directory: Path) -> None:
     enable = plan.v2_enable if parent == plan.v2_parent else ()
     for _ in range(5):
         try:
             if parent not in _READY_PARENTS:
-                _ensure_parent(parent, enable)
+                ensure_parent(parent, enable)
                 _READY_PARENTS.add(parent)
             directory.mkdir()
         except FileNotFoundError:
@@ -685,10 +455,10 @@ def _kill_members(procs_file: Path) -> int:
     """
     pinned: dict[int, int] = {}
     try:
-        for pid in _read_pids(procs_file):
+        for pid in read_pids(procs_file):
             with contextlib.suppress(ProcessLookupError, OSError):
                 pinned[pid] = os.pidfd_open(pid)
-        still = set(_read_pids(procs_file))
+        still = set(read_pids(procs_file))
         killed = 0
         for pid, fd in pinned.items():
             if pid in still:
@@ -703,59 +473,8 @@ def _kill_members(procs_file: Path) -> int:
 
 def _is_frozen(directory: Path, v1: bool) -> bool:
     if v1:
-        return _read_text(directory / "freezer.state").strip() == "FROZEN"
-    return _read_keyed(directory / "cgroup.events").get("frozen", 0) == 1
-
-
-# -- small file helpers ------------------------------------------------------------------------
-def _write(path: str | Path, value: str) -> None:
-    # One write(2) per value: cgroupfs parses each write on its own, and a buffered writer could
-    # split or merge them.
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
-def _read_text(path: str | Path) -> str:
-    # os.open/os.read rather than Path.read_text: a run reads half a dozen of these files on
-    # the trigger -> outcome path, and the text-file machinery costs more than the reads.
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-    chunks = []
-    try:
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode()
-
-
-def _read_words(path: str | Path) -> list[str]:
-    return _read_text(path).split()
-
-
-def _read_int(path: str | Path) -> int | None:
-    text = _read_text(path).strip()
-    return int(text) if text.isdigit() else None
-
-
-def _read_keyed(path: str | Path) -> dict[str, int]:
-    values = {}
-    for line in _read_text(path).splitlines():
-        key, _, value = line.partition(" ")
-        with contextlib.suppress(ValueError):
-            values[key] = int(value)
-    return values
-
-
-def _read_pids(path: str | Path) -> list[int]:
-    return [int(word) for word in _read_words(path)]
+        return read_text(directory / "freezer.state").strip() == "FROZEN"
+    return read_keyed(directory / "cgroup.events").get("frozen", 0) == 1
 
 
 def _safe_name(run_id: str) -> str:
@@ -769,11 +488,11 @@ def reap_stale_runs(owner_alive: Callable[[int], bool]) -> int:
     owner is no longer alive belongs to nobody, and whatever still runs in it is a job nothing
     watches any more. Returns how many run directories were reaped.
     """
-    plan = _plan()
-    if plan.support.version is None:
+    found = plan()
+    if found.support.version is None:
         return 0
     names: set[str] = set()
-    for parent in set(plan.parents.values()):
+    for parent in set(found.parents.values()):
         with contextlib.suppress(OSError):
             names.update(
                 p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("run-")
@@ -784,11 +503,13 @@ def reap_stale_runs(owner_alive: Callable[[int], bool]) -> int:
         if not owner.isdigit() or owner_alive(int(owner)):
             continue
         dirs = {
-            role: parent / name for role, parent in plan.parents.items() if (parent / name).is_dir()
+            role: parent / name
+            for role, parent in found.parents.items()
+            if (parent / name).is_dir()
         }
         if not dirs:
             continue
-        RunCgroup(dirs, plan.support.version).close()
+        RunCgroup(dirs, found.support.version).close()
         log.warning(
             "killed the leftovers of run cgroup %s (its host, pid %s, is gone)", name, owner
         )
