@@ -8,8 +8,9 @@ It never imports :mod:`plugbox.host`.
 * :class:`RunRequest` / :class:`RunContext` in, :class:`Outcome` out.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from plugbox.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from plugbox.sandbox.inprocess import run_in_process
@@ -49,14 +50,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -33,7 +33,7 @@ from plugbox.sdk.errors import ManifestError
 from plugbox.sdk.firing import latest_fires, missed_fires
 from plugbox.sdk.jobs import JobDeclaration, define_manifest, get_job
 from plugbox.sdk.manifest import JobSpec, Misfire
-from plugbox.sdk.schedules import Schedule, parse_schedule
+from plugbox.sdk.schedules import Schedule, as_utc, parse_schedule
 
 __all__ = ["MAX_FIRES", "PreviewFire", "PreviewStatus", "SchedulePreview", "preview_schedule"]
 
@@ -135,7 +135,7 @@ def preview_schedule(
     policy = _misfire(spec.misfire if misfire is None else misfire)
     limit = _catch_up_limit(spec.catch_up_limit if catch_up_limit is None else catch_up_limit)
     schedule = parse_schedule(expression, spec.timezone if timezone is None else timezone)
-    first, last = _aware(start, "start"), _aware(end, "end")
+    first, last = as_utc(start, "start"), as_utc(end, "end")
     if last <= first:
         raise ValueError(
             f"end ({last.isoformat()}) must be after start ({first.isoformat()});"
@@ -304,17 +304,6 @@ def _catch_up_limit(value: object) -> int:
     return value
 
 
-def _aware(value: object, name: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
-    if value.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be timezone-aware, got the naive datetime {value.isoformat()};"
-            " use datetime(..., tzinfo=UTC) or tzinfo=ZoneInfo('Europe/Berlin')"
-        )
-    return value.astimezone(UTC)
-
-
 def _windows(
     downtime: Iterable[tuple[datetime, datetime]], start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime]]:
@@ -327,7 +316,7 @@ def _windows(
                 f"{name} must be a pair (down_from, up_at), got {pair!r};"
                 " pass a sequence of pairs: downtime=[(down_from, up_at)]"
             )
-        down, up = _aware(pair[0], f"{name} down_from"), _aware(pair[1], f"{name} up_at")
+        down, up = as_utc(pair[0], f"{name} down_from"), as_utc(pair[1], f"{name} up_at")
         if up <= down:
             raise ValueError(f"{name}: up_at must be after down_from, got {_span(down, up)}")
         if down < start or up > end:

@@ -23,7 +23,7 @@ import os
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import islice
 from types import MappingProxyType
@@ -36,6 +36,7 @@ from plugbox.sdk.errors import ScheduleError
 __all__ = [
     "SCHEDULE_ALIASES",
     "Schedule",
+    "as_utc",
     "check_timezone",
     "next_fire_times",
     "parse_schedule",
@@ -229,6 +230,22 @@ def _compile(fields: tuple[str, ...]) -> CronSpec:
     # same few expressions, so they share one compiled spec (and parse_schedule's validation
     # pass costs nothing when Schedule.__post_init__ compiles the same fields again).
     return compile_fields(fields)
+
+
+def as_utc(instant: object, name: str = "instant") -> datetime:
+    """``instant`` as an aware UTC datetime, refusing anything that names no instant.
+
+    The one check every caller that takes an instant from a user shares (the host's scheduler,
+    ``preview_schedule``), so a naive datetime gets the same clear error everywhere.
+    """
+    if not isinstance(instant, datetime):
+        raise TypeError(f"{name} must be a datetime, not {type(instant).__name__}")
+    if instant.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be timezone-aware, got the naive datetime {instant.isoformat()};"
+            " use datetime(..., tzinfo=UTC) or tzinfo=ZoneInfo('Europe/Berlin')"
+        )
+    return instant.astimezone(UTC)
 
 
 def _as_utc(after: datetime) -> datetime:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "as_utc"]
+from plugbox.sdk.schedules import as_utc
+
+__all__ = ["Clock", "FakeClock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -58,15 +60,3 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock({self._now.isoformat()})"
-
-
-def as_utc(instant: datetime, name: str = "instant") -> datetime:
-    """``instant`` converted to UTC, refusing naive datetimes (they name no instant)."""
-    if not isinstance(instant, datetime):
-        raise TypeError(f"{name} must be a datetime, not {type(instant).__name__}")
-    if instant.utcoffset() is None:
-        raise ValueError(
-            f"{name} must be timezone-aware, got the naive datetime {instant.isoformat()};"
-            " use datetime(..., tzinfo=UTC)"
-        )
-    return instant.astimezone(UTC)

@@ -26,11 +26,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from plugbox.host.scheduler.clock import Clock, as_utc
+from plugbox.host.scheduler.clock import Clock
 from plugbox.sdk.errors import ScheduleError
 from plugbox.sdk.firing import backoff_ms, latest_fires, missed_fires
 from plugbox.sdk.manifest import Concurrency, JobSpec, Misfire
-from plugbox.sdk.schedules import Schedule, check_timezone, parse_schedule
+from plugbox.sdk.schedules import Schedule, as_utc, check_timezone, parse_schedule
 
 __all__ = ["Fire", "Plan", "ScheduledJob", "Trigger"]
 

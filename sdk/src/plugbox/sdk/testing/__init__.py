@@ -17,8 +17,9 @@ import plugbox.sandbox. ``tests/sdk/testing/test_public_api.py`` pins this list.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from plugbox.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from plugbox.sdk.schedule_preview import PreviewFire, SchedulePreview, preview_schedule
@@ -60,14 +61,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
