@@ -54,7 +54,9 @@ def hostile_site() -> Iterator[Path]:
     scratch = _scratch("plugbox-hostile-site-")
     site = scratch / "site"
     build = scratch / "build"
-    shutil.copytree(HOSTILE_PROJECT, build, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        HOSTILE_PROJECT, build, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
          "--no-deps", "--target", str(site), str(build)],
@@ -170,9 +172,7 @@ class Host:
         return Attack(record, result["control"], result["attempts"])
 
 
-def make_host(
-    kind: str, script: str, user: pwd.struct_passwd | None, site: Path
-) -> Host:
+def make_host(kind: str, script: str, user: pwd.struct_passwd | None, site: Path) -> Host:
     scratch = _scratch(f"plugbox-attacks-{kind}-")
     host = Host(kind, script, scratch, user)
     host.workspace.mkdir()
@@ -181,8 +181,7 @@ def make_host(
     (host.victim / "file.txt").write_text("victim\n")
     (host.victim / "import-target.txt").write_text("victim\n")
     host.config.write_text(
-        f'state_dir = "{host.state}"\nworkspace = "{host.workspace}"\n'
-        f'plugin_paths = ["{site}"]\n'
+        f'state_dir = "{host.state}"\nworkspace = "{host.workspace}"\nplugin_paths = ["{site}"]\n'
     )
     if user is not None and os.geteuid() == 0:
         for path in (scratch, host.workspace, *host.workspace.rglob("*"), host.victim,
@@ -192,9 +191,7 @@ def make_host(
 
 
 @pytest.fixture(params=[ROOT, UNPRIVILEGED])
-def host(
-    request: pytest.FixtureRequest, hostile_site: Path
-) -> Iterator[Host]:
+def host(request: pytest.FixtureRequest, hostile_site: Path) -> Iterator[Host]:
     """A fresh host per test, as root and as an unprivileged user."""
     if request.param == ROOT:
         if os.geteuid() != 0:

@@ -7,7 +7,6 @@ from typing import Any
 
 from plugbox.sdk import JobContext, job
 from plugbox.sdk import permissions as perms
-
 from plugbox_hostile._attempt import attempt, report, victim
 
 

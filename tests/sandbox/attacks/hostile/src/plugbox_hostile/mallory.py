@@ -14,7 +14,6 @@ import os
 import socket
 
 from plugbox.sdk import JobContext, Manifest, define_manifest, hookimpl, job
-
 from plugbox_hostile._attempt import attempt, outside, victim
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
