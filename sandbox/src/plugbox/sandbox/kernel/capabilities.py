@@ -1,22 +1,45 @@
-"""Dropping Linux capabilities from a run child: what root (or a user namespace) could do, minus
-what a job never needs.
+"""Dropping every Linux capability from a run child, so job code never holds one.
 
-A root host's run child starts with every capability of the initial user namespace. seccomp and
-Landlock already refuse what most of them guard, but a capability that is gone needs no filter:
-so after Landlock the child drops all of them except the file-access ones (:data:`FILE_ACCESS`),
-which a job of a root host needs to work in a workspace that other users own. Each is removed from
-the bounding set too, so no ``execve`` — of a setuid or file-capability binary, or as root — can
-bring one back (``no_new_privs`` already stops the first two).
+A root host's run child starts with every capability of the initial user namespace; on an
+unprivileged host that shares the zygote's user namespace (:mod:`.namespaces`) it holds every
+capability *of that namespace*. Landlock has no hook on metadata calls, so a kept ``CAP_FOWNER``
+or ``CAP_CHOWN`` let a root job chmod, chown and re-date any file on the machine, and a kept
+``CAP_FSETID`` let a write keep a set-uid bit. The child therefore drops all of them — effective,
+permitted, inheritable, ambient and the bounding set — after Landlock and before seccomp
+(:func:`drop_all`), and checks that they are gone.
+
+Three further locks make sure nothing brings one back:
+
+* the bounding set is emptied, so ``execve`` of a set-uid-root or file-capability binary, or of
+  anything as uid 0, grants nothing (needs ``CAP_SETPCAP``, which is dropped last);
+* ``no_new_privs`` is set here too, not only by the seccomp layer, so set-uid bits are ignored at
+  ``execve`` even on a machine without seccomp — where an unprivileged host cannot empty its
+  bounding set, this is what stops ``sudo`` or ``su`` from running with privileges;
+* the secure bits ``NOROOT`` and ``NO_SETUID_FIXUP`` are set and locked (root hosts), so uid 0
+  gets no capabilities at ``execve`` by being uid 0.
+
+The consequence for a root host: its jobs act on files as a plain owner would — they cannot read
+or write files of other users that their mode bits refuse, which is why a later step runs root
+hosts' jobs under a dedicated uid whose workspace the parent prepares.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from plugbox.sandbox._libc import LIBC
 
-__all__ = ["CAP_SYS_RESOURCE", "FILE_ACCESS", "drop", "drop_all_but_file_access", "held"]
+__all__ = [
+    "CAP_SYS_RESOURCE",
+    "CapabilitiesKept",
+    "CapabilitySets",
+    "drop",
+    "drop_all",
+    "held",
+    "snapshot",
+]
 
 CAP_CHOWN = 0
 CAP_DAC_OVERRIDE = 1
@@ -26,14 +49,18 @@ CAP_FSETID = 4
 CAP_SETPCAP = 8
 CAP_SYS_RESOURCE = 24
 
-#: Kept: reading, writing and owning files as root does, inside what Landlock allows.
-FILE_ACCESS = frozenset({CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID})
-
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _PR_CAPBSET_READ = 23
 _PR_CAPBSET_DROP = 24
+_PR_GET_SECUREBITS = 27
+_PR_SET_SECUREBITS = 28
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_GET_NO_NEW_PRIVS = 39
 _PR_CAP_AMBIENT = 47
+_PR_CAP_AMBIENT_IS_SET = 1
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
+#: SECBIT_NOROOT | its lock | SECBIT_NO_SETUID_FIXUP | its lock (<linux/securebits.h>).
+_SECURE_NOROOT = 0x01 | 0x02 | 0x04 | 0x08
 _LAST_CAP_FILE = "/proc/sys/kernel/cap_last_cap"
 
 
@@ -49,6 +76,30 @@ class _CapData(ctypes.Structure):
     ]
 
 
+class CapabilitiesKept(OSError):  # noqa: N818 - the name reads as the condition
+    """A capability survived :func:`drop_all`: the child must not run job code."""
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilitySets:
+    """Every capability set of this process as bit masks (bit n = capability n), and the locks."""
+
+    effective: int
+    permitted: int
+    inheritable: int
+    ambient: int
+    bounding: int
+    no_new_privs: bool
+    securebits: int
+
+    @property
+    def none_held(self) -> bool:
+        """Whether no set grants anything, now or after an ``execve``."""
+        return not (
+            self.effective | self.permitted | self.inheritable | self.ambient | self.bounding
+        )
+
+
 def _last_cap() -> int:
     try:
         with open(_LAST_CAP_FILE) as handle:
@@ -61,20 +112,27 @@ def _last_cap() -> int:
 LAST_CAP = _last_cap()
 
 
+def _capget() -> ctypes.Array[_CapData] | None:
+    if LIBC is None:
+        return None
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if LIBC.capget(ctypes.byref(header), data) != 0:
+        return None
+    return data
+
+
 def drop(capabilities: Iterable[int]) -> None:
     """Remove ``capabilities`` from this process's sets and bounding set, and clear ambient.
 
     A process that does not hold one has nothing to drop; where capabilities cannot be changed
     (not Linux) nothing happens, which is what holding none amounts to anyway.
     """
-    if LIBC is None:
+    data = _capget()
+    if LIBC is None or data is None:
         return
-    caps = sorted(set(capabilities))
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    if LIBC.capget(ctypes.byref(header), data) != 0:
-        return
-    # The bounding set first: dropping from it needs CAP_SETPCAP, which capset may take away.
+    # The bounding set first, CAP_SETPCAP (which it needs) last of all.
+    caps = sorted(set(capabilities), key=lambda cap: (cap == CAP_SETPCAP, cap))
     for cap in caps:
         LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
     for cap in caps:
@@ -83,27 +141,68 @@ def drop(capabilities: Iterable[int]) -> None:
         data[word].effective &= mask
         data[word].permitted &= mask
         data[word].inheritable &= mask
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     LIBC.capset(ctypes.byref(header), data)
     LIBC.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 
 
-def drop_all_but_file_access() -> None:
-    """Keep :data:`FILE_ACCESS` only (the run child calls this after Landlock, before seccomp)."""
-    drop(cap for cap in range(LAST_CAP + 1) if cap not in FILE_ACCESS)
+def drop_all() -> None:
+    """Drop every capability from every set, lock uid 0 out of them, and verify (run child).
 
-
-def held() -> tuple[int, int]:
-    """This process's effective and bounding capability masks (no /proc needed: a confined
-    child cannot read it)."""
+    Raises :class:`CapabilitiesKept` when one survives, so a child that could not drop them
+    never reaches job code. The bounding set may stay full only where it could never be emptied
+    (no ``CAP_SETPCAP``: an unprivileged process outside a user namespace); ``no_new_privs``
+    then keeps ``execve`` from using it.
+    """
     if LIBC is None:
-        return 0, 0
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    if LIBC.capget(ctypes.byref(header), data) != 0:
-        return 0, 0
-    effective = data[0].effective | (data[1].effective << 32)
-    bounding = 0
+        return
+    could_empty_bounding = LIBC.prctl(_PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1 and bool(
+        _effective_word(0) & (1 << CAP_SETPCAP)
+    )
+    if could_empty_bounding:
+        # Needs CAP_SETPCAP, so before the drop; harmless to leave unset where it fails.
+        bits = LIBC.prctl(_PR_GET_SECUREBITS, 0, 0, 0, 0)
+        if bits >= 0:
+            LIBC.prctl(_PR_SET_SECUREBITS, bits | _SECURE_NOROOT, 0, 0, 0)
+    drop(range(LAST_CAP + 1))
+    LIBC.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    sets = snapshot()
+    kept = sets.effective | sets.permitted | sets.inheritable | sets.ambient
+    if could_empty_bounding:
+        kept |= sets.bounding
+    if kept or not sets.no_new_privs:
+        raise CapabilitiesKept(1, f"capabilities survived the drop: {sets}")
+
+
+def _effective_word(word: int) -> int:
+    data = _capget()
+    return int(data[word].effective) if data is not None else 0
+
+
+def snapshot() -> CapabilitySets:
+    """This process's capability sets, read with ``capget`` and ``prctl`` (no ``/proc``: a
+    confined child cannot read it)."""
+    data = _capget()
+    if LIBC is None or data is None:
+        return CapabilitySets(0, 0, 0, 0, 0, no_new_privs=False, securebits=0)
+    ambient = bounding = 0
     for cap in range(LAST_CAP + 1):
         if LIBC.prctl(_PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
             bounding |= 1 << cap
-    return effective, bounding
+        if LIBC.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1:
+            ambient |= 1 << cap
+    return CapabilitySets(
+        effective=data[0].effective | (data[1].effective << 32),
+        permitted=data[0].permitted | (data[1].permitted << 32),
+        inheritable=data[0].inheritable | (data[1].inheritable << 32),
+        ambient=ambient,
+        bounding=bounding,
+        no_new_privs=LIBC.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1,
+        securebits=max(LIBC.prctl(_PR_GET_SECUREBITS, 0, 0, 0, 0), 0),
+    )
+
+
+def held() -> tuple[int, int]:
+    """This process's effective and bounding capability masks."""
+    sets = snapshot()
+    return sets.effective, sets.bounding
