@@ -41,6 +41,15 @@ Misfire = Literal["skip", "run_once", "catch_up"]
 #: The SDK range a manifest declares when the author does not say.
 DEFAULT_SDK_RANGE = ">=0.1,<1"
 
+#: Jobs in one manifest. Each job's permission set is bounded on its own (see
+#: plugbox.sdk.permissions.models); this bounds how many of them one plugin brings.
+MAX_JOBS = 256
+#: Characters of a plugin's or a job's description: a line for a listing, not a document.
+MAX_DESCRIPTION_CHARS = 2_000
+#: Tags on one job, and characters of each.
+MAX_TAGS = 32
+MAX_TAG_CHARS = 64
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -48,6 +57,12 @@ class _Frozen(BaseModel):
 
 def _ms(value: Any) -> Any:
     return None if value is None else parse_duration_ms(value)
+
+
+def _short(value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ValueError(f"is {len(value)} characters long; at most {limit} are allowed")
+    return value
 
 
 class JobSpec(_Frozen):
@@ -92,6 +107,25 @@ class JobSpec(_Frozen):
         description="ctx.config defaults",
         json_schema_extra={"default": {}},  # pydantic leaves a default_factory out of the schema
     )
+
+    @field_validator("description")
+    @classmethod
+    def _short_description(cls, value: str) -> str:
+        return _short(value, MAX_DESCRIPTION_CHARS)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _few_tags(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            if len(value) > MAX_TAGS:
+                raise ValueError(f"{len(value)} tags; at most {MAX_TAGS} are allowed")
+            for index, tag in enumerate(value):
+                if isinstance(tag, str) and len(tag) > MAX_TAG_CHARS:
+                    raise ValueError(
+                        f"[{index}] is {len(tag)} characters long; a tag may have at most"
+                        f" {MAX_TAG_CHARS}"
+                    )
+        return value
 
     @field_validator(
         "timeout_ms", "retry_delay_ms", "retry_max_delay_ms", "jitter_ms", mode="before"
@@ -153,6 +187,19 @@ class Manifest(_Frozen):
     )
     jobs: tuple[JobSpec, ...] = Field((), description="the plugin's jobs; ids must be unique")
 
+    @field_validator("description")
+    @classmethod
+    def _short_description(cls, value: str) -> str:
+        return _short(value, MAX_DESCRIPTION_CHARS)
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _not_too_many_jobs(cls, value: object) -> object:
+        # Before the jobs are validated one by one: that is the work the bound caps.
+        if isinstance(value, list | tuple) and len(value) > MAX_JOBS:
+            raise ValueError(f"{len(value)} jobs; a plugin may declare at most {MAX_JOBS}")
+        return value
+
     @field_validator("version")
     @classmethod
     def _pep440(cls, value: str) -> str:
@@ -200,6 +247,12 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+def _suffix(location: str) -> str:
+    if not location:
+        return ""
+    return location if location.startswith("[") else f".{location}"
+
+
 def _problems_from(error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
@@ -244,7 +297,14 @@ def _lint_job_permissions(
     # Lint what the job really gets (a shell allow may rely on a plugin-level capability), and
     # do not repeat what the plugin-level lint already said.
     said = {problem.message for problem in plugin_level}
-    combined = spec.effective_declared(manifest.permissions)
+    try:
+        combined = spec.effective_declared(manifest.permissions)
+    except ValidationError as err:
+        # Each part is within the bounds but together they are not (MAX_FS_PATTERNS, ...).
+        return [
+            Problem(f"{where} (combined with plugin permissions){_suffix(p.location)}", p.message)
+            for p in _problems_from(err)
+        ]
     return [
         problem
         for problem in lint_permissions(combined, f"{where} (combined with plugin permissions)")

@@ -4,6 +4,13 @@ Default deny: an empty :class:`Permissions` allows nothing. Every pattern is che
 is built (a pattern we cannot evaluate exactly is refused, never guessed at), so a constructed model
 is always safe to hand to the decision function. Models are frozen: a permission set that could
 change after it was reviewed would make ``plugbox plugins inspect`` a lie.
+
+A permission set is also bounded in size (the ``MAX_*`` constants below). The shared zygote
+validates and compiles a job's whole set before it forks that job's first run, and the work grows
+with the text (about 10 µs per character of glob on the development machine), so an unbounded
+set lets one plugin stall every other plugin's runs: 1,000 globs of 1 KB kept it busy for 11 s.
+The bounds sit far above what an honest plugin declares, and apply wherever a set is built: in
+a manifest, in ``combine`` (so plugin- and job-level sets together), and in an operator's grant.
 """
 
 from __future__ import annotations
@@ -27,6 +34,26 @@ KNOWN_CAPABILITIES: Mapping[str, str] = {
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?")
 
+#: fs patterns (allow and deny, over every rule set) in one permission set.
+MAX_FS_PATTERNS = 256
+#: fs rule sets in one permission set.
+MAX_FS_RULE_SETS = 64
+#: Characters of all fs patterns of one set together (each is also at most 1024 bytes).
+MAX_FS_PATTERN_CHARS = 16 * 1024
+#: Entries in each of ``net.allow_hosts``, ``net.deny_hosts``, ``env.allow``, ``shell.allow``
+#: and ``shell.deny``.
+MAX_LIST_ENTRIES = 256
+#: Characters of one shell command pattern.
+MAX_COMMAND_CHARS = 1024
+#: Characters of all shell patterns of one set together.
+MAX_SHELL_PATTERN_CHARS = 16 * 1024
+#: Characters of one environment variable name.
+MAX_ENV_NAME_CHARS = 256
+#: Entries in ``capabilities``.
+MAX_CAPABILITIES = 16
+
+_SIZE_WHY = "a permission set is bounded so that preparing one job's runs cannot stall others"
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -36,6 +63,31 @@ def _each(values: Sequence[str], check: Any) -> tuple[str, ...]:
     for value in values:
         check(value)
     return tuple(values)
+
+
+def _bounded(values: object, limit: int, what: str, item_chars: int | None = None) -> object:
+    """Refuse a list longer than ``limit`` (or an entry longer than ``item_chars``) before any
+    entry is parsed: parsing is the work the bound is there to cap."""
+    if not isinstance(values, list | tuple):
+        return values  # the schema reports the wrong type
+    if len(values) > limit:
+        raise ValueError(f"{len(values)} {what}; at most {limit} are allowed ({_SIZE_WHY})")
+    if item_chars is not None:
+        for index, value in enumerate(values):
+            if isinstance(value, str) and len(value) > item_chars:
+                raise ValueError(
+                    f"[{index}] is {len(value)} characters long; at most {item_chars} are"
+                    f" allowed ({_SIZE_WHY})"
+                )
+    return values
+
+
+def _total_chars(values: Sequence[str], limit: int, what: str) -> None:
+    total = sum(len(value) for value in values)
+    if total > limit:
+        raise ValueError(
+            f"{what} hold {total} characters together; at most {limit} are allowed ({_SIZE_WHY})"
+        )
 
 
 class FsPermissions(_Frozen):
@@ -51,10 +103,39 @@ class FsPermissions(_Frozen):
         (), description="globs refused for every access (deny beats allow)"
     )
 
+    @field_validator("allow", "deny", mode="before")
+    @classmethod
+    def _not_too_many(cls, patterns: object) -> object:
+        # Each glob's own length (1024 bytes) is checked by check_glob, cheaply, first thing.
+        return _bounded(patterns, MAX_FS_PATTERNS, "patterns")
+
     @field_validator("allow", "deny")
     @classmethod
     def _globs_are_exact(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         return _each(patterns, check_glob)
+
+
+def _raw_patterns(rule: object) -> list[str]:
+    """The allow and deny patterns of one not yet validated fs rule set (the strings in it)."""
+    if isinstance(rule, FsPermissions):
+        return [*rule.allow, *rule.deny]
+    if not isinstance(rule, Mapping):
+        return []  # the schema reports the wrong type
+    found: list[str] = []
+    for key in ("allow", "deny"):
+        values = rule.get(key, ())
+        if isinstance(values, list | tuple):
+            found += [value for value in values if isinstance(value, str)]
+    return found
+
+
+def _fs_size(patterns: Sequence[str], rule_sets: int) -> None:
+    if len(patterns) > MAX_FS_PATTERNS:
+        raise ValueError(
+            f"{len(patterns)} fs patterns (allow and deny, over {rule_sets} rule sets); at most"
+            f" {MAX_FS_PATTERNS} are allowed ({_SIZE_WHY})"
+        )
+    _total_chars(patterns, MAX_FS_PATTERN_CHARS, "the fs patterns")
 
 
 class NetPermissions(_Frozen):
@@ -64,6 +145,12 @@ class NetPermissions(_Frozen):
         (), description="host patterns; '*.domain' = any subdomain"
     )
     deny_hosts: tuple[str, ...] = Field((), description="host patterns refused even when allowed")
+
+    @field_validator("allow_hosts", "deny_hosts", mode="before")
+    @classmethod
+    def _not_too_many(cls, patterns: object) -> object:
+        # A host pattern's own length is bounded by parse_host_pattern before any parsing.
+        return _bounded(patterns, MAX_LIST_ENTRIES, "host patterns")
 
     @field_validator("allow_hosts", "deny_hosts")
     @classmethod
@@ -75,6 +162,11 @@ class EnvPermissions(_Frozen):
     """Environment variable names visible to a job; ``PREFIX_*`` allows a family of names."""
 
     allow: tuple[str, ...] = Field((), description="exact names, or a prefix ending in '*'")
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _not_too_many(cls, names: object) -> object:
+        return _bounded(names, MAX_LIST_ENTRIES, "names", MAX_ENV_NAME_CHARS)
 
     @field_validator("allow")
     @classmethod
@@ -94,9 +186,15 @@ class ShellPermissions(_Frozen):
     allow: tuple[str, ...] = Field((), description="e.g. 'git status', 'git log **'")
     deny: tuple[str, ...] = Field((), description="patterns refused even when allowed")
 
+    @field_validator("allow", "deny", mode="before")
+    @classmethod
+    def _not_too_many(cls, patterns: object) -> object:
+        return _bounded(patterns, MAX_LIST_ENTRIES, "command patterns", MAX_COMMAND_CHARS)
+
     @field_validator("allow", "deny")
     @classmethod
     def _commands_parse(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        _total_chars(patterns, MAX_SHELL_PATTERN_CHARS, "the command patterns")
         return _each(patterns, parse_command_pattern)
 
 
@@ -149,8 +247,18 @@ class Permissions(_Frozen):
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         if isinstance(value, FsPermissions | Mapping):
-            return (value,)
+            value = (value,)
+        value = _bounded(value, MAX_FS_RULE_SETS, "fs rule sets")
+        if isinstance(value, list | tuple):
+            # The bound on the whole set (what `combine` and the zygote see), counted before
+            # any glob is parsed: 64 rule sets of 256 long globs would take a minute to check.
+            _fs_size([p for rule in value for p in _raw_patterns(rule)], len(value))
         return value
+
+    @field_validator("capabilities", mode="before")
+    @classmethod
+    def _few_capabilities(cls, values: object) -> object:
+        return _bounded(values, MAX_CAPABILITIES, "capabilities", 64)
 
     @field_validator("capabilities")
     @classmethod
