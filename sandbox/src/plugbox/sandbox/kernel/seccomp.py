@@ -6,7 +6,11 @@ tracing or reading other processes (``ptrace``, ``process_vm_*``), io_uring (who
 never pass through seccomp, so an ``IORING_OP_SOCKET`` would dodge the socket rule), new
 namespaces (a fresh user namespace would give the job capabilities to undo the rest), mounts, BPF,
 keyrings, root-only host changes, every socket family but ``AF_UNIX`` (``AF_VSOCK`` is not
-network-namespaced and reaches the hypervisor) and, without the ``shell`` capability, ``execve``.
+network-namespaced and reaches the hypervisor); file metadata (Landlock has no hook on chmod,
+chown, utimes or xattrs) and set-id bits at creation; scheduling, limits and memory placement of
+any process but the caller; SysV IPC and POSIX message queues; unix ``connect``/``bind``/
+``listen`` and datagram sockets; ``execveat`` always and, without the ``shell`` capability,
+``execve``. The rules themselves, and why each is there: :mod:`.seccomp_rules`.
 
 Denials return ``EPERM`` (Python raises a clear :class:`PermissionError`) rather than killing the
 process, except for the wrong-architecture case: a 32-bit (``int 0x80``) or x32 syscall number
@@ -37,6 +41,7 @@ import sys
 from dataclasses import dataclass
 
 from plugbox.sandbox._libc import LIBC as _LIBC
+from plugbox.sandbox.kernel.seccomp_rules import DENIED_SYSCALLS, UNIFIED_NUMBERS, rules
 
 __all__ = [
     "DENIED_SYSCALLS",
@@ -53,8 +58,6 @@ _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_ACT_KILL_PROCESS = 0x80000000
 _SCMP_FLTATR_ACT_BADARCH = 2
 _SCMP_FLTATR_CTL_OPTIMIZE = 8  # libseccomp >= 2.5: 2 = binary tree, fewer jumps per syscall
-_SCMP_CMP_NE = 1
-_SCMP_CMP_MASKED_EQ = 7
 
 
 def _errno_action(err: int) -> int:
@@ -68,44 +71,6 @@ _SECCOMP_RET_ERRNO = 0x00050000
 _PR_GET_SECCOMP = 21
 _PR_SET_NO_NEW_PRIVS = 38
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
-
-_AF_UNIX = 1
-_CLONE_NAMESPACE_FLAGS = (
-    0x00020000,  # CLONE_NEWNS
-    0x02000000,  # CLONE_NEWCGROUP
-    0x04000000,  # CLONE_NEWUTS
-    0x08000000,  # CLONE_NEWIPC
-    0x10000000,  # CLONE_NEWUSER
-    0x20000000,  # CLONE_NEWPID
-    0x40000000,  # CLONE_NEWNET
-)
-
-#: Denied with EPERM whatever the arguments. Grouped by the door each one opens.
-DENIED_SYSCALLS: tuple[str, ...] = (
-    # other processes' memory and descriptors
-    "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd",
-    # io_uring: requests run in kernel workers that this filter never sees
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
-    # namespaces and mounts (old and new mount API)
-    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount",
-    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
-    # kernel attack surface a job has no use for
-    "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key", "fanotify_init",
-    # root-only calls that change or read the host as a whole
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "swapon",
-    "swapoff", "reboot", "acct", "quotactl", "quotactl_fd", "sethostname", "setdomainname",
-    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "iopl", "ioperm", "syslog",
-    "vhangup", "lookup_dcookie", "uselib", "open_by_handle_at",
-)  # fmt: skip
-
-#: Numbers of calls added after the 424 unification (equal on every architecture), used when an
-#: older libseccomp cannot resolve the name: skipping io_uring silently would leave a hole.
-_UNIFIED_NUMBERS = {
-    "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
-    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "clone3": 435, "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442,
-    "quotactl_fd": 443,
-}  # fmt: skip
 
 
 class _ArgCmp(ctypes.Structure):
@@ -277,40 +242,23 @@ def _check(result: int, what: str) -> None:
 
 def _resolve(lib: ctypes.CDLL, name: str) -> int:
     number = int(lib.seccomp_syscall_resolve_name(name.encode()))
-    return number if number >= 0 else _UNIFIED_NUMBERS.get(name, -1)
+    return number if number >= 0 else UNIFIED_NUMBERS.get(name, -1)
 
 
 def _add_rules(lib: ctypes.CDLL, ctx: int, policy: SeccompPolicy) -> tuple[str, ...]:
-    eperm = _errno_action(errno.EPERM)
+    """Add :func:`~.seccomp_rules.rules`; return the names this architecture does not have."""
     unresolved: list[str] = []
-
-    def deny(name: str, action: int = eperm, *cmps: _ArgCmp) -> None:
-        number = _resolve(lib, name)
+    for rule in rules(allow_exec=policy.allow_exec):
+        number = _resolve(lib, rule.syscall)
         if number < 0:
-            unresolved.append(name)
-            return
+            if rule.syscall not in unresolved:
+                unresolved.append(rule.syscall)
+            continue
+        cmps = [_ArgCmp(c.arg, c.op, c.a, c.b) for c in rule.cmps]
         array = (_ArgCmp * len(cmps))(*cmps) if cmps else None
-        _check(lib.seccomp_rule_add_array(ctx, action, number, len(cmps), array), f"rule {name}")
-
-    for name in DENIED_SYSCALLS:
-        deny(name)
-    # Every family but AF_UNIX: the inherited result pipe and broker socketpair are unix sockets,
-    # and everything else is either the network (namespaced away, but AF_VSOCK is not namespaced
-    # and reaches the hypervisor) or kernel attack surface (AF_PACKET, AF_NETLINK, AF_ALG, ...).
-    # The comparison is on all 64 bits: a family with junk in the upper half is also denied, where
-    # an "== AF_INET" deny-rule would let 0x1_00000002 through (the kernel only reads the int).
-    for name in ("socket", "socketpair"):
-        deny(name, eperm, _ArgCmp(0, _SCMP_CMP_NE, _AF_UNIX, 0))
-    # clone's flags are a register seccomp can see; one rule per namespace flag (libseccomp 2.5
-    # allows only one comparison per argument in a rule, and rules for one syscall are OR-ed).
-    for flag in _CLONE_NAMESPACE_FLAGS:
-        deny("clone", eperm, _ArgCmp(0, _SCMP_CMP_MASKED_EQ, flag, flag))
-    # clone3 passes its flags in memory, out of seccomp's reach: ENOSYS makes glibc (>= 2.34, for
-    # threads and posix_spawn) fall back to clone, whose flags the rules above check.
-    deny("clone3", _errno_action(errno.ENOSYS))
-    if not policy.allow_exec:
-        deny("execve")
-        deny("execveat")
+        action = _errno_action(rule.errno)
+        result = lib.seccomp_rule_add_array(ctx, action, number, len(cmps), array)
+        _check(result, f"rule {rule.syscall}")
     return tuple(unresolved)
 
 
