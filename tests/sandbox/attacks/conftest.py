@@ -148,6 +148,24 @@ class Host:
         )
         return self.last
 
+    def serve(self) -> subprocess.Popen[str]:
+        """``plugbox serve`` as the host user (stop it with :meth:`stop`)."""
+        return subprocess.Popen(
+            [self.script, "--config", str(self.config), "serve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.scratch,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(self.scratch), "LANG": "C.UTF-8"},
+            **(as_user(self.user) if self.user is not None else {}),
+        )
+
+    def runs(self) -> list[dict[str, Any]]:
+        out = self.cli("runs", "list", "--json")
+        assert out.returncode == 0, out.stderr
+        listed: list[dict[str, Any]] = json.loads(out.stdout)["runs"]
+        return listed
+
     def run(self, job: str, *, plugin: str = "eve", timeout: float = 120) -> dict[str, Any]:
         """The run record of ``plugbox jobs run PLUGIN:JOB --json`` (whatever its status)."""
         out = self.cli("jobs", "run", f"{plugin}:{job}", "--json", timeout=timeout)

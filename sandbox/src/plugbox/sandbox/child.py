@@ -48,6 +48,9 @@ def run_child(
     request = spec.request
     try:
         set_process_name("plugbox-run")
+        # The zygote's argv names the host's pid; a job has no business knowing it.
+        sys.argv = ["plugbox-run"]
+        sys.orig_argv = ["plugbox-run"]
         _detach(control_fd, output_fd, keep=confinement.inherited_fds())
         control = socket.socket(fileno=control_fd)
         os.chdir(request.workspace)

@@ -59,7 +59,8 @@ def die_with_parent(expected_parent: int) -> None:
     if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
-    if os.getppid() != expected_parent:
+    # getppid() is 0 for pid 1 of a PID namespace: its parent lives outside it (the zygote).
+    if os.getppid() not in (expected_parent, 0):
         os._exit(1)
 
 

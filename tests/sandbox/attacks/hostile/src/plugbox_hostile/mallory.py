@@ -12,8 +12,10 @@ import ctypes
 import json
 import os
 import socket
+import time
 
 from plugbox.sdk import JobContext, Manifest, define_manifest, hookimpl, job
+from plugbox.sdk.permissions import Permissions, Quotas
 from plugbox_hostile._attempt import attempt, outside, victim
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -62,7 +64,29 @@ def report(ctx: JobContext) -> None:
     """Its description carries what the import-time attacks achieved (``plugbox jobs list``)."""
 
 
-manifest = define_manifest(id="mallory", version="0.1.0", name="Mallory", jobs=[report])
+def _own_state() -> dict[str, object]:
+    return {
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "policy": os.sched_getscheduler(0),
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "ioprio": _LIBC.syscall(252, 1, 0),  # ioprio_get(IOPRIO_WHO_PROCESS, self), x86_64
+    }
+
+
+@job(
+    "neighbour",
+    schedule="@daily",
+    timeout="30s",
+    permissions=Permissions(quotas=Quotas(open_files=256)),
+)
+def neighbour(ctx: JobContext) -> dict[str, object]:
+    """Runs beside eve:aggressor under serve and reports whether anything changed it."""
+    start = _own_state()
+    time.sleep(2.0)
+    return {"start": start, "end": _own_state(), "cpu_count": os.cpu_count()}
+
+
+manifest = define_manifest(id="mallory", version="0.1.0", name="Mallory", jobs=[report, neighbour])
 
 
 @hookimpl

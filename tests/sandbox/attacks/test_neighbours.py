@@ -1,0 +1,67 @@
+"""Runs of different plugins under ``plugbox serve``, at the same time: neither reaches the other.
+
+The review found one plugin's run renicing, pinning, idling and ioprio-idling a concurrent run of
+another plugin, binding its abstract socket name first and connecting to a socket in its folder.
+Here ``eve:aggressor`` tries all of that, every second, while ``mallory:neighbour`` runs beside
+it and reports its own scheduling state at its start and its end.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from .conftest import ROOT, Host
+
+EVERY_SECOND = '[jobs."{job}"]\nschedule = "* * * * * *"\n'
+
+
+def _finished(runs: list[dict[str, Any]], job: str) -> list[dict[str, Any]]:
+    return [r for r in runs if r["job"] == job and r["status"] not in ("running", "queued")]
+
+
+def test_runs_of_two_plugins_cannot_reach_each_other_under_serve(host: Host) -> None:
+    host.config.write_text(
+        host.config.read_text()
+        + 'workers = 2\nshutdown_grace = "5s"\n'
+        + EVERY_SECOND.format(job="eve:aggressor")
+        + EVERY_SECOND.format(job="mallory:neighbour")
+    )
+    process = host.serve()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = host.runs()
+            if all(len(_finished(listed, j)) >= 2 for j in ("eve:aggressor", "mallory:neighbour")):
+                break
+            if process.poll() is not None:
+                pytest.fail(f"serve exited: {process.communicate()[1][-3000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"too few runs in 60 s: {[(r['job'], r['status']) for r in host.runs()]}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    shown = [
+        json.loads(host.cli("runs", "show", r["run_id"], "--json").stdout) for r in host.runs()
+    ]
+    aggressors = [r for r in shown if r["job"] == "eve:aggressor" and r["status"] == "success"]
+    neighbours = [r for r in shown if r["job"] == "mallory:neighbour" and r["status"] == "success"]
+    assert len(aggressors) >= 2 and len(neighbours) >= 2, [(r["job"], r["status"]) for r in shown]
+    for record in aggressors:
+        result = record["result"]
+        assert result["control"]["scans"] >= 1  # the attack loop ran
+        got_through = {k: a for k, a in result["attempts"].items() if a["ok"]}
+        assert not got_through, f"eve reached mallory: {got_through}"
+        if host.kind == ROOT:
+            # Layer: a PID namespace per run — no other process exists for eve.
+            assert result["control"]["seen"] == []
+    for record in neighbours:
+        result = record["result"]
+        assert result["start"] == result["end"], f"mallory's run was changed: {result}"
+        assert result["end"]["nice"] == 0 and result["end"]["policy"] == 0
+        assert len(result["end"]["cpus"]) == result["cpu_count"]
