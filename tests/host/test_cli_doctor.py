@@ -23,7 +23,7 @@ def test_doctor_json_reports_every_layer_active_here() -> None:
     )
     report = json.loads(out.stdout)
     layers = {layer["name"]: layer for layer in report["layers"]}
-    assert {"landlock", "seccomp", "cgroups", "openat2"} <= set(layers)
+    assert {"landlock", "seccomp", "pid namespace", "cgroups", "openat2"} <= set(layers)
     inactive = [name for name, layer in layers.items() if not layer["active"]]
     assert inactive == [], f"layers not active on this machine: {inactive}"
     assert "ABI" in layers["landlock"]["detail"]

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 from plugbox.sandbox._openat2 import openat2_available
 from plugbox.sandbox.kernel import LayerStatus, probe_all
+from plugbox.sandbox.kernel.namespaces import in_forked_child
+from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.cgroup_probe import cgroup_support, favors_dynamic_moves
 from plugbox.sandbox.outcome import Level, capability_levels
 
@@ -59,8 +61,25 @@ class DoctorReport:
         return "\n".join(lines)
 
 
+def _probe_pid_namespace() -> LayerStatus:
+    def trial() -> str:
+        namespaces = PidNamespaces.open()
+        if not namespaces.active:
+            raise OSError(namespaces.reason)
+        return "each run is pid 1 of its own PID namespace: no other process exists for it"
+
+    ok, detail = in_forked_child(trial)
+    if not ok:
+        detail = (
+            f"no PID namespace per run ({detail.removeprefix('OSError: ')}); seccomp still "
+            "refuses every call that names another process, Landlock every signal to one"
+        )
+    return LayerStatus("pid namespace", ok, detail)
+
+
 def diagnose() -> DoctorReport:
     layers = list(probe_all())
+    layers.append(_probe_pid_namespace())
     cgroups = cgroup_support()
     layers.append(LayerStatus("cgroups", cgroups.version is not None, cgroups.detail))
     layers.append(
