@@ -20,6 +20,7 @@ reported time is exactly that plugin's. A broken plugin ends up in
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -39,6 +40,9 @@ from plugbox.sdk.permissions import Permissions, Quotas
 
 #: Children importing plugins at the same time.
 DEFAULT_PARALLEL = 4
+#: Largest manifest accepted, as compact JSON. Real manifests are a few KB; the bound keeps a
+#: hostile one from costing the host its memory and every later validation its time.
+MAX_MANIFEST_BYTES = 512 * 1024
 
 ProblemKind = Literal["load", "timeout", "crashed", "invalid", "sdk", "clash"]
 
@@ -214,6 +218,15 @@ def _answer(
 def _checked(entry_point: PluginEntryPoint, data: Any) -> LoadedPlugin | PluginProblem:
     if not isinstance(data, Mapping):
         return PluginProblem(entry_point, "invalid", "its manifest is not a JSON object")
+    size = _json_size(data)
+    if size is None or size > MAX_MANIFEST_BYTES:
+        what = "cannot be written as JSON" if size is None else f"is {size:,} bytes of JSON"
+        return PluginProblem(
+            entry_point,
+            "invalid",
+            f"its manifest {what}; at most {MAX_MANIFEST_BYTES:,} bytes are accepted"
+            " (a manifest declares jobs and permissions, not data)",
+        )
     try:
         manifest = validate_manifest(
             data, source=f"plugin {entry_point.dist} (entry point {entry_point.name!r})"
@@ -265,6 +278,15 @@ def _without_clashes(
                 )
             )
     return kept, problems
+
+
+def _json_size(data: Mapping[str, Any]) -> int | None:
+    """Bytes of ``data`` as compact UTF-8 JSON; None when it is not JSON at all."""
+    try:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _normalise(name: str) -> str:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import stat
 import tomllib
 import types
 from collections.abc import Iterable, Mapping
@@ -29,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from plugbox.host.config.models import HostConfig
-from plugbox.host.config.state import is_inside
+from plugbox.host.config.state import is_below, is_inside
 from plugbox.sdk import PlugboxError, Problem
 from plugbox.sdk.permissions import lint_permissions
 
@@ -110,8 +111,64 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     problems = _check(config, origins, defaulted)
     if problems:
         raise ConfigError(problems, source)
+    if source is not None:
+        problems = _source_problems(source, config)
+        if problems:
+            raise ConfigError(problems, source)
     config._source = source
     return config
+
+
+def _source_problems(source: Path, config: HostConfig) -> list[Problem]:
+    """Whether a job could have written the file we just read.
+
+    Below the workspace root jobs may write, so a file there may be a job's (a planted
+    ``plugbox.toml`` once handed a job its own host id and a 60-fold timeout). At the root it is
+    safe only as itself: another name for it (a hard link) may lie below. A file other users can
+    write, or that belongs to someone else, is refused everywhere, as sshd refuses such keys: on
+    a root host runs write as their own user, so a job's file gives itself away by its owner.
+    """
+    workspace = config.workspace
+    fix = "; keep plugbox.toml outside the workspace (e.g. /etc/plugbox/) and pass --config"
+    real = source.resolve()
+    if is_below(real.parent, workspace):
+        return [
+            Problem(
+                "",
+                f"this file is inside the workspace {workspace}, where jobs may write, so a job"
+                f" could have written it{fix}",
+            )
+        ]
+    try:
+        info = real.stat()
+    except OSError:  # pragma: no cover - it was read a moment ago
+        return []
+    problems = []
+    if is_inside(real, workspace) and info.st_nlink > 1:
+        problems.append(
+            Problem(
+                "",
+                f"this file has {info.st_nlink} names (hard links); one may be inside the"
+                f" workspace {workspace}, where a job could change it{fix}",
+            )
+        )
+    if info.st_uid not in (os.geteuid(), 0):
+        problems.append(
+            Problem(
+                "",
+                f"this file belongs to user id {info.st_uid}, not to this user ({os.geteuid()})"
+                " or root; a job's run may have written it. Check it, then chown it",
+            )
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problems.append(
+            Problem(
+                "",
+                f"other users may change this file (mode {stat.S_IMODE(info.st_mode):04o}),"
+                " so it cannot be trusted; chmod go-w it",
+            )
+        )
+    return problems
 
 
 def _read(source: Path) -> dict[str, Any]:
@@ -249,6 +306,16 @@ def _check(
 ) -> list[Problem]:
     """What a schema cannot see: lint of the grants and where the run store lives."""
     problems: list[Problem] = []
+    for index, path in enumerate(config.plugin_paths):
+        if is_inside(path, config.workspace):
+            problems.append(
+                Problem(
+                    f"plugin_paths[{index}]",
+                    f"{path} is inside the workspace {config.workspace}, where jobs may write;"
+                    " the host and every plugin's runs import code from it. Install plugins"
+                    " elsewhere (pip install --target /opt/plugbox/plugins ...) and list that",
+                )
+            )
     for plugin_id, plugin in config.plugins.items():
         if plugin.permissions is not None:
             where = _location(("plugins", plugin_id, "permissions"))

@@ -1,0 +1,195 @@
+"""``plugbox jobs list|next|run|pause|resume``: the jobs of the installed plugins.
+
+Schedules, descriptions and ids come from manifests, which plugins wrote: they are printed as
+inert text (:mod:`plugbox.host.cli_text`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from plugbox.host.cli_common import (
+    console,
+    errors,
+    fail,
+    nudge_serve,
+    open_host,
+    print_json,
+    report_problems,
+)
+from plugbox.host.cli_runs import print_record
+from plugbox.host.cli_text import inert, text
+from plugbox.host.execute import RunPlan
+from plugbox.host.services import Host
+from plugbox.host.store import RunRecord
+from plugbox.sdk import JobSpec, ScheduleError, parse_schedule
+
+
+@click.group()
+def jobs() -> None:
+    """Jobs of the installed plugins."""
+
+
+def _schedule_for(host: Host, plugin_id: str, spec: JobSpec) -> tuple[str | None, str]:
+    override = host.config.job_override(plugin_id, spec.id)
+    schedule = override.schedule if override and override.schedule else spec.schedule
+    timezone = override.timezone if override and override.timezone else spec.timezone
+    return schedule, timezone
+
+
+def _next_fires(host: Host, plugin_id: str, spec: JobSpec, n: int) -> list[datetime] | str:
+    schedule, timezone = _schedule_for(host, plugin_id, spec)
+    if schedule is None:
+        return []
+    try:
+        parsed = parse_schedule(schedule, timezone, dict(os.environ))
+    except ScheduleError as err:
+        return str(err)
+    fires = []
+    for fire in parsed.iter_after(datetime.now(UTC)):
+        fires.append(fire)
+        if len(fires) >= n:
+            break
+    return fires
+
+
+@jobs.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_list(ctx: click.Context, as_json: bool) -> None:
+    """List every job with its schedule, next fire and state."""
+    with open_host(ctx) as host:
+        paused = host.store.paused_jobs()
+        rows: list[dict[str, Any]] = []
+        for plugin in host.plugins:
+            for spec in plugin.manifest.jobs:
+                key = f"{plugin.manifest.id}:{spec.id}"
+                schedule, timezone = _schedule_for(host, plugin.manifest.id, spec)
+                nxt = _next_fires(host, plugin.manifest.id, spec, 1)
+                override = host.config.job_override(plugin.manifest.id, spec.id)
+                enabled = (
+                    spec.enabled
+                    if override is None or override.enabled is None
+                    else override.enabled
+                )
+                rows.append(
+                    {
+                        "job": key,
+                        "schedule": schedule,
+                        "timezone": timezone,
+                        "next": nxt[0].isoformat()
+                        if isinstance(nxt, list) and nxt
+                        else (nxt if isinstance(nxt, str) else None),
+                        "enabled": enabled,
+                        "paused": key in paused,
+                        "description": spec.description,
+                    }
+                )
+        if as_json:
+            print_json({"jobs": rows})
+            return
+        table = Table(
+            "job", "schedule", "timezone", "next fire", "state", "description", title="jobs"
+        )
+        for row in rows:
+            state = "paused" if row["paused"] else ("enabled" if row["enabled"] else "disabled")
+            table.add_row(
+                text(row["job"]),
+                text(row["schedule"] or "manual"),
+                text(row["timezone"]),
+                text(row["next"] or "-"),
+                state,
+                text(row["description"]),
+            )
+        console.print(table)
+        report_problems(host)
+
+
+@jobs.command("next")
+@click.argument("job")
+@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_next(ctx: click.Context, job: str, count: int, as_json: bool) -> None:
+    """Show the next N fire times of PLUGIN:JOB."""
+    with open_host(ctx) as host:
+        plugin, spec = host.job(job)
+        fires = _next_fires(host, plugin.manifest.id, spec, count)
+        if isinstance(fires, str):
+            fail(f"{job}: {fires}")
+        schedule, timezone = _schedule_for(host, plugin.manifest.id, spec)
+        if as_json:
+            print_json(
+                {
+                    "job": job,
+                    "schedule": schedule,
+                    "timezone": timezone,
+                    "next": [f.isoformat() for f in fires],
+                }
+            )
+            return
+        if not fires:
+            console.print(text(f"{job} has no schedule: it runs only when triggered"))
+            return
+        console.print(Text.assemble(text(job), "  ", text(f"{schedule} ({timezone})", "dim")))
+        for fire in fires:
+            console.print(
+                Text.assemble(f"  {fire.isoformat()}  ", (fire.astimezone(UTC).isoformat(), "dim"))
+            )
+
+
+@jobs.command("run")
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_run(ctx: click.Context, job: str, as_json: bool) -> None:
+    """Run PLUGIN:JOB now, in the sandbox, in the workspace; record it and print the run."""
+    with open_host(ctx) as host:
+        plugin, spec = host.job(job)
+        previous = host.store.stats(job).get(job)
+        run_count = (previous.total if previous else 0) + 1
+        plan = RunPlan(plugin=plugin, job_id=spec.id, trigger="manual", run_count=run_count)
+
+        def run() -> RunRecord:
+            return host.execute(plan)
+
+        if as_json:
+            record = run()
+            print_json(record.model_dump(mode="json"))
+        else:
+            with errors.status(text(f"running {job} in the sandbox…")):
+                record = run()
+            print_record(record)
+        if record.status != "success":
+            sys.exit(1)
+
+
+def _set_paused(ctx: click.Context, job: str, paused: bool) -> None:
+    with open_host(ctx) as host:
+        host.job(job)
+        host.store.set_paused(job, paused)
+        note = " (the running plugbox serve was told)" if nudge_serve(host) else ""
+        click.echo(f"{inert(job)} {'paused' if paused else 'resumed'}{note}")
+
+
+@jobs.command("pause")
+@click.argument("job")
+@click.pass_context
+def jobs_pause(ctx: click.Context, job: str) -> None:
+    """Stop PLUGIN:JOB from firing until resumed (survives restarts)."""
+    _set_paused(ctx, job, True)
+
+
+@jobs.command("resume")
+@click.argument("job")
+@click.pass_context
+def jobs_resume(ctx: click.Context, job: str) -> None:
+    """Let a paused PLUGIN:JOB fire again."""
+    _set_paused(ctx, job, False)

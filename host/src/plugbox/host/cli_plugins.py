@@ -1,0 +1,177 @@
+"""``plugbox plugins list|inspect|reload``: installed plugins and what each job may do.
+
+Names, descriptions, versions and distribution names come from plugin metadata and manifests,
+and glob classes such as ``[abc]`` look like rich markup: all of it is printed as inert text
+(:mod:`plugbox.host.cli_text`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from plugbox.host.cli_common import (
+    config_of,
+    console,
+    fail,
+    open_host,
+    print_json,
+    report_problems,
+    signal_serve,
+)
+from plugbox.host.cli_text import dumps, text
+from plugbox.sandbox import fs_roots
+from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, run_permissions
+from plugbox.sdk.permissions import Permissions
+
+
+@click.group()
+def plugins() -> None:
+    """Installed plugins and their permissions."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def plugins_list(ctx: click.Context, as_json: bool) -> None:
+    """List installed plugins; broken ones are reported with the reason and skipped."""
+    with open_host(ctx) as host:
+        loaded = host.discovery.plugins
+        if as_json:
+            print_json(
+                {
+                    "plugins": [
+                        {
+                            "id": p.manifest.id,
+                            "version": p.manifest.version,
+                            "name": p.manifest.name,
+                            "distribution": p.entry_point.dist,
+                            "enabled": host.config.plugin_enabled(p.manifest.id),
+                            "jobs": [job.id for job in p.manifest.jobs],
+                        }
+                        for p in loaded
+                    ],
+                    "problems": [
+                        {
+                            "entry_point": pr.entry_point.name,
+                            "distribution": pr.entry_point.dist,
+                            "kind": pr.kind,
+                            "reason": pr.reason,
+                        }
+                        for pr in host.problems
+                    ],
+                }
+            )
+            return
+        table = Table("plugin", "version", "distribution", "jobs", "enabled", title="plugins")
+        for p in loaded:
+            enabled = host.config.plugin_enabled(p.manifest.id)
+            table.add_row(
+                text(p.manifest.id),
+                text(p.manifest.version),
+                text(p.entry_point.dist),
+                str(len(p.manifest.jobs)),
+                "yes" if enabled else Text("disabled", "yellow"),
+            )
+        console.print(table)
+        report_problems(host)
+
+
+def _permissions_json(permissions: Permissions) -> dict[str, Any]:
+    return permissions.model_dump(mode="json", exclude_defaults=True)
+
+
+@plugins.command("reload")
+@click.pass_context
+def plugins_reload(ctx: click.Context) -> None:
+    """Ask the running `plugbox serve` to re-scan plugins (runs in flight are not touched)."""
+    from plugbox.host.daemon import PID_FILE
+
+    config = config_of(ctx)
+    pid = signal_serve(config.state_dir)
+    if pid is None:
+        fail(
+            f"no running `plugbox serve` found for this configuration "
+            f"({config.state_dir / PID_FILE}); start it first"
+        )
+    click.echo(f"asked plugbox serve (pid {pid}) to reload its plugins")
+
+
+@plugins.command("inspect")
+@click.argument("plugin_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
+    """Show a plugin's declared permissions, the operator's grants, and what each job gets."""
+    with open_host(ctx) as host:
+        plugin = host.plugin(plugin_id)
+        manifest = plugin.manifest
+        grants = host.config.grants_for(manifest.id)
+        jobs: dict[str, dict[str, Any]] = {}
+        for spec in manifest.jobs:
+            override = host.config.job_override(manifest.id, spec.id)
+            declared = run_permissions(
+                manifest, spec.id, quotas=override.quotas if override else None
+            )
+            read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
+            in_force = RunRequest(
+                handler=spec.handler,
+                workspace=str(host.config.workspace),
+                context=RunContext(
+                    job_id=spec.id,
+                    plugin_id=manifest.id,
+                    plugin_version=manifest.version,
+                    run_id="-",
+                ),
+                permissions=declared,
+                grants=grants,
+            ).quotas(DEFAULT_QUOTAS)
+            jobs[spec.id] = {
+                "declared": _permissions_json(declared),
+                "granted": [_permissions_json(g) for g in grants],
+                "effective": "declared ∩ every grant" if grants else "declared",
+                "quotas_in_force": in_force.model_dump(),
+                "kernel_read_roots": [r or "." for r in read_roots],
+                "kernel_write_roots": [r or "." for r in write_roots],
+            }
+        data = {
+            "plugin": manifest.id,
+            "version": manifest.version,
+            "distribution": plugin.entry_point.dist,
+            "plugin_permissions": _permissions_json(manifest.permissions),
+            "jobs": jobs,
+        }
+        if as_json:
+            print_json(data)
+            return
+        console.print(
+            Text.assemble(
+                text(manifest.id, "bold"),
+                " ",
+                text(f"{manifest.version} ({plugin.entry_point.dist}) — {manifest.name}"),
+            )
+        )
+        if grants:
+            console.print(
+                f"operator grants narrow this plugin: effective = declared ∩ {len(grants)} grant(s)"
+            )
+        for job_id, info in jobs.items():
+            table = Table("field", "declared", title=text(f"{manifest.id}:{job_id}"))
+            table.show_lines = True
+            for key, value in info["declared"].items():
+                table.add_row(text(key), text(dumps(value, indent=1)))
+            for n, granted in enumerate(info["granted"]):
+                table.add_row(text(f"operator grant[{n}]"), text(dumps(granted, indent=1)))
+            table.add_row(
+                "quotas in force",
+                text(dumps(info["quotas_in_force"], indent=1))
+                + "\n(declared over the host defaults; a grant can only lower them)",
+            )
+            table.add_row(
+                "kernel (Landlock) roots",
+                text(f"read: {info['kernel_read_roots']}\nwrite: {info['kernel_write_roots']}"),
+            )
+            console.print(table)

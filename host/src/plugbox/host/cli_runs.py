@@ -1,0 +1,126 @@
+"""``plugbox runs list|show``, and the run record as a person reads it (``jobs run`` prints it too).
+
+Almost everything in a record was written by a job, so every string goes through
+:mod:`plugbox.host.cli_text`: printed as inert text, never as rich markup or terminal controls.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.table import Column, Table
+from rich.text import Text
+
+from plugbox.host.cli_common import STATUS_STYLE, console, open_host, print_json
+from plugbox.host.cli_text import dumps, text
+from plugbox.host.store import RunRecord
+
+#: Characters of output shown by ``runs show``; ``--json`` has all that was kept.
+OUTPUT_TAIL_CHARS = 2_000
+_ENFORCEMENT_KEYS = ("fs", "net", "env", "shell", "cpu", "memory", "processes")
+
+
+@click.group()
+def runs() -> None:
+    """Run history."""
+
+
+@runs.command("list")
+@click.option("--job", help="only runs of PLUGIN:JOB")
+@click.option("--status", help="only runs with this status")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs_list(
+    ctx: click.Context, job: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
+    """List recent runs, newest first."""
+    with open_host(ctx) as host:
+        records = host.store.list(job=job, status=status, limit=limit)  # type: ignore[arg-type]
+        if as_json:
+            excluded = {"log", "output", "events"}
+            print_json({"runs": [r.model_dump(mode="json", exclude=excluded) for r in records]})
+            return
+        # The id is what `runs show` takes: never cut it short, fold it if the terminal is narrow.
+        run_column = Column("run", overflow="fold", min_width=32)
+        table = Table(
+            run_column, "job", "status", "trigger", "attempt", "started", "ms", title="runs"
+        )
+        for r in records:
+            started = r.started_at.isoformat(timespec="seconds") if r.started_at else "-"
+            table.add_row(
+                text(r.run_id),
+                text(r.job),
+                text(r.status, STATUS_STYLE.get(r.status, "white")),
+                text(r.trigger),
+                str(r.attempt),
+                started,
+                str(r.duration_ms or "-"),
+            )
+        console.print(table)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Show one run in full: result, error, log, events, resources, enforcement."""
+    with open_host(ctx) as host:
+        record = host.store.get(host.store.resolve_id(run_id))
+        if as_json:
+            print_json(record.model_dump(mode="json"))
+            return
+        print_record(record)
+
+
+def print_record(record: RunRecord) -> None:
+    """One run for a person: what happened first, then what the job said, then what it cost."""
+    show = console.print
+    head = Text.assemble(
+        text(record.job, "bold"),
+        " run ",
+        text(record.run_id),
+        ": ",
+        text(record.status, STATUS_STYLE.get(record.status, "white")),
+    )
+    if record.kill_reason:
+        head.append_text(text(f" ({record.kill_reason})"))
+    if record.reason:
+        head.append_text(text(f" ({record.reason})"))
+    show(head)
+    show(
+        f"  trigger {record.trigger}, attempt {record.attempt}, {record.duration_ms} ms, "
+        f"cpu {record.cpu_ms} ms, peak {record.peak_memory_mb} MB",
+        markup=False,
+        highlight=False,
+    )
+    if record.result is not None:
+        show(text(f"  result: {dumps(record.result)}"), highlight=False)
+    if record.error is not None:
+        show(text(f"  {record.error.type}: {record.error.message}", "red"))
+        if record.error.traceback:
+            show(text(record.error.traceback), highlight=False)
+    for entry in record.log:
+        fields = f" {dumps(entry.fields)}" if entry.fields else ""
+        show(text(f"  log {entry.level}: {entry.message}{fields}"), highlight=False)
+    if record.log_truncated:
+        show(text("  (log cut at its limit; the rest was not kept)", "dim"))
+    for event in record.events:
+        show(text(f"  event {event.name}: {dumps(event.data)}"), highlight=False)
+    for denial in record.denials:
+        reason = f" ({denial.reason})" if denial.reason else ""
+        show(
+            text(
+                f"  denied {denial.operation} {denial.target!r} by {denial.rule}{reason}", "yellow"
+            ),
+            highlight=False,
+        )
+    if record.output:
+        show(text("  output:"), text(record.output[-OUTPUT_TAIL_CHARS:]), highlight=False)
+    if record.enforcement:
+        levels = ", ".join(
+            f"{key}={record.enforcement[key]}"
+            for key in _ENFORCEMENT_KEYS
+            if key in record.enforcement
+        )
+        show(text(f"  enforcement ({record.enforcement.get('mode')}): {levels}", "dim"))
