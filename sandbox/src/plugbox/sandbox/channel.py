@@ -4,6 +4,10 @@ One socketpair per run connects the confined child to the parent. The child stre
 and event as it happens (so a run killed at its timeout still has its log), asks the parent's
 broker for every HTTP request, and sends its result last. Results never travel over stdout, which
 the job owns.
+
+The parent bounds and validates every frame (:mod:`plugbox.sandbox.run_watch`); the checks here
+only repeat the cheap ones, so that an honest job hears *why* at the call that went too far
+instead of finding its record cut or its run failed.
 """
 
 from __future__ import annotations
@@ -15,8 +19,17 @@ import socket
 import threading
 from typing import Any
 
-from plugbox.sandbox.net_request import NetRequest
-from plugbox.sandbox.protocol import receive, send
+from plugbox.sandbox.net_request import MAX_REQUEST_BODY, NetRequest
+from plugbox.sandbox.outcome import (
+    MAX_ACCESS_CHARS,
+    MAX_ACCESSES_BYTES,
+    MAX_EVENT_BYTES,
+    MAX_LOG_FIELDS_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    clip,
+)
+from plugbox.sandbox.protocol import MAX_CHILD_FRAME, MAX_VALUE_DEPTH, depth_of, encode, receive
 from plugbox.sdk import HttpResponse, LogRecord, PermissionDenied
 
 
@@ -28,24 +41,36 @@ class ChildChannel:
         self._lock = threading.Lock()
 
     def log(self, record: LogRecord) -> None:
-        fields = dict(record.fields)
+        """Send one log line; fields too large or too deep are refused with ``ValueError``."""
+        fields = _bounded(dict(record.fields), "the fields of this log line", MAX_LOG_FIELDS_BYTES)
         self._send(
             {
                 "type": "log",
                 "level": record.level,
-                "message": record.message,
+                "message": clip(record.message, MAX_MESSAGE_CHARS),
                 "fields": fields,
                 "at": record.at,
             }
         )
 
     def event(self, name: str, data: Any) -> None:
-        self._send({"type": "event", "name": name, "data": data})
+        """Send one event; data too large or too deep is refused with ``ValueError``."""
+        data = _bounded(data, f"the data of event {name!r}", MAX_EVENT_BYTES)
+        self._send({"type": "event", "name": name[:MAX_NAME_CHARS], "data": data})
 
     def result(self, payload: dict[str, Any]) -> None:
+        """Send the final result; an access list over its limits is cut and flagged."""
+        accesses, cut = _bounded_accesses(payload.get("accesses") or [])
+        payload = {**payload, "accesses": accesses}
+        payload["accesses_truncated"] = bool(payload.get("accesses_truncated")) or cut
         self._send({"type": "result", **payload})
 
     def net(self, request: NetRequest) -> HttpResponse:
+        if request.body is not None and len(request.body) > MAX_REQUEST_BODY:
+            raise ValueError(
+                f"the request body is {len(request.body)} bytes; runtime.net sends at most "
+                f"{MAX_REQUEST_BODY}"
+            )
         message = {
             "type": "net",
             "method": request.method,
@@ -54,8 +79,9 @@ class ChildChannel:
             "body": base64.b64encode(request.body).decode() if request.body is not None else None,
             "timeout": request.timeout,
         }
+        frame = _frame(_jsonable(message))
         with self._lock:
-            send(self._sock, message)
+            self._sock.sendall(frame)
             reply, _ = receive(self._sock)
         if "error" in reply:
             error = reply["error"]
@@ -72,18 +98,60 @@ class ChildChannel:
         )
 
     def _send(self, message: dict[str, Any]) -> None:
+        frame = _frame(_jsonable(message))
         # A parent that is gone or has stopped listening has nothing left to be told.
         with self._lock, contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            send(self._sock, _jsonable(message))
+            self._sock.sendall(frame)
+
+
+def _frame(message: dict[str, Any]) -> bytes:
+    frame = encode(message)
+    if len(frame) > MAX_CHILD_FRAME:
+        raise ValueError(
+            f"a {message.get('type')} message of {len(frame)} bytes is larger than the "
+            f"{MAX_CHILD_FRAME}-byte limit of the control channel"
+        )
+    return frame
+
+
+def _bounded(value: Any, what: str, limit: int) -> Any:
+    """``value`` as JSON data, or ``ValueError`` naming ``what`` when it nests or weighs too much."""
+    if depth_of(value) > MAX_VALUE_DEPTH:
+        raise ValueError(f"{what} nests deeper than {MAX_VALUE_DEPTH} levels of lists and dicts")
+    value = _jsonable(value)
+    size = len(encode({"v": value})) - 10  # the frame around it: header and {"v":...}
+    if size > limit:
+        raise ValueError(f"{what} is {size} bytes of JSON; the limit is {limit}")
+    return value
+
+
+def _bounded_accesses(raw: list[Any]) -> tuple[list[Any], bool]:
+    kept: list[Any] = []
+    total = 0
+    for access in raw:
+        size = sum(len(str(v)) for v in access.values()) if isinstance(access, dict) else 0
+        if size > MAX_ACCESS_CHARS or total + size > MAX_ACCESSES_BYTES:
+            return kept, True
+        total += size
+        kept.append(access)
+    return kept, False
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as what the parent accepts: JSON, finite numbers, text that UTF-8 can hold."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_text(str(k)): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, int | float | bool):
         return value
-    return repr(value)
+    return _text(repr(value))
+
+
+def _text(text: str) -> str:
+    # A lone surrogate (a file name decoded with surrogateescape) would be refused by the parent.
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")

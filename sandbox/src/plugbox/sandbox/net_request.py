@@ -14,6 +14,11 @@ from urllib.parse import urlencode, urlsplit
 from plugbox.sdk import HttpResponse
 
 DEFAULT_TIMEOUT_S = 30.0
+#: Largest request body a job may send: it crosses the control channel, base64-encoded, in one
+#: frame, which the parent refuses above 4 MiB.
+MAX_REQUEST_BODY = 2 * 1024 * 1024
+#: Largest response body the broker reads for a job; past it the job gets an ``OSError``.
+MAX_RESPONSE_BODY = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

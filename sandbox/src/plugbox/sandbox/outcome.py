@@ -12,18 +12,35 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from plugbox.sandbox.protocol import MAX_VALUE_DEPTH, depth_of, has_surrogate_escape
 from plugbox.sdk.permissions import Decision
 
 Status = Literal["success", "failed", "timeout", "killed"]
 KillReason = Literal["timeout", "cpu", "memory", "output", "processes", "cancelled"]
 Level = Literal["kernel", "best-effort", "advisory"]
 
+# The parent applies every limit below to what a child sends (the child is not trusted to);
+# the child applies them too, so an honest job gets a clear error instead of a cut record.
 MAX_LOG_ENTRIES = 1_000
+#: One log line's fields as JSON; larger fields are dropped (the line is kept, flagged).
+MAX_LOG_FIELDS_BYTES = 16 * 1024
+#: All log lines of a run together (message and fields).
+MAX_LOG_BYTES = 1024 * 1024
 MAX_EVENTS = 1_000
+#: One event's data as JSON; a larger event is dropped, flagged.
+MAX_EVENT_BYTES = 64 * 1024
+#: All events of a run together.
+MAX_EVENTS_BYTES = 1024 * 1024
 MAX_RESULT_BYTES = 1024 * 1024
 MAX_TRACEBACK_CHARS = 20_000
 MAX_MESSAGE_CHARS = 4_000
+MAX_ERROR_TYPE_CHARS = 200
+MAX_NAME_CHARS = 200
 MAX_ACCESSES = 1_000
+#: One access's text (operation, target, rule, reason); a larger one is dropped, flagged.
+MAX_ACCESS_CHARS = 4 * 1024
+#: The whole access list a child reports.
+MAX_ACCESSES_BYTES = 1024 * 1024
 
 
 class _Frozen(BaseModel):
@@ -36,6 +53,9 @@ class ErrorInfo(_Frozen):
     type: str
     message: str
     traceback: str = ""
+    truncated: bool = Field(
+        False, description="the type, message or traceback was cut at its limit"
+    )
 
 
 class LogEntry(_Frozen):
@@ -170,11 +190,9 @@ def json_result(value: Any) -> tuple[JsonValue, ErrorInfo | None]:
             "return a dict, list, str, number, bool, None or a pydantic model",
         )
     if len(text) > MAX_RESULT_BYTES:
-        return None, ErrorInfo(
-            type="ResultTooLarge",
-            message=f"the job's result is {len(text)} bytes of JSON; the limit is {MAX_RESULT_BYTES}. "
-            "Write large data to the workspace and return its path",
-        )
+        return None, result_too_large(len(text))
+    if text.count("[") + text.count("{") > MAX_VALUE_DEPTH and depth_of(value) > MAX_VALUE_DEPTH:
+        return None, too_deep
     loaded: JsonValue = json.loads(text)
     return loaded, None
 
@@ -184,3 +202,29 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
+    too_deep = ErrorInfo(
+        type="ResultTooDeep",
+        message=f"the job's result nests deeper than {MAX_VALUE_DEPTH} levels of lists and "
+        "dicts; flatten it",
+    )
+    except RecursionError:
+        return None, too_deep
+    if has_surrogate_escape(text):
+        try:
+            json.dumps(loaded, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            return None, ErrorInfo(
+                type="ResultNotSerialisable",
+                message="the job's result holds a lone UTF-16 surrogate (text that is not "
+                "valid Unicode, such as a file name decoded with surrogateescape); "
+                "decode such bytes with errors='replace'",
+            )
+def result_too_large(size: int) -> ErrorInfo:
+    """The error of a result over :data:`MAX_RESULT_BYTES` (said the same by child and parent)."""
+    return ErrorInfo(
+        type="ResultTooLarge",
+        message=f"the job's result is {size} bytes of JSON; the limit is {MAX_RESULT_BYTES}. "
+        "Write large data to the workspace and return its path",
+    )
+
+

@@ -1,14 +1,19 @@
-"""The parent's side of one live run: its limits, output, log, events, result and kill reason,
-and the relay of the child's network requests to the broker.
+"""The parent's side of one live run: its limits, output, log, events, result and kill reason.
 
-:class:`RunWatch` is bookkeeping only — it never touches a process; :mod:`plugbox.sandbox.runner`
-reads the child's messages and output into it and asks it for the :class:`Outcome` at the end.
+:class:`RunWatch` is bookkeeping only — it never touches a process; the watch loop
+(:mod:`plugbox.sandbox.run_loop`) reads the child's frames and output into it and asks it for the
+:class:`Outcome` at the end.
+
+Everything here comes from plugin code, so everything is bounded as it arrives (limits in
+:mod:`plugbox.sandbox.outcome`): what is over a per-entry or total limit is dropped and the
+matching ``*_truncated`` flag set; a result over its limit fails the run saying so; a frame that
+breaks the protocol (see :meth:`RunWatch.violate`) fails the run as ``ProtocolViolation``. A
+record is complete whatever the child sent.
 """
 
 from __future__ import annotations
 
-import base64
-import logging
+import json
 import os
 import signal
 import time
@@ -16,12 +21,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plugbox.sandbox.accesses import RecordingDecider, merge_accesses, parse_accesses
-from plugbox.sandbox.broker import NetBroker
-from plugbox.sandbox.net_request import NetRequest
 from plugbox.sandbox.outcome import (
+    MAX_ACCESS_CHARS,
+    MAX_ACCESSES,
+    MAX_ACCESSES_BYTES,
+    MAX_ERROR_TYPE_CHARS,
+    MAX_EVENT_BYTES,
     MAX_EVENTS,
+    MAX_EVENTS_BYTES,
+    MAX_LOG_BYTES,
     MAX_LOG_ENTRIES,
+    MAX_LOG_FIELDS_BYTES,
     MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_RESULT_BYTES,
+    MAX_TRACEBACK_CHARS,
+    Access,
     Enforcement,
     ErrorInfo,
     Event,
@@ -30,54 +45,19 @@ from plugbox.sandbox.outcome import (
     Outcome,
     Status,
     clip,
+    result_too_large,
 )
-from plugbox.sdk import PermissionDenied
 from plugbox.sdk.permissions import Quotas
-
-log = logging.getLogger(__name__)
 
 #: Output past the quota is drained and dropped; past this multiple of it the run is killed.
 OUTPUT_KILL_FACTOR = 4
-
-
-def relay_net_request(
-    broker: NetBroker, message: dict[str, Any], time_left: float | None
-) -> dict[str, Any]:
-    try:
-        body = base64.b64decode(message["body"]) if message.get("body") is not None else None
-        timeout = float(message.get("timeout") or 30.0)
-        if time_left is not None:
-            timeout = max(0.1, min(timeout, time_left))
-        response = broker.perform(
-            NetRequest(
-                str(message["method"]),
-                str(message["url"]),
-                dict(message.get("headers") or {}),
-                body,
-                timeout,
-            )
-        )
-    except PermissionDenied as denied:
-        return {
-            "error": {
-                "type": "PermissionDenied",
-                "operation": denied.operation,
-                "target": denied.target,
-                "rule": denied.rule,
-                "reason": denied.reason,
-            }
-        }
-    except Exception as exc:
-        # The child raises an OSError with this message: name the kind only when it says more.
-        kind = type(exc).__name__
-        text = str(exc) if type(exc) is OSError else f"{kind}: {exc}"
-        return {"error": {"type": kind, "message": text}}
-    return {
-        "status": response.status,
-        "headers": dict(response.headers),
-        "body": base64.b64encode(response.content).decode(),
-        "url": response.url,
-    }
+#: Log lines, events and requests a run may send in all, kept or not; past it the run is killed
+#: (decoding what is then dropped would only burn the host's CPU).
+MAX_CONTROL_BYTES = 64 * 1024 * 1024
+_LEVELS = frozenset({"debug", "info", "warning", "error"})
+# What an event frame holds besides its data: the name (up to 12 bytes a character once escaped)
+# and the wrapper.
+_FRAME_SLACK = MAX_NAME_CHARS * 12 + 64
 
 
 class RunWatch:
@@ -92,17 +72,32 @@ class RunWatch:
         self.events: list[Event] = []
         self.log_truncated = False
         self.events_truncated = False
+        self._log_bytes = 0
+        self._event_bytes = 0
         self.result: dict[str, Any] | None = None
+        self.violation: str | None = None
         self.kill_reason: KillReason | None = None
+        self.kill_detail: str | None = None
         self.peak_memory_mb = 0.0
         self.cpu_ms = 0
+
+    @property
+    def over(self) -> bool:
+        """Whether the run is decided: it answered, broke the protocol, or must be killed."""
+        return self.result is not None or self.violation is not None or self.kill_reason is not None
 
     def time_left(self, start: float) -> float | None:
         return None if self.deadline is None else start + self.deadline - time.monotonic()
 
-    def kill(self, reason: KillReason) -> None:
+    def kill(self, reason: KillReason, detail: str | None = None) -> None:
         if self.kill_reason is None:
             self.kill_reason = reason
+            self.kill_detail = detail
+
+    def violate(self, what: str) -> None:
+        """The child broke the control protocol: the run ends now, failed, saying ``what``."""
+        if self.violation is None and self.kill_reason is None:
+            self.violation = what
 
     def observe(self, rss_mb: float, cpu_ms: int, processes: int) -> None:
         self.peak_memory_mb = max(self.peak_memory_mb, rss_mb)
@@ -115,6 +110,16 @@ class RunWatch:
         elif q.processes and processes > q.processes:
             self.kill("processes")
 
+    def received(self, total: int) -> None:
+        """``total`` bytes came over the control channel so far."""
+        if total > MAX_CONTROL_BYTES:
+            self.kill(
+                "output",
+                f"the run sent more than {MAX_CONTROL_BYTES} bytes of log lines, events and "
+                "requests and was killed",
+            )
+
+    # -- output ---------------------------------------------------------------------------------
     def read_output(self, fd: int) -> bool:
         try:
             chunk = os.read(fd, 1 << 16)
@@ -146,33 +151,57 @@ class RunWatch:
                 return
             self._keep_output(chunk)
 
-    def add_log(self, message: dict[str, Any]) -> None:
+    # -- frames ---------------------------------------------------------------------------------
+    def add_log(self, message: dict[str, Any], size: int) -> None:
+        """One log frame of ``size`` bytes: kept if it fits, its fields dropped if they do not."""
         if len(self.log) >= MAX_LOG_ENTRIES:
             self.log_truncated = True
             return
-        try:
-            self.log.append(
-                LogEntry(
-                    level=str(message.get("level", "info"))[:16],
-                    message=clip(str(message.get("message", "")), MAX_MESSAGE_CHARS),
-                    fields=dict(message.get("fields") or {}),
-                    at=float(message.get("at") or time.time()),
-                )
-            )
-        except (ValueError, TypeError):
+        text = clip(str(message.get("message", "")), MAX_MESSAGE_CHARS)
+        fields = message.get("fields")
+        if not isinstance(fields, dict):
+            fields = {}
+        weight = size
+        if size > MAX_LOG_FIELDS_BYTES and _json_size(fields) > MAX_LOG_FIELDS_BYTES:
+            fields, weight = {}, len(text)
             self.log_truncated = True
+        if self._log_bytes + weight > MAX_LOG_BYTES:
+            self.log_truncated = True
+            return
+        level = str(message.get("level"))
+        at = message.get("at")
+        self._log_bytes += weight
+        self.log.append(
+            LogEntry(
+                level=level if level in _LEVELS else "info",
+                message=text,
+                fields=fields,
+                at=float(at) if isinstance(at, int | float) else time.time(),
+            )
+        )
 
-    def add_event(self, message: dict[str, Any]) -> None:
-        if len(self.events) >= MAX_EVENTS:
+    def add_event(self, message: dict[str, Any], size: int) -> None:
+        """One event frame of ``size`` bytes: kept if it and the run's events fit their limits."""
+        if (
+            len(self.events) >= MAX_EVENTS
+            or size > MAX_EVENT_BYTES + _FRAME_SLACK
+            or self._event_bytes + size > MAX_EVENTS_BYTES
+        ):
             self.events_truncated = True
             return
-        try:
-            self.events.append(
-                Event(name=str(message.get("name"))[:200], data=message.get("data"), at=time.time())
-            )
-        except (ValueError, TypeError):
-            self.events_truncated = True
+        self._event_bytes += size
+        name = str(message.get("name"))[:MAX_NAME_CHARS]
+        self.events.append(Event(name=name, data=message.get("data"), at=time.time()))
 
+    def set_result(self, message: dict[str, Any], size: int) -> None:
+        """The child's last frame; a result over its limit becomes the run's error."""
+        if size > MAX_RESULT_BYTES:
+            measured = _json_size(message.get("result"))
+            if measured > MAX_RESULT_BYTES:
+                message = {**message, "result": None, "error": result_too_large(measured)}
+        self.result = message
+
+    # -- the end --------------------------------------------------------------------------------
     def outcome(
         self,
         started: datetime,
@@ -185,14 +214,13 @@ class RunWatch:
     ) -> Outcome:
         status, error = self._verdict(exit_message)
         reported = self.result or {}
-        accesses, cut = merge_accesses(
-            parse_accesses(reported.get("accesses")), broker_record.accesses()
-        )
+        own, cut = _reported_accesses(reported.get("accesses"))
+        accesses, merged_cut = merge_accesses(own, broker_record.accesses())
         maxrss_mb = float(exit_message.get("maxrss_kb") or 0) / 1024
         cap = self.quotas.output_bytes or 0
         return Outcome(
             status=status,
-            result=self.result.get("result") if self.result and status == "success" else None,
+            result=reported.get("result") if status == "success" else None,
             error=error,
             kill_reason=self.kill_reason if status in ("timeout", "killed") else None,
             started_at=started,
@@ -208,8 +236,9 @@ class RunWatch:
             output_truncated=bool(cap) and self.output_total > cap,
             accesses=accesses,
             accesses_truncated=cut
+            or merged_cut
             or broker_record.truncated
-            or bool(reported.get("accesses_truncated")),
+            or reported.get("accesses_truncated") is True,
             enforcement=enforcement,
         )
 
@@ -220,18 +249,18 @@ class RunWatch:
                 type="Timeout", message=f"the run exceeded its {limit} ms timeout and was killed"
             )
         if self.kill_reason is not None:
-            return "killed", ErrorInfo(
-                type="Killed", message=kill_message(self.kill_reason, self.quotas)
+            text = self.kill_detail or kill_message(self.kill_reason, self.quotas)
+            return "killed", ErrorInfo(type="Killed", message=text)
+        if self.violation is not None:
+            return "failed", ErrorInfo(
+                type="ProtocolViolation",
+                message=f"the job's process broke the control protocol and was stopped: "
+                f"{self.violation}",
             )
         if self.result is not None:
             raw = self.result.get("error")
             if raw:
-                try:
-                    return "failed", ErrorInfo.model_validate(raw)
-                except ValueError:
-                    return "failed", ErrorInfo(
-                        type="Error", message=clip(str(raw), MAX_MESSAGE_CHARS)
-                    )
+                return "failed", _error_info(raw)
             return "success", None
         status = int(exit_message.get("status") or 0)
         if os.WIFSIGNALED(status):
@@ -253,6 +282,48 @@ class RunWatch:
 
     def _cpu_spent(self) -> bool:
         return bool(self.quotas.cpu_ms) and self.cpu_ms >= (self.quotas.cpu_ms or 0) * 0.9
+
+
+def _error_info(raw: Any) -> ErrorInfo:
+    """The job's error as reported, each part cut to its limit (flagged when cut)."""
+    if isinstance(raw, ErrorInfo):
+        return raw
+    if not isinstance(raw, dict):
+        raw = {"type": "Error", "message": str(raw)}
+    kind = str(raw.get("type") or "Error")
+    message = str(raw.get("message") or "")
+    trace = str(raw.get("traceback") or "")
+    return ErrorInfo(
+        type=kind[:MAX_ERROR_TYPE_CHARS],
+        message=clip(message, MAX_MESSAGE_CHARS),
+        traceback=clip(trace, MAX_TRACEBACK_CHARS),
+        truncated=raw.get("truncated") is True
+        or len(kind) > MAX_ERROR_TYPE_CHARS
+        or len(message) > MAX_MESSAGE_CHARS
+        or len(trace) > MAX_TRACEBACK_CHARS,
+    )
+
+
+def _reported_accesses(raw: Any) -> tuple[tuple[Access, ...], bool]:
+    """The child's access list within its count, per-entry and total limits (and whether cut)."""
+    if not isinstance(raw, list):
+        return (), raw is not None
+    kept: list[Any] = []
+    total = 0
+    cut = len(raw) > MAX_ACCESSES
+    for item in raw[:MAX_ACCESSES]:
+        size = sum(len(str(v)) for v in item.values()) if isinstance(item, dict) else 0
+        if size > MAX_ACCESS_CHARS or total + size > MAX_ACCESSES_BYTES:
+            cut = True
+            continue
+        total += size
+        kept.append(item)
+    parsed = parse_accesses(kept)
+    return parsed, cut or len(parsed) < len(kept)
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")))
 
 
 def kill_message(reason: KillReason, quotas: Quotas) -> str:

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import queue
-import selectors
 import socket
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from plugbox.sandbox.limits.cgroups import (
     reap_stale_runs,
     remove_empty_parents,
 )
-from plugbox.sandbox.limits.usage import TreeSampler
+from plugbox.sandbox.net_relay import NetRelay
 from plugbox.sandbox.net_request import Responder
 from plugbox.sandbox.outcome import (
     Enforcement,
@@ -53,7 +52,8 @@ from plugbox.sandbox.outcome import (
 from plugbox.sandbox.protocol import ProtocolError, receive, send
 from plugbox.sandbox.proxies.env import allowed_environment
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
-from plugbox.sandbox.run_watch import RunWatch, relay_net_request
+from plugbox.sandbox.run_loop import RunIO, watch_run
+from plugbox.sandbox.run_watch import RunWatch
 from plugbox.sandbox.runner_threads import Cleaner, Warmer, end_run, signal_members
 from plugbox.sandbox.spawn_spec import (
     PLACEHOLDER_CONTEXT,
@@ -73,7 +73,14 @@ MAX_WARM = 8
 MAX_SPECS = 256
 #: How long a run waits for a warm child that is being forked before forking its own.
 WARM_WAIT_S = 0.05
-SAMPLE_EVERY_S = 0.05
+# The zygote runs isolated (-I: no script directory or cwd on sys.path, no PYTHON* variables, no
+# user site) from "/", so nothing a job can write is ever on its path. What the host's own
+# sys.path adds (a PYTHONPATH, a test runner's paths) is appended *after* the interpreter's own
+# entries: it can add modules, never shadow the standard library or plugbox.
+_ZYGOTE_BOOTSTRAP = (
+    "import sys; sys.path.extend(p for p in sys.argv[3:] if p not in sys.path); "
+    "from plugbox.sandbox.zygote import main; main()"
+)
 
 
 @dataclass(slots=True)
@@ -113,7 +120,11 @@ class SandboxRunner:
         self._defaults = defaults
         self._prewarm_enabled = prewarm
         self._cgroups = cgroup_support()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one writer at a time on the zygote socket
+        self._start_lock = threading.Lock()
+        # Held while a spawn reply is handed to its run or the run gives up waiting for it, so a
+        # reply is either taken by its run or known to have come too late.
+        self._handoff = threading.Lock()
         self._runs: dict[str, _RunState] = {}
         self._by_pid: dict[int, _RunState] = {}
         self._zygote: subprocess.Popen[bytes] | None = None
@@ -132,21 +143,35 @@ class SandboxRunner:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> SandboxRunner:
-        if self._zygote is not None:
-            return self
+        with self._start_lock:
+            if self._zygote is not None and self._zygote.poll() is None:
+                return self
+            if self._zygote is not None:
+                # The zygote died (killed, or out of memory): its runs have failed; start anew.
+                log.warning(
+                    "the sandbox zygote exited (%s); starting a new one", self._zygote.returncode
+                )
+                self._forget_zygote()
+            self._start_zygote()
+        return self
+
+    def _start_zygote(self) -> None:
         if self._cgroups.version is not None:
             reap_stale_runs(psutil.pid_exists)
         ours, theirs = socket.socketpair()
         self._zygote = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "plugbox.sandbox.zygote",
+                "-I",
+                "-c",
+                _ZYGOTE_BOOTSTRAP,
                 str(theirs.fileno()),
                 str(os.getpid()),
+                *_zygote_path(),
             ],
             pass_fds=[theirs.fileno()],
             env=_zygote_environment(),
+            cwd="/",
             stdin=subprocess.DEVNULL,
             close_fds=True,
         )
@@ -157,8 +182,18 @@ class SandboxRunner:
         if ready.get("type") != "ready":
             raise RuntimeError(f"the sandbox zygote did not start: {ready}")
         self._machine = dict(ready["machine"])
-        threading.Thread(target=self._demux, name="plugbox-zygote", daemon=True).start()
-        return self
+        threading.Thread(
+            target=self._demux, args=(ours,), name="plugbox-zygote", daemon=True
+        ).start()
+
+    def _forget_zygote(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._zygote is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._zygote.wait(timeout=1)
+            self._zygote = None
 
     def close(self) -> None:
         self._closing = True
@@ -197,15 +232,14 @@ class SandboxRunner:
         """What the zygote found this machine can enforce (Landlock ABI, netns, seccomp, cgroups)."""
         return dict(self._machine)
 
-    def _demux(self) -> None:
-        # Bound once: close() sets self._sock to None while this thread may still be reading.
-        sock = self._sock
-        assert sock is not None
+    def _demux(self, sock: socket.socket) -> None:
         while True:
             try:
                 message, _ = receive(sock)
             except (EOFError, OSError, ProtocolError):
-                for state in list(self._runs.values()):
+                with self._handoff:
+                    everyone = list(self._runs.values())
+                for state in everyone:
                     state.spawned.put(
                         {"type": "spawn_failed", "error": "the sandbox zygote exited"}
                     )
@@ -213,16 +247,31 @@ class SandboxRunner:
                 return
             kind = message.get("type")
             if kind in ("spawned", "spawn_failed"):
-                waiting = self._runs.get(str(message.get("spawn_id")))
-                if waiting is not None:
-                    if kind == "spawned":
-                        self._by_pid[int(message["pid"])] = waiting
-                    waiting.spawned.put(message)
+                with self._handoff:
+                    waiting = self._runs.get(str(message.get("spawn_id")))
+                    if waiting is not None:
+                        if kind == "spawned":
+                            self._by_pid[int(message["pid"])] = waiting
+                        waiting.spawned.put(message)
+                if waiting is None and kind == "spawned":
+                    # Its run gave up waiting (spawn timeout): the child must not linger.
+                    self._abandon(int(message["pid"]))
             elif kind == "exited":
                 ended = self._by_pid.pop(int(message["pid"]), None)
                 if ended is not None:
                     ended.exit_message = message
                     ended.exited.set()
+
+    def _abandon(self, pid: int) -> None:
+        """Have the zygote kill a run child nobody waits for (it has not had its go)."""
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            with self._lock:
+                send(sock, {"type": "kill", "pid": pid})
+        except OSError:
+            pass  # the zygote is gone, and its children with it (PR_SET_PDEATHSIG)
 
     # -- one run ------------------------------------------------------------------------
     def run(
@@ -232,23 +281,41 @@ class SandboxRunner:
         cancel: threading.Event | None = None,
         responder: Responder | None = None,
     ) -> Outcome:
-        """Run ``request`` in a confined child and return its outcome (never raises for job faults).
+        """Run ``request`` in a confined child and return its outcome; never raises.
 
+        A job's fault, a spawn that fails or takes longer than :data:`SPAWN_TIMEOUT_S`, a zygote
+        that died, a bug here: each is that run's failed outcome, the others carry on.
         ``cancel`` ends the run early (kill reason ``cancelled``); ``responder`` answers the
         job's HTTP requests after they pass every check, instead of the network (the harness's
-        fake HTTP). A warm child — already forked, confined and in its cgroup, waiting for its go — is used
-        when the previous run of the same job left one; a new one is prepared for next time.
+        fake HTTP). A warm child — already forked, confined and in its cgroup, waiting for its
+        go — is used when the previous run of the same job left one; a new one is prepared for
+        next time.
         """
+        started = datetime.now(UTC)
+        try:
+            return self._run(request, cancel, responder, started)
+        except Exception as exc:
+            log.exception("the sandbox failed running %s", request.handler)
+            return _failure(
+                started, f"the sandbox failed to run the job: {type(exc).__name__}: {exc}"
+            )
+
+    def _run(
+        self,
+        request: RunRequest,
+        cancel: threading.Event | None,
+        responder: Responder | None,
+        started: datetime,
+    ) -> Outcome:
         self.start()
         decider = effective_policy(request.permissions, *request.grants)
         quotas = request.quotas(self._defaults)
         key = _warm_key(request, quotas)
-        started = datetime.now(UTC)
         child = self._take_warm(key)
         if child is None:
             spawned = self._spawn(key, request, quotas)
             if isinstance(spawned, str):
-                return self._setup_failure(started, time.monotonic(), spawned)
+                return _failure(started, f"the run could not be started: {spawned}")
             child = spawned
         try:
             return self._drive(child, request, decider, quotas, started, cancel, responder)
@@ -328,7 +395,8 @@ class SandboxRunner:
         name = f"{os.getpid()}-{spawn_id[:12]}"
         cgroup = self._cgroup_pool.acquire(name, quotas) if self._cgroups.version else None
         state = _RunState()
-        self._runs[spawn_id] = state
+        with self._handoff:
+            self._runs[spawn_id] = state
         try:
             with self._lock:
                 send(
@@ -336,22 +404,48 @@ class SandboxRunner:
                     {"type": "spawn", "spawn_id": spawn_id, "spec": text},
                     [child_end.fileno(), out_w],
                 )
+            reply = state.spawned.get(timeout=SPAWN_TIMEOUT_S)
+        except (OSError, queue.Empty) as err:
+            reply = {"type": "spawn_failed", "error": self._spawn_problem(err)}
         finally:
             child_end.close()
             os.close(out_w)
-        reply = state.spawned.get(timeout=SPAWN_TIMEOUT_S)
         if reply.get("type") != "spawned":
-            parent_end.close()
+            with self._handoff:
+                self._runs.pop(spawn_id, None)
+                # The reply may have come between the timeout and this line: its child is ours.
+                with contextlib.suppress(queue.Empty):
+                    late = state.spawned.get_nowait()
+                    if late.get("type") == "spawned":
+                        self._by_pid.pop(int(late["pid"]), None)
+                        self._abandon(int(late["pid"]))
+            parent_end.close()  # a late child waiting for its go reads EOF and exits
             os.close(out_r)
             if cgroup is not None:
                 self._cgroup_pool.release(cgroup)
-            self._runs.pop(spawn_id, None)
             return str(reply.get("error"))
         pid = int(reply["pid"])
         if cgroup is not None:
             with contextlib.suppress(ProcessLookupError):  # it already died; the run reports how
                 cgroup.add(pid)
         return _Child(spawn_id, pid, parent_end, out_r, cgroup, state)
+
+    def _spawn_problem(self, err: Exception) -> str:
+        """Why a spawn got no answer, as far as the parent can tell."""
+        if isinstance(err, OSError):
+            return f"the sandbox zygote cannot be reached ({err.strerror or err})"
+        zygote = self._zygote
+        why = "it is busy preparing other runs, or stuck"
+        if zygote is None or zygote.poll() is not None:
+            why = "the zygote exited"
+        else:
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(zygote.pid).status() == psutil.STATUS_STOPPED:
+                    why = "the zygote process is stopped"
+        return (
+            f"the sandbox took longer than {SPAWN_TIMEOUT_S:g} s to prepare this run's child "
+            f"({why}); the run was not started"
+        )
 
     def _drive(
         self,
@@ -369,7 +463,7 @@ class SandboxRunner:
         calls: Decider = broker_record
         if request.learn:
             calls, decider = LearningDecider(broker_record), LearningDecider(decider)
-        broker = NetBroker(calls, responder=responder)
+        relay = NetRelay(NetBroker(calls, responder=responder))
         state, cgroup = child.state, child.cgroup
         try:
             send(
@@ -380,13 +474,13 @@ class SandboxRunner:
                     "context": request.context.model_dump(mode="json"),
                 },
             )
-            self._watch(
-                child.pid, state, child.control, child.out_r, watch, broker, cgroup, start, cancel
-            )
+            io = RunIO(child.pid, child.control, child.out_r, cgroup, state.exited)
+            watch_run(io, watch, relay, start, cancel)
         except OSError:
             pass  # the child is gone before its go; its exit status tells why
         finally:
-            if watch.result is not None and cgroup is not None:
+            relay.close()  # requests still in flight are abandoned with their run
+            if watch.result is not None and watch.violation is None and cgroup is not None:
                 # Fast path: SIGKILL what is left now; waiting for the exits and removing the
                 # cgroup happen on the cleaner thread, off the trigger -> outcome path.
                 signal_members(cgroup)
@@ -448,100 +542,34 @@ class SandboxRunner:
             notes=tuple(notes),
         )
 
-    def _setup_failure(self, started: datetime, start: float, error: str) -> Outcome:
-        now = datetime.now(UTC)
-        return Outcome(
-            status="failed",
-            error=ErrorInfo(type="SandboxError", message=f"the run could not be started: {error}"),
-            started_at=started,
-            finished_at=now,
-            duration_ms=int((time.monotonic() - start) * 1000),
-            enforcement=advisory_enforcement("sandbox", "the run never started"),
-        )
-
-    def _watch(
-        self,
-        pid: int,
-        state: _RunState,
-        control: socket.socket,
-        out_r: int,
-        watch: RunWatch,
-        broker: NetBroker,
-        cgroup: RunCgroup | None,
-        start: float,
-        cancel: threading.Event | None = None,
-    ) -> None:
-        sampler = TreeSampler(pid, cgroup)
-        next_sample = start + SAMPLE_EVERY_S
-        control_open = True
-        os.set_blocking(out_r, False)
-        with selectors.DefaultSelector() as selector:
-            selector.register(control, selectors.EVENT_READ, "control")
-            selector.register(out_r, selectors.EVENT_READ, "output")
-            while True:
-                now = time.monotonic()
-                if state.exited.is_set() and not control_open:
-                    return
-                if watch.deadline is not None and now >= start + watch.deadline:
-                    watch.kill("timeout")
-                    return
-                if cancel is not None and cancel.is_set():
-                    watch.kill("cancelled")
-                    return
-                if now >= next_sample:
-                    usage = sampler.sample()
-                    watch.observe(usage.rss_mb, usage.cpu_ms, usage.processes)
-                    if watch.kill_reason is not None:
-                        return
-                    next_sample = now + SAMPLE_EVERY_S
-                wait = SAMPLE_EVERY_S if control_open else 0.01
-                for key, _ in selector.select(timeout=wait):
-                    if key.data == "output":
-                        if not watch.read_output(out_r):
-                            selector.unregister(out_r)
-                        if watch.kill_reason is not None:
-                            return
-                        continue
-                    try:
-                        message, _ = receive(control)
-                    except (EOFError, OSError, ProtocolError):
-                        selector.unregister(control)
-                        control_open = False
-                        continue
-                    self._on_message(message, control, watch, broker, start)
-                    if watch.result is not None:
-                        # The job has answered; what is left of the run is killed, not awaited.
-                        return
-                if state.exited.is_set() and control_open and not selector.select(timeout=0):
-                    # The child is gone; anything it wrote is already readable or lost.
-                    return
-
-    def _on_message(
-        self,
-        message: dict[str, Any],
-        control: socket.socket,
-        watch: RunWatch,
-        broker: NetBroker,
-        start: float,
-    ) -> None:
-        kind = message.get("type")
-        if kind == "log":
-            watch.add_log(message)
-        elif kind == "event":
-            watch.add_event(message)
-        elif kind == "result":
-            watch.result = message
-        elif kind == "net":
-            send(control, relay_net_request(broker, message, watch.time_left(start)))
-
 
 def _zygote_environment() -> dict[str, str]:
     """The zygote starts with no host secrets: only what Python itself needs."""
-    keep = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "PYTHONNOUSERSITE": "1",
-    }
-    if "PYTHONPATH" in os.environ:
-        keep["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return keep
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+
+def _zygote_path() -> list[str]:
+    """The host's import path entries for the zygote to append after its own.
+
+    Never the empty or a relative entry, nor the working directory: those are where the host was
+    started (usually the workspace, which jobs write), not where code was installed.
+    """
+    cwd = os.getcwd()
+    return [
+        entry
+        for entry in sys.path
+        if entry and os.path.isabs(entry) and os.path.normpath(entry) != cwd
+    ]
+
+
+def _failure(started: datetime, message: str) -> Outcome:
+    """The outcome of a run the sandbox could not carry out: failed, ``SandboxError``."""
+    now = datetime.now(UTC)
+    return Outcome(
+        status="failed",
+        error=ErrorInfo(type="SandboxError", message=message),
+        started_at=started,
+        finished_at=now,
+        duration_ms=max(0, int((now - started).total_seconds() * 1000)),
+        enforcement=advisory_enforcement("sandbox", "the run never started"),
+    )

@@ -1,14 +1,17 @@
 """The warm fork server: one pre-imported Python process that forks a confined child per run.
 
-Started by :class:`~plugbox.sandbox.runner.SandboxRunner` as ``python -m plugbox.sandbox.zygote FD``
-with a scrubbed environment. It imports everything a run needs (pydantic, the SDK, the proxies) but
-never plugin code, so each child starts warm and clean, and plugin import-time code only ever runs
-confined. ``multiprocessing``'s forkserver would re-run ``__main__`` per child on 3.11; this is
-the small server we need instead.
+Started by :class:`~plugbox.sandbox.runner.SandboxRunner` as an isolated interpreter
+(``python -I``, working directory ``/``) with a scrubbed environment, so no directory a job can
+write — the workspace, the host's working directory — is on its import path. It imports
+everything a run needs (pydantic, the SDK, the proxies) but never plugin code, so each child
+starts warm and clean, and plugin import-time code only ever runs confined.
+``multiprocessing``'s forkserver would re-run ``__main__`` per child on 3.11; this is the small
+server we need instead.
 
 Messages (framed JSON, :mod:`plugbox.sandbox.protocol`):
 parent -> zygote: ``hello``, ``spawn`` (with the run's control socket and output pipe as fds),
-``shutdown``; zygote -> parent: ``ready``, ``spawned`` (pid), ``exited`` (pid, wait status, rusage).
+``kill`` (a run child whose run gave up waiting for it), ``shutdown``; zygote -> parent:
+``ready``, ``spawned`` (pid), ``exited`` (pid, wait status, rusage).
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ def serve(sock: socket.socket) -> None:
                     return
                 if message.get("type") == "spawn":
                     _spawn(sock, message, fds, machine, (wake_r, wake_w))
+                elif message.get("type") == "kill":
+                    _kill_run_child(int(message["pid"]))
             _reap(sock)
 
 
@@ -128,6 +133,13 @@ def _spawn(
     os.close(control_fd)
     os.close(output_fd)
     send(sock, {"type": "spawned", "spawn_id": spawn_id, "pid": pid})
+
+
+def _kill_run_child(pid: int) -> None:
+    """Kill a run child this zygote forked (only those: the parent names it by pid)."""
+    if pid in _RUN_CHILDREN:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @functools.lru_cache(maxsize=64)
