@@ -30,7 +30,7 @@ NR = {  # x86_64 numbers of calls Python has no wrapper for (the unified ones, 4
     "migrate_pages": 256, "move_pages": 279, "get_robust_list": 274, "kcmp": 312,
     "pidfd_open": 434, "process_mrelease": 448, "ioctl": 16, "execveat": 322, "openat2": 437,
     "msgget": 68, "msgrcv": 70, "shmget": 29, "shmat": 30, "socket": 41, "socketpair": 53,
-    "mq_open": 240,
+    "mq_open": 240, "mq_unlink": 241,
 }  # fmt: skip
 
 _keep: list[object] = []  # buffers passed by address must outlive the calls that use them
