@@ -157,6 +157,12 @@ def test_cgroup_cpu_includes_processes_that_already_exited(
     sampler = TreeSampler(started.pid, cgroup)
     ended = started.wait()
     assert ended.exit_code == 0
+    # The grandchildren need 0.25 s of CPU each, which on a busy machine takes longer than the
+    # root's 0.8 s of sleep: wait for them to end, or this measures a run still going.
+    deadline = time.monotonic() + 20
+    while cgroup.pids():
+        assert time.monotonic() < deadline, "the workers never ended"
+        time.sleep(0.01)
     usage = sampler.sample()
     assert usage.processes == 0
     assert usage.cpu_ms >= 450
