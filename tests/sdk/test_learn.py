@@ -105,10 +105,20 @@ def test_the_rendered_set_is_python_that_builds_the_same_set() -> None:
 
 def test_a_learn_run_opens_the_workspace_and_execve_but_keeps_quotas() -> None:
     declared = perms.Permissions(quotas=perms.Quotas(timeout_ms=5_000))
-    wide = learning_permissions(declared)
-    assert wide.fs == (perms.FsPermissions(mode="readWrite", allow=("**",)),)
+    wide = learning_permissions(declared, ["src", "data[1]", "src"])
+    assert wide.fs == (
+        perms.FsPermissions(mode="read", allow=("**",)),
+        perms.FsPermissions(mode="readWrite", allow=("/data\\[1]/", "/src/")),
+    )
     assert wide.capabilities == ("shell",)
     assert wide.quotas == declared.quotas
+
+
+def test_a_learn_run_never_makes_the_workspace_root_writable() -> None:
+    wide = learning_permissions(perms.Permissions())
+    assert wide.fs == (perms.FsPermissions(mode="read", allow=("**",)),)
+    assert not perms.decide("fs.write", "plugbox.toml", wide).allowed
+    assert perms.lint_permissions(learning_permissions(perms.Permissions(), ["src"])) == []
 
 
 @pytest.mark.parametrize("operation", ["fs.chmod", ""])

@@ -182,6 +182,46 @@ def test_deny_that_swallows_an_allow_is_a_lint_error(allow: list[str], deny: lis
 
 
 @pytest.mark.parametrize(
+    ("pattern", "instead"),
+    [
+        ("*.log", "'data/*.log'"),
+        ("**", "'data/**'"),
+        ("/**", "'data/**'"),
+        ("/*.txt", "'data/*.txt'"),
+        ("**/out.txt", "'data/**/out.txt'"),
+        ("/notes.txt", "'data/notes.txt' (or '/notes.txt/' if it is a folder)"),
+        ("build", "'data/build' (or '/build/' if it is a folder)"),
+    ],
+)
+def test_a_write_rule_the_kernel_could_only_grant_as_the_workspace_root_is_refused(
+    pattern: str, instead: str
+) -> None:
+    found = perms.lint_permissions(
+        Permissions.model_validate(
+            {"fs": [{"mode": "read", "allow": ["**"]}, {"mode": "readWrite", "allow": [pattern]}]}
+        ),
+        "jobs[2].permissions",
+    )
+    assert [p.location for p in found] == ["jobs[2].permissions.fs[1].allow[0]"]
+    assert f"readWrite {pattern!r} would make the whole workspace root writable" in found[0].message
+    assert f"Name a folder: {instead}, or '.plugbox/<plugin>/'" in found[0].message
+
+
+@pytest.mark.parametrize(
+    "allow",
+    [["logs/*.log"], ["/data/"], ["/notes.txt/"], ["/build", "/build/out/**"], ["!*.log"], ["a/b"]],
+)
+def test_write_rules_that_name_a_folder_are_not_refused(allow: list[str]) -> None:
+    assert lint(fs={"mode": "readWrite", "allow": allow}) == []
+
+
+def test_an_operator_grant_may_be_wide_because_it_only_narrows() -> None:
+    grant = Permissions.model_validate({"fs": {"mode": "readWrite", "allow": ["**"]}})
+    assert perms.lint_permissions(grant, "plugins.x.permissions", grant=True) == []
+    assert len(perms.lint_permissions(grant, "plugins.x.permissions")) == 1
+
+
+@pytest.mark.parametrize(
     ("allow", "deny"),
     [
         (["data/**"], ["**/*.pem"]),

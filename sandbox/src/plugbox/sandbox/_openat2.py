@@ -78,6 +78,27 @@ def open_beneath(dir_fd: int, path: str, flags: int, mode: int = 0o600) -> int:
     return _walk(dir_fd, path, flags, mode)
 
 
+def open_resolved(path: str, flags: int, resolve: int) -> int:
+    """Open an absolute ``path`` with ``resolve`` flags; the fallback walks it from ``/``.
+
+    For a path that must not pass through any symlink at all (``RESOLVE_NO_SYMLINKS``), such as
+    a Landlock rule in a workspace a job can plant links in. ``ELOOP`` when one is in the way.
+    """
+    flags |= os.O_CLOEXEC
+    if openat2_available():
+        while True:
+            fd = _raw(_AT_FDCWD, path, flags, 0, resolve)
+            if fd >= 0:
+                return fd
+            if -fd != errno.EAGAIN:
+                raise OSError(-fd, os.strerror(-fd), path)
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _walk(root, path.lstrip("/"), flags, 0)
+    finally:
+        os.close(root)
+
+
 def _walk(dir_fd: int, path: str, flags: int, mode: int) -> int:
     parts = [p for p in path.split("/") if p and p != "."]
     if any(p == ".." for p in parts):

@@ -6,6 +6,13 @@ directory before its first wildcard (``.plugbox/x/**`` -> ``.plugbox/x``; ``data
 patterns inside such a directory are enforced by ``runtime.fs``, not by the kernel — the security
 model says so. Operator grants narrow the roots: a declared root survives only as far as some
 grant also covers it.
+
+The workspace root itself is never a write root. A job that could write there could plant
+``plugbox.toml``, ``sitecustomize.py`` or ``socket.py`` where the operator runs the CLI; a
+``readWrite`` pattern that would need it (``*.log``, ``**``, ``/notes.txt``) is a lint error
+(:func:`plugbox.sdk.permissions.lint_permissions`), and should one reach this module anyway (a
+harness building a request by hand) its write grant is dropped here: narrower than declared,
+never wider.
 """
 
 from __future__ import annotations
@@ -14,34 +21,9 @@ import os
 from collections.abc import Iterable
 
 from plugbox.sdk.permissions import Permissions
+from plugbox.sdk.permissions.lint import is_folder_pattern, static_prefix
 
-_WILDCARDS = frozenset("*?[\\")
-
-
-def static_prefix(pattern: str, *, write: bool = False, is_dir: bool = False) -> str | None:
-    """The path a glob can only match at or inside (``""`` = the workspace root); None for ``!``.
-
-    A fully literal anchored pattern (``/pyproject.toml``) names one path: for reading, that
-    path itself is granted (Landlock takes file rules; a missing file is skipped); for writing,
-    its parent, since the job may need to create it.
-    """
-    if pattern.startswith("!"):
-        return None
-    anchored = "/" in pattern.rstrip("/")
-    if not anchored:
-        return ""
-    parts = pattern.strip("/").split("/")
-    literal: list[str] = []
-    for part in parts:
-        if _WILDCARDS & set(part):
-            break
-        literal.append(part)
-    else:
-        # A literal file: writing it may mean creating it, so the parent must be writable. A
-        # literal directory (a trailing '/', or other patterns below it) is the root itself.
-        if write and not pattern.endswith("/") and not is_dir:
-            literal = literal[:-1]
-    return "/".join(literal)
+__all__ = ["absolute", "static_prefix", "workspace_roots"]
 
 
 def _minimal(paths: Iterable[str]) -> tuple[str, ...]:
@@ -57,16 +39,16 @@ def _covers(ancestor: str, path: str) -> bool:
     return ancestor == "" or path == ancestor or path.startswith(ancestor + "/")
 
 
-def _roots(permissions: Permissions, *, write: bool) -> tuple[str, ...]:
+def _roots(permissions: Permissions, *, write: bool, grant: bool = False) -> tuple[str, ...]:
+    # A grant only narrows: its "**" means "whatever was declared", so it may cover the root.
     prefixes = []
     for rule in permissions.fs:
         if write and rule.mode != "readWrite":
             continue
         for pattern in rule.allow:
-            below = pattern.strip("/") + "/"
-            is_dir = any(other.lstrip("/").startswith(below) for other in rule.allow)
-            prefix = static_prefix(pattern, write=write, is_dir=is_dir)
-            if prefix is not None:
+            folder = is_folder_pattern(pattern, rule.allow)
+            prefix = static_prefix(pattern, write=write, is_dir=folder)
+            if prefix is not None and (prefix or not write or grant):
                 prefixes.append(prefix)
     return _minimal(prefixes)
 
@@ -89,8 +71,8 @@ def workspace_roots(
     read = _roots(declared, write=False)
     write = _roots(declared, write=True)
     for grant in grants:
-        read = _intersect(read, _roots(grant, write=False))
-        write = _intersect(write, _roots(grant, write=True))
+        read = _intersect(read, _roots(grant, write=False, grant=True))
+        write = _intersect(write, _roots(grant, write=True, grant=True))
     return read, write
 
 

@@ -98,6 +98,25 @@ class Access(_Frozen):
         )
 
 
+#: What :attr:`KernelGrants.execute` says when the kernel lets a run execute every system program.
+EVERY_SYSTEM_PATH = "every system path"
+
+
+class KernelGrants(_Frozen):
+    """What Landlock really lets a run do in the workspace, beside what its rules declared.
+
+    Landlock grants whole trees, so this can be wider than the rules (``*.json`` to read is the
+    whole workspace, ``"."``); ``runtime.fs`` still refuses the rest, but code that bypasses it
+    gets all of this. Never wider for writing: the workspace root is never writable.
+    """
+
+    read: tuple[str, ...] = Field((), description="workspace-relative trees or files; '.' = all")
+    write: tuple[str, ...] = Field((), description="workspace-relative trees (also readable)")
+    execute: tuple[str, ...] | Literal["every system path"] = Field(
+        (), description="the only files execve may start, or every system path"
+    )
+
+
 class Enforcement(_Frozen):
     """Which layer protected each capability of this run, and the Landlock ABI when it was used."""
 
@@ -111,6 +130,19 @@ class Enforcement(_Frozen):
     processes: Level
     landlock_abi: int | None = None
     notes: tuple[str, ...] = ()
+    kernel: KernelGrants | None = Field(None, description="None when Landlock was not applied")
+
+    def with_kernel(self, grants: KernelGrants, notes: tuple[str, ...] = ()) -> Enforcement:
+        """This record with what Landlock granted the run: ``shell`` is ``kernel`` only when the
+        kernel refuses every program but the ones the rules name."""
+        if self.landlock_abi is None:
+            return self
+        shell = self.shell
+        if grants.execute == EVERY_SYSTEM_PATH and shell == "kernel":
+            shell = "best-effort"
+        return self.model_copy(
+            update={"kernel": grants, "shell": shell, "notes": self.notes + notes}
+        )
 
 
 def capability_levels(

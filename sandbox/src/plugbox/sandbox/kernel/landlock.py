@@ -47,10 +47,12 @@ import threading
 from dataclasses import dataclass
 
 from plugbox.sandbox._libc import LIBC as _LIBC
+from plugbox.sandbox._openat2 import RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, open_resolved
 
 __all__ = [
     "LandlockPolicy",
     "LandlockUnavailable",
+    "LinkRefused",
     "Ruleset",
     "abi_version",
     "default_policy",
@@ -154,6 +156,24 @@ class LandlockUnavailable(OSError):  # noqa: N818 - the name reads as the condit
     """The running kernel has no usable Landlock (too old, or not in the ``lsm=`` boot list)."""
 
 
+class LinkRefused(ValueError):  # noqa: N818 - the name reads as the condition
+    """A ``read_only``/``read_write`` path is, or passes through, a symbolic link.
+
+    Not an :class:`OSError` on purpose: a caller that treats an ``OSError`` from
+    :meth:`Ruleset.build` as "Landlock unavailable here" and runs on without it must not be
+    able to do so because a job planted a link. The spawn that asked for the rule fails instead.
+    """
+
+    def __init__(self, path: str, link: str) -> None:
+        self.path = path
+        self.link = link
+        where = "is" if link == path else f"passes through {link!r}, which is"
+        super().__init__(
+            f"the kernel rule for {path!r} was refused: it {where} a symbolic link; "
+            "permission rules never follow links (remove the link, or declare the real path)"
+        )
+
+
 def _create_ruleset_query(flag: int) -> int:
     """``landlock_create_ruleset(NULL, 0, flag)``: a value >= 0, or minus the errno."""
     if _LIBC is None:
@@ -203,6 +223,10 @@ class LandlockPolicy:
 
     ``read_write`` never includes execution: a job may write files but never ``execve`` them.
     The null device is read-write wherever it is listed (``subprocess.DEVNULL`` opens it O_RDWR).
+    ``read_exec`` paths are the host's (``/lib`` -> ``usr/lib``) and are resolved through links;
+    ``read_only`` and ``read_write`` paths are where a job's own files live, so they are opened
+    without following any link (a job could plant one pointing at ``/``): give them as real,
+    absolute paths, and a link anywhere on one raises :class:`LinkRefused`.
     Rules only add: a path listed as ``read_only`` beneath a ``read_write`` tree is still writable
     at this layer (the ``runtime.fs`` proxy is what enforces finer rules inside the workspace).
     """
@@ -345,7 +369,10 @@ class Ruleset:
 
         Rights the running ABI does not know are dropped from both the handled set and the rules,
         which is the most the kernel can enforce there. Paths that do not exist are skipped and
-        listed in :attr:`skipped`. Raises :class:`LandlockUnavailable` when the ABI is 0.
+        listed in :attr:`skipped`. Raises :class:`LandlockUnavailable` when the ABI is 0, and
+        :class:`LinkRefused` when a ``read_only``/``read_write`` path is or crosses a symlink:
+        the rule is made from the descriptor that check opened, so a link swapped in after any
+        earlier check cannot redirect it.
         """
         abi = abi_version()
         if abi == 0 or _LIBC is None:
@@ -362,13 +389,13 @@ class Ruleset:
             raise OSError(err, f"landlock_create_ruleset failed: {os.strerror(err)}")
         skipped: list[str] = []
         try:
-            for paths, rights in (
-                (policy.read_exec, _READ_EXEC),
-                (policy.read_only, _READ),
-                (policy.read_write, _READ_WRITE),
+            for paths, rights, follow in (
+                (policy.read_exec, _READ_EXEC, True),
+                (policy.read_only, _READ, False),
+                (policy.read_write, _READ_WRITE, False),
             ):
                 for path in paths:
-                    if not _add_path(fd, path, rights & handled, handled):
+                    if not _add_path(fd, path, rights & handled, handled, follow=follow):
                         skipped.append(path)
         except BaseException:
             os.close(fd)
@@ -422,13 +449,42 @@ class Ruleset:
 _NULL_DEVICE = os.makedev(1, 3)
 
 
-def _add_path(ruleset_fd: int, path: str, rights: int, handled: int) -> bool:
+def _open_rule_path(path: str, *, follow: bool) -> int:
+    """An ``O_PATH`` descriptor for one rule; the rule is made from it, never from the name."""
+    if follow:
+        # O_PATH follows symlinks (/lib -> usr/lib), so the rule lands on the real tree, which is
+        # the one the kernel checks at open time. Only for the host's own paths.
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    if not os.path.isabs(path) or ".." in path.split("/"):
+        raise ValueError(f"a rule path must be absolute and without '..', not {path!r}")
+    try:
+        fd = open_resolved(path, os.O_PATH, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise LinkRefused(path, _first_link(path)) from None
+        raise
+    if stat.S_ISLNK(os.fstat(fd).st_mode):  # the fallback walk opens a final link itself
+        os.close(fd)
+        raise LinkRefused(path, path)
+    return fd
+
+
+def _first_link(path: str) -> str:
+    """The first component of ``path`` that is a symlink (for the message; the fd decided)."""
+    current = ""
+    for part in path.strip("/").split("/"):
+        current += "/" + part
+        with contextlib.suppress(OSError):
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return current
+    return path
+
+
+def _add_path(ruleset_fd: int, path: str, rights: int, handled: int, *, follow: bool) -> bool:
     """Add one path-beneath rule; False when the path does not exist (or cannot be reached)."""
     assert _LIBC is not None
     try:
-        # O_PATH follows symlinks (/lib -> usr/lib), so the rule lands on the real tree, which is
-        # the one the kernel checks at open time.
-        parent = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        parent = _open_rule_path(path, follow=follow)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return False
     try:

@@ -57,8 +57,10 @@ class CheckedShell:
         exec_roots: tuple[str, ...] | None = None,
     ) -> None:
         self._workspace = os.path.realpath(workspace)
-        # Where the kernel lets this process execute (Landlock): a program found on PATH
-        # elsewhere would fail with a bare EACCES, so it is refused here with the reason.
+        # What the kernel (Landlock) lets this process execute: the exact files the shell rules
+        # resolved to when the run's spec was built (or whole system directories in a learn
+        # run). A program found elsewhere now would fail with a bare EACCES, so it is refused
+        # here with the reason.
         self._exec_roots = exec_roots
         self._decider = decider
         self._host_path = host_path if host_path is not None else _SAFE_PATH
@@ -114,12 +116,15 @@ class CheckedShell:
         for root in self._exec_roots:
             if real == root or real.startswith(root.rstrip("/") + "/"):
                 return
+        allowed = ", ".join(self._exec_roots) or "nothing"
         raise PermissionDenied(
             "shell.run",
             shown,
             "exec check",
-            f"{name!r} resolves to {real}, outside the directories a job may execute "
-            f"({', '.join(self._exec_roots)}); install it under one of them, such as /usr/bin",
+            f"{name!r} resolves to {real}, which the kernel does not let this job execute (it "
+            f"may execute only {allowed}: the programs its shell rules named, found on the host "
+            "PATH when the host started, outside the workspace); restart the host after "
+            "installing or moving a program",
         )
 
     def _spawn(self, argv: list[str], cwd: str, timeout: float) -> ShellResult:

@@ -77,16 +77,25 @@ class Refusal:
     rule: str
 
 
-def learning_permissions(declared: Permissions) -> Permissions:
-    """What the kernel layers of a learn run are built from: the whole workspace writable.
+def learning_permissions(declared: Permissions, folders: Iterable[str] = ()) -> Permissions:
+    """What the kernel layers of a learn run are built from: the workspace readable, ``folders``
+    (its existing top-level folders) and the declared write rules writable, and ``execve``.
 
     Decisions in a learn run do not come from this set (the sandbox's learning decider allows
-    every well-formed call); it only opens the Landlock write roots and ``execve``, so that calls
-    the declared set would refuse can happen and be recorded.
+    every well-formed call); it only opens the Landlock roots and ``execve``, so that calls the
+    declared set would refuse can happen and be recorded. The workspace root itself is never
+    writable, not even here: a job that could write it could plant the host's configuration or a
+    module the host imports. A learn run that writes a file directly in the root therefore fails
+    at the kernel (``EACCES``), as the same job would in a real run.
     """
+    writable = tuple(_anchored(name, is_dir=True) for name in sorted(set(folders)))
+    rules = [FsPermissions(mode="read", allow=("**",))]
+    rules += [rule for rule in declared.fs if rule.mode == "readWrite" and rule.allow]
+    if writable:
+        rules.append(FsPermissions(mode="readWrite", allow=writable))
     return declared.model_copy(
         update={
-            "fs": (FsPermissions(mode="readWrite", allow=("**",)),),
+            "fs": tuple(rules),
             "capabilities": tuple(sorted({*declared.capabilities, "shell"})),
         }
     )

@@ -4,6 +4,12 @@ A deny that swallows an allow, a shell allow without the ``shell`` capability, a
 capability: each would be a silent no-op at run time, which a reviewer reads as a grant. They are
 reported as :class:`~plugbox.sdk.errors.Problem` values with their location instead.
 
+One rule is about the kernel rather than the glob: Landlock grants a directory tree, the one
+before a pattern's first wildcard (:func:`static_prefix`). A ``readWrite`` pattern whose tree is
+the workspace root (``*.log`` matches at any depth; ``**``; a file directly in the root) would make
+the whole root writable to code that bypasses ``runtime.fs`` — enough to plant ``plugbox.toml`` or
+``socket.py`` where the operator runs the host. Such a pattern is refused with what to write.
+
 Whether a deny covers *every* path an allow pattern can match is undecidable in general for globs
 with negation, so the fs check works on witnesses: concrete paths built from the allow pattern
 (each ``*`` as nothing, one name and two names; each ``**`` as zero, one and two segments). If
@@ -22,13 +28,49 @@ from plugbox.sdk.permissions.hosts import HostList, parse_host_pattern
 from plugbox.sdk.permissions.models import KNOWN_CAPABILITIES, Permissions
 from plugbox.sdk.permissions.paths import normalize_path
 
+_WILDCARDS = frozenset("*?[\\")
 _STAR_FILLS = ("", "w", "wq")
 _SEGMENT_FILLS = ("", "d/", "d/e/")
 _MAX_WITNESSES = 64
 
 
-def lint_permissions(permissions: Permissions, where: str = "permissions") -> list[Problem]:
-    """Every lint problem of one permission set, located under ``where``."""
+def static_prefix(pattern: str, *, write: bool = False, is_dir: bool = False) -> str | None:
+    """The path a glob can only match at or inside (``""`` = the workspace root); None for ``!``.
+
+    What Landlock is asked to grant for the pattern. A fully literal anchored pattern
+    (``/pyproject.toml``) names one path: for reading, that path itself (Landlock takes file
+    rules); for writing, its parent, since the job may need to create it — unless ``is_dir``
+    (a trailing ``/``, or other patterns of the rule set below it) says it is a folder.
+    """
+    if pattern.startswith("!"):
+        return None
+    if "/" not in pattern.rstrip("/"):
+        return ""  # no slash: matches at any depth
+    literal: list[str] = []
+    for part in pattern.strip("/").split("/"):
+        if _WILDCARDS & set(part):
+            break
+        literal.append(part)
+    else:
+        if write and not pattern.endswith("/") and not is_dir:
+            literal = literal[:-1]
+    return "/".join(literal)
+
+
+def is_folder_pattern(pattern: str, allow: tuple[str, ...]) -> bool:
+    """Whether a literal ``pattern`` names a folder: other patterns of its rule set lie below it."""
+    below = pattern.strip("/") + "/"
+    return any(other.lstrip("/").startswith(below) for other in allow)
+
+
+def lint_permissions(
+    permissions: Permissions, where: str = "permissions", *, grant: bool = False
+) -> list[Problem]:
+    """Every lint problem of one permission set, located under ``where``.
+
+    ``grant``: the set is an operator's grant, which only narrows what a plugin declared, so
+    its ``readWrite`` patterns never become kernel write roots of their own and may be wide.
+    """
     problems: list[Problem] = []
     for index, name in enumerate(permissions.capabilities):
         if name not in KNOWN_CAPABILITIES:
@@ -46,6 +88,8 @@ def lint_permissions(permissions: Permissions, where: str = "permissions") -> li
                 "refuses every call; add capabilities=['shell']",
             )
         )
+    if not grant:
+        problems += _root_writes(permissions, where)
     problems += _unreachable_fs(permissions, where)
     problems += _unreachable_hosts(permissions, where)
     problems += _unreachable_commands(permissions, where)
@@ -83,6 +127,37 @@ def _unreachable_fs(permissions: Permissions, where: str) -> list[Problem]:
                             "matches (deny always beats allow); remove one of them",
                         )
                     )
+    return problems
+
+
+def _root_writes(permissions: Permissions, where: str) -> list[Problem]:
+    problems: list[Problem] = []
+    for set_index, rule in enumerate(permissions.fs):
+        if rule.mode != "readWrite":
+            continue
+        for index, pattern in enumerate(rule.allow):
+            folder = is_folder_pattern(pattern, rule.allow)
+            if static_prefix(pattern, write=True, is_dir=folder) != "":
+                continue
+            body = pattern.lstrip("/")
+            instead = f"'data/{body}'"
+            if "/" not in body.rstrip("/") and not _WILDCARDS & set(body):
+                instead += f" (or '/{body.rstrip('/')}/' if it is a folder)"
+            why = (
+                "has no '/', so it matches at any depth"
+                if "/" not in pattern.rstrip("/")
+                else "starts at the workspace root"
+            )
+            problems.append(
+                Problem(
+                    f"{where}.fs[{set_index}].allow[{index}]",
+                    f"readWrite {pattern!r} would make the whole workspace root writable at the "
+                    f"kernel (it {why}, and Landlock grants the folder before the first "
+                    "wildcard); the workspace root is never writable, so that nothing a job "
+                    "writes can pass for the host's configuration or code. Name a folder: "
+                    f"{instead}, or '.plugbox/<plugin>/'",
+                )
+            )
     return problems
 
 
