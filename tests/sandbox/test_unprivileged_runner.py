@@ -513,6 +513,33 @@ def test_limits_cannot_be_raised_from_inside_the_user_namespace(
     }
 
 
+def test_memory_held_in_a_memfd_counts_against_the_quota(host: Host, workspace: Path) -> None:
+    # 1 GiB written into a memfd and never mapped: in no resident set, and RLIMIT_AS does not
+    # apply to it. The watchdog counts the memfd through the run's descriptors (limits/shmem.py).
+    ran = host.run(
+        "plugbox_limit_jobs:memfd_hold",
+        workspace,
+        permissions=quotas(memory_mb=128, timeout_ms=30_000),
+        config={"mb": 1024, "hold_s": 5},
+    )
+    assert (ran.outcome.status, ran.outcome.kill_reason) == ("killed", "memory"), ran.outcome
+    assert ran.outcome.peak_memory_mb > 128
+    assert ran.survivors == []
+
+
+def test_memory_held_in_a_memfd_under_the_quota_is_allowed(host: Host, workspace: Path) -> None:
+    # The control: the same job under its quota runs to the end and reports what it held.
+    ran = host.run(
+        "plugbox_limit_jobs:memfd_hold",
+        workspace,
+        permissions=quotas(memory_mb=128, timeout_ms=30_000),
+        config={"mb": 32, "hold_s": 1.0},
+    )
+    assert ran.outcome.status == "success", ran.outcome
+    assert ran.outcome.result == {"held_mb": 32}
+    assert 32 <= ran.outcome.peak_memory_mb < 128
+
+
 def test_fork_bomb_is_bounded(host: Host, workspace: Path) -> None:
     ran = host.run(
         "plugbox_attack_jobs:fork_bomb",
