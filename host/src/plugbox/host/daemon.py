@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plugbox.host.execute import RunPlan, new_run_id
+from plugbox.host.execute import RunPlan, host_failure, new_run_id
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
 from plugbox.host.store import RunRecord
@@ -252,12 +252,18 @@ class Daemon:
             _, _, fire = self._queue.get()
             if fire is None:
                 return
-            if self._stopping.is_set():
-                self._record_not_started(
-                    fire, "cancelled", "the host shut down before the run started"
-                )
-                continue
-            self._run(fire)
+            # Nothing raised for one fire may end this worker: the pool would shrink for good
+            # and every later fire would wait behind the ones left.
+            try:
+                if self._stopping.is_set():
+                    self._record_not_started(
+                        fire, "cancelled", "the host shut down before the run started"
+                    )
+                    continue
+                self._run(fire)
+            except Exception:
+                log.exception("a worker failed handling a fire of %s", fire.job)
+                emit("worker_error", job=fire.job)
 
     def _run(self, fire: Fire) -> None:
         plugin_id, _, job_id = fire.job.partition(":")
@@ -298,6 +304,9 @@ class Daemon:
                 run_id=run_id,
                 cancel=active.cancel,
             )
+        except Exception as exc:
+            log.exception("running %s (run %s) failed in the host", fire.job, run_id)
+            record = self._record_host_failure(fire, run_id, exc)
         finally:
             with self._lock:
                 self._active.get(fire.job, {}).pop(run_id, None)
@@ -312,6 +321,30 @@ class Daemon:
         if record.status in _FAILED and not self._stopping.is_set():
             self._retry_after(record, fire)
         self._wake.set()
+
+    def _record_host_failure(self, fire: Fire, run_id: str, exc: Exception) -> RunRecord:
+        """Finish ``run_id`` as failed because the host itself failed (never left ``running``)."""
+        store = self.host.store
+        try:
+            existing: RunRecord | None = store.get(run_id)
+        except LookupError:
+            existing = None
+        common = {
+            "run_id": run_id,
+            "job": fire.job,
+            "trigger": fire.trigger,
+            "attempt": fire.attempt,
+            "first_run_id": fire.first_run_id or run_id,
+            "scheduled_at": fire.scheduled_at,
+            "host_id": self.host.config.host_id,
+        }
+        started = existing.started_at if existing and existing.started_at else datetime.now(UTC)
+        record = host_failure(common, started, exc)
+        if existing is not None:
+            store.update(record)
+        else:
+            store.add(record)
+        return record
 
     def _fire_for(self, record: RunRecord) -> Fire:
         with self._lock:

@@ -17,7 +17,8 @@ from typing import Any
 
 from plugbox.host.discovery import LoadedPlugin
 from plugbox.host.store import RunRecord, RunStore
-from plugbox.sandbox import Outcome, SandboxRunner
+from plugbox.sandbox import ErrorInfo, Outcome, SandboxRunner
+from plugbox.sandbox.outcome import MAX_MESSAGE_CHARS, clip
 from plugbox.sandbox.request import request_for_job
 from plugbox.sdk.permissions import Permissions, Quotas
 
@@ -89,10 +90,26 @@ def execute(
         quotas=quotas,
     )
     store.add(RunRecord(status="running", started_at=now, **common))
-    outcome = runner.run(request, cancel=cancel)
-    record = record_from_outcome(outcome, common)
+    try:
+        record = record_from_outcome(runner.run(request, cancel=cancel), common)
+    except Exception as exc:  # the runner never raises; a record that cannot be built might
+        record = host_failure(common, now, exc)
     store.update(record)
     return record
+
+
+def host_failure(common: Mapping[str, Any], started: datetime, exc: Exception) -> RunRecord:
+    """The record of a run the host itself failed to carry out or record (``HostError``)."""
+    now = datetime.now(UTC)
+    text = f"the host failed while running the job: {type(exc).__name__}: {exc}"
+    return RunRecord(
+        status="failed",
+        started_at=started,
+        finished_at=now,
+        duration_ms=max(0, int((now - started).total_seconds() * 1000)),
+        error=ErrorInfo(type="HostError", message=clip(text, MAX_MESSAGE_CHARS)),
+        **common,
+    )
 
 
 def record_from_outcome(outcome: Outcome, common: Mapping[str, Any]) -> RunRecord:

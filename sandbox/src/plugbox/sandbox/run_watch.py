@@ -55,9 +55,6 @@ OUTPUT_KILL_FACTOR = 4
 #: (decoding what is then dropped would only burn the host's CPU).
 MAX_CONTROL_BYTES = 64 * 1024 * 1024
 _LEVELS = frozenset({"debug", "info", "warning", "error"})
-# What an event frame holds besides its data: the name (up to 12 bytes a character once escaped)
-# and the wrapper.
-_FRAME_SLACK = MAX_NAME_CHARS * 12 + 64
 
 
 class RunWatch:
@@ -184,7 +181,7 @@ class RunWatch:
         """One event frame of ``size`` bytes: kept if it and the run's events fit their limits."""
         if (
             len(self.events) >= MAX_EVENTS
-            or size > MAX_EVENT_BYTES + _FRAME_SLACK
+            or (size > MAX_EVENT_BYTES and _json_size(message.get("data")) > MAX_EVENT_BYTES)
             or self._event_bytes + size > MAX_EVENTS_BYTES
         ):
             self.events_truncated = True

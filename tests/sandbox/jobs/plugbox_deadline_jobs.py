@@ -1,0 +1,22 @@
+"""Jobs that talk to slow servers, for ``tests/sandbox/test_deadline.py``.
+
+Loaded by the confined child through ``RunRequest.python_path``; never imported by the tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def net_get(ctx):
+    """GET ``config.url``; what came back, or what stopped it (the job catches it)."""
+    started = time.monotonic()
+    try:
+        response = ctx.runtime.net.get(ctx.config["url"], timeout=ctx.config.get("timeout", 60))
+    except OSError as err:
+        return {"error": f"{type(err).__name__}: {err}", "s": time.monotonic() - started}
+    return {"status": response.status, "bytes": len(response.content)}
+
+
+def ok(ctx):
+    return {"ok": True}
