@@ -66,9 +66,9 @@ def proxy_read(ctx):
 
 def exec_planted(ctx):
     path = ".plugbox/t/tool.sh"
-    with open(path, "w") as handle:
+    # Executable from creation: chmod is refused by seccomp (no metadata call reaches a file).
+    with open(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o755), "w") as handle:
         handle.write("#!/bin/sh\necho planted\n")
-    os.chmod(path, 0o755)
     return _attempt(lambda: subprocess.run([os.path.abspath(path)], capture_output=True))
 
 
