@@ -258,3 +258,60 @@ def test_a_set_uid_file_made_by_openat2_is_empty_and_any_fill_strips_the_bit(
         target.unlink()
         created, kept = in_child(lambda: fill(False)).unwrap()
         assert kept & stat.S_ISUID  # with CAP_FSETID the same fill keeps it
+
+
+def test_what_common_library_calls_do_under_the_filter(no_exec: Filter, tmp_path: Path) -> None:
+    """For the docs: which everyday calls keep working, and which now raise PermissionError.
+    Creating with a mode works (os.open, tempfile, sqlite3's journal); changing a mode, an
+    owner or times afterwards does not (shutil.copy's copymode, copy2's copystat). Path.touch
+    on an existing file falls back to an open and silently leaves its mtime alone."""
+    import shutil
+    import sqlite3
+    import tempfile
+
+    source = tmp_path / "source.txt"
+    source.write_text("data\n")
+    existing = tmp_path / "existing.txt"
+    existing.write_text("old\n")
+    os.utime(existing, (1_000_000, 1_000_000))
+
+    def child() -> dict[str, object]:
+        drop_all()
+        no_exec.load()
+
+        def database() -> None:
+            with sqlite3.connect(tmp_path / "db.sqlite") as db:
+                db.execute("create table t (x)")
+                db.execute("insert into t values (1)")
+
+        return {
+            "os.open with a mode": errno_of(
+                lambda: os.close(os.open(tmp_path / "secret", os.O_CREAT | os.O_WRONLY, 0o600))
+            ),
+            "tempfile": errno_of(lambda: os.close(tempfile.mkstemp(dir=tmp_path)[0])),
+            "sqlite3": errno_of(database),
+            "shutil.copyfile": errno_of(lambda: shutil.copyfile(source, tmp_path / "a")),
+            "shutil.copy": errno_of(lambda: shutil.copy(source, tmp_path / "b")),
+            "shutil.copy2": errno_of(lambda: shutil.copy2(source, tmp_path / "c")),
+            "Path.touch existing": errno_of(existing.touch),
+            "os.chmod": errno_of(lambda: os.chmod(source, 0o600)),
+        }
+
+    assert in_child(child).unwrap() == {
+        "os.open with a mode": 0,
+        "tempfile": 0,
+        "sqlite3": 0,
+        "shutil.copyfile": 0,
+        "shutil.copy": errno.EPERM,
+        "shutil.copy2": errno.EPERM,
+        "Path.touch existing": 0,
+        "os.chmod": errno.EPERM,
+    }
+    assert existing.stat().st_mtime == 1_000_000  # touch did not (could not) update it
+    assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600 & ~_umask()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
