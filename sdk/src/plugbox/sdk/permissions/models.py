@@ -132,8 +132,9 @@ def _raw_patterns(rule: object) -> list[str]:
 def _fs_size(patterns: Sequence[str], rule_sets: int) -> None:
     if len(patterns) > MAX_FS_PATTERNS:
         raise ValueError(
-            f"{len(patterns)} fs patterns (allow and deny, over {rule_sets} rule sets); at most"
-            f" {MAX_FS_PATTERNS} are allowed ({_SIZE_WHY})"
+            f"{len(patterns)} fs patterns (allow and deny, over {rule_sets} rule"
+            f" set{'s' if rule_sets != 1 else ''}); at most {MAX_FS_PATTERNS} are allowed"
+            f" ({_SIZE_WHY})"
         )
     _total_chars(patterns, MAX_FS_PATTERN_CHARS, "the fs patterns")
 
