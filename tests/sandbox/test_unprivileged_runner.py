@@ -47,7 +47,8 @@ CGROUP_NOTE = "no cgroup for this run: memory and processes were enforced by rli
 # run it lists its own descendants that are still alive and were not before the run (the zygote
 # and anything an earlier run left are not this run's).
 DRIVER = """
-import json, os, sys
+import json, os, sys, time
+from concurrent.futures import ThreadPoolExecutor
 import psutil
 from plugbox.sandbox import RunContext, RunRequest, SandboxRunner
 from plugbox.sandbox.kernel import namespaces
@@ -76,13 +77,8 @@ with SandboxRunner(prewarm=False) as runner:
     }
     reply({"pid": os.getpid(), "uid": os.getuid(), "euid": os.geteuid(),
            "machine": runner.machine, "network": list(network), "zygote_unshared": unshared})
-    for line in sys.stdin:
-        ask = json.loads(line)
-        if ask["op"] == "writable":
-            reply({"writable": os.access(ask["path"], os.W_OK)})
-            continue
-        before = alive()
-        outcome = runner.run(RunRequest(
+    def run(ask):
+        return runner.run(RunRequest(
             handler=ask["handler"],
             workspace=ask["workspace"],
             context=RunContext(job_id="j", plugin_id="t", plugin_version="0", run_id="",
@@ -90,8 +86,26 @@ with SandboxRunner(prewarm=False) as runner:
             permissions=Permissions.model_validate_json(ask["permissions"]),
             environment=ask["environment"],
             python_path=(ask["jobs_dir"],),
-        ))
-        reply({"outcome": outcome.model_dump(mode="json"), "survivors": sorted(alive() - before)})
+        )).model_dump(mode="json")
+
+    for line in sys.stdin:
+        ask = json.loads(line)
+        if ask["op"] == "writable":
+            reply({"writable": os.access(ask["path"], os.W_OK)})
+            continue
+        if ask["op"] == "together":
+            # Several runs at once, as plugbox serve runs them: each starts `after_s` seconds
+            # after the first.
+            with ThreadPoolExecutor(len(ask["runs"])) as pool:
+                futures = []
+                for each in ask["runs"]:
+                    time.sleep(each["after_s"])
+                    futures.append(pool.submit(run, each))
+                reply({"outcomes": [future.result() for future in futures]})
+            continue
+        before = alive()
+        outcome = run(ask)
+        reply({"outcome": outcome, "survivors": sorted(alive() - before)})
 """
 
 
@@ -205,6 +219,24 @@ class Host:
             }
         )
         return Ran(Outcome.model_validate(reply["outcome"]), list(reply["survivors"]))
+
+    def together(self, runs: list[dict[str, Any]]) -> list[Outcome]:
+        """Start runs at once (each dict: ``handler``, ``workspace``, ``permissions``,
+        ``config``, ``after_s`` — its delay after the previous start); their outcomes."""
+        asks = [
+            {
+                "handler": each["handler"],
+                "workspace": str(each["workspace"]),
+                "permissions": each["permissions"].model_dump_json(),
+                "config": each.get("config") or {},
+                "environment": {},
+                "jobs_dir": JOBS_DIR,
+                "after_s": each.get("after_s", 0),
+            }
+            for each in runs
+        ]
+        reply = self._ask({"op": "together", "runs": asks})
+        return [Outcome.model_validate(outcome) for outcome in reply["outcomes"]]
 
     def writable(self, path: Path | str) -> bool:
         """Whether the user's own permissions (no sandbox) allow writing in ``path``."""
@@ -538,6 +570,43 @@ def test_memory_held_in_a_memfd_under_the_quota_is_allowed(host: Host, workspace
     assert ran.outcome.status == "success", ran.outcome
     assert ran.outcome.result == {"held_mb": 32}
     assert 32 <= ran.outcome.peak_memory_mb < 128
+
+
+def test_a_run_near_its_process_limit_leaves_a_concurrent_run_its_own(
+    host: Host, workspace: Path
+) -> None:
+    """RLIMIT_NPROC counts per uid and user namespace, and every run has the host's uid: each run
+    child enters a user namespace of its own (limits/run_userns.py) so one run's tasks do not
+    use up another's allowance."""
+    limit = quotas(processes=64, timeout_ms=30_000)
+    busy, other = host.together(
+        [
+            # Starts threads until its own limit stops it, and holds them.
+            {
+                "handler": "plugbox_limit_jobs:hold_threads",
+                "workspace": workspace,
+                "permissions": limit,
+                "config": {"count": 200, "hold_s": 4},
+            },
+            # Starts while they are held.
+            {
+                "handler": "plugbox_limit_jobs:hold_threads",
+                "workspace": workspace,
+                "permissions": limit,
+                "config": {"count": 20},
+                "after_s": 1.5,
+            },
+        ]
+    )
+    assert busy.status == "success", busy.error
+    # The control: the busy run's own limit still holds it (its main thread counts too).
+    assert busy.result["error"] is not None  # type: ignore[index,call-overload]
+    assert 50 <= busy.result["started"] < 64  # type: ignore[index,call-overload]
+    assert other.status == "success", other.error
+    assert other.result == {"started": 20, "error": None}
+    # And a run after them forks as well.
+    ran = host.run("plugbox_limit_jobs:fork_one", workspace, permissions=limit)
+    assert ran.outcome.result == {"forked": True, "errno": None}
 
 
 def test_fork_bomb_is_bounded(host: Host, workspace: Path) -> None:

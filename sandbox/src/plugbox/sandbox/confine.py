@@ -94,7 +94,7 @@ class Confinement:
 
     def apply_in_child(self) -> None:
         """Confine the calling (child) process. Raises if a layer we rely on fails to apply."""
-        apply_rlimits(self.spec.quotas)
+        apply_rlimits(self.spec.quotas, own_task_count=not self.machine.cgroups)
         if self.machine.netns and not self.machine.shared_netns:
             namespaces.unshare_network()
         if self.ruleset is not None:

@@ -17,9 +17,10 @@ Kernel facts this module relies on (Linux; measured on 6.18):
   ``OSError(EFBIG)`` (after a short write up to the limit) instead of killing the process.
   ``subprocess`` restores the default disposition before ``execve`` (``restore_signals=True``), so a
   program started that way is killed by ``SIGXFSZ`` at the limit instead; stopped either way.
-* ``RLIMIT_NPROC`` counts every task (process *and* thread) of the real user id, machine-wide, and
-  the kernel never applies it to uid 0. It is only a per-run cap when each run has its own
-  unprivileged uid; for root children the pids cgroup is the only process cap.
+* ``RLIMIT_NPROC`` counts every task (process *and* thread) of the real user id in the caller's
+  user namespace and the namespaces below it, and the kernel never applies it to uid 0. It is a
+  per-run cap when each run has its own user namespace (:mod:`.run_userns`, made before the limit
+  is set) or its own unprivileged uid; for root children the pids cgroup is the only process cap.
 * A process with ``CAP_SYS_RESOURCE`` may raise its own hard limits again. :func:`apply_rlimits`
   therefore drops that one capability (effective, permitted, inheritable and bounding sets)
   when it holds it, so a root child cannot undo its limits with ``resource.setrlimit``.
@@ -32,6 +33,7 @@ import resource
 
 from plugbox.sandbox._libc import LIBC
 from plugbox.sandbox.kernel import capabilities
+from plugbox.sandbox.limits.run_userns import enter_own_user_namespace
 from plugbox.sdk.permissions import Quotas
 
 __all__ = ["address_space_limit", "apply_rlimits"]
@@ -60,17 +62,24 @@ MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # <malloc.h>
 
 
-def apply_rlimits(quotas: Quotas) -> None:
+def apply_rlimits(quotas: Quotas, *, own_task_count: bool = False) -> None:
     """Limit the calling process (the run child) to ``quotas``; unset quotas leave limits alone.
+
+    ``own_task_count`` (a run without a pids cgroup): first enter a user namespace of the run's
+    own, so that ``RLIMIT_NPROC`` counts this run's tasks and not every run's (:mod:`.run_userns`;
+    it has to happen before the limit is lowered). Needs a single-threaded caller.
 
     Call it after joining the run's cgroup and before importing plugin code. Core dumps are always
     turned off: a core file would land in the job's working directory — the workspace — with
     whatever secrets the process held. (With a ``|program`` ``core_pattern`` the kernel ignores the
     limit and leaves the decision to that program; systemd-coredump honours it.)
 
-    ``processes`` sets ``RLIMIT_NPROC`` too, but that limit is per *user*, not per run, and the
-    kernel does not apply it to root: a root child is only held by the pids cgroup.
+    ``processes`` sets ``RLIMIT_NPROC`` too, which the kernel counts per uid and user namespace
+    (per run only with ``own_task_count``) and never applies to root: a root child is only held
+    by the pids cgroup.
     """
+    if own_task_count:
+        enter_own_user_namespace(quotas.processes)
     _set(resource.RLIMIT_CORE, 0)
     if quotas.cpu_ms is not None:
         seconds = math.ceil(quotas.cpu_ms / 1000)
