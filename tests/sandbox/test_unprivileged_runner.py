@@ -572,6 +572,56 @@ def test_memory_held_in_a_memfd_under_the_quota_is_allowed(host: Host, workspace
     assert 32 <= ran.outcome.peak_memory_mb < 128
 
 
+# The watchdog's view of a process that hides from it (limits/shmem.py), as the host user sees it.
+HIDING = """
+import ctypes, json, os, sys
+from plugbox.sandbox.limits import TreeSampler
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    memfd = os.memfd_create("hidden")
+    for _ in range(64):
+        os.write(memfd, b"x" * 1048576)
+    if sys.argv[1] == "hide":
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/<pid>/fd is closed
+    os.write(ready_w, b"r")
+    os.read(go_r, 1)
+    os._exit(0)
+os.read(ready_r, 1)
+usage = TreeSampler(pid, None).sample()
+os.write(go_w, b"g")
+os.waitpid(pid, 0)
+print(json.dumps({"rss_mb": usage.rss_mb, "hidden": usage.hidden}))
+"""
+
+
+def test_a_process_that_hides_its_descriptors_is_reported_hidden(
+    user: pwd.struct_passwd, scratch: Path
+) -> None:
+    """Not dumpable, a process's fd and smaps need ptrace rights the unprivileged host lacks: its
+    memfds cannot be counted, so the sample says so instead of reporting them as nothing."""
+    python = python_for(user, scratch)
+
+    def sample(mode: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [python, "-c", HIDING, mode],
+            capture_output=True,
+            text=True,
+            cwd=scratch,
+            timeout=60,
+            check=True,
+            **as_user(user),
+        )
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    seen, hiding = sample("show"), sample("hide")
+    assert seen["hidden"] == 0 and seen["rss_mb"] >= 64  # the control: the memfd is counted
+    assert hiding["hidden"] == 1
+    assert hiding["rss_mb"] < 64  # what the watchdog cannot see, which is why it says hidden
+
+
 def test_a_run_near_its_process_limit_leaves_a_concurrent_run_its_own(
     host: Host, workspace: Path
 ) -> None:
