@@ -439,6 +439,70 @@ def test_system_programs_still_run_and_python_keeps_working(ruleset: Ruleset) ->
     assert in_child(child).unwrap() == (0, True, "colorsys")
 
 
+def test_exec_narrowed_to_file_rules_runs_only_those_files(tree: Tree) -> None:
+    """What spawn_spec builds for ``shell.allow: ['echo *']``: EXECUTE on echo and its loader,
+    every system path read-only. Control: the same ruleset runs echo."""
+    from plugbox.sandbox.exec_files import exec_files
+
+    allowed = exec_files(["echo"], "/usr/bin:/bin")
+    system = tuple(sorted({os.path.realpath(p) for p in default_system_paths()}))
+    policy = LandlockPolicy(read_exec=allowed, read_only=system, read_write=("/dev/null",))
+    with Ruleset.build(policy) as narrowed:
+
+        def child() -> dict[str, int]:
+            narrowed.restrict_self()
+            run = subprocess.run
+            return {
+                "echo": run(["/bin/echo"], stdout=subprocess.DEVNULL, check=False).returncode,
+                "touch": errno_of(lambda: run(["/usr/bin/touch", str(tree.rw / "t")], check=False)),
+                "sh": errno_of(lambda: run(["/bin/sh", "-c", "true"], check=False)),
+            }
+
+        assert in_child(child).unwrap() == {"echo": 0, "touch": errno.EACCES, "sh": errno.EACCES}
+    assert not (tree.rw / "t").exists()
+
+
+# -- rule paths never follow a link a job planted --------------------------------------------------
+@pytest.mark.parametrize("where", ["read_only", "read_write"])
+@pytest.mark.parametrize("link_at", ["end", "middle"])
+def test_a_rule_path_through_a_symlink_is_refused_not_followed(
+    tree: Tree, where: str, link_at: str
+) -> None:
+    (tree.rw / "rootlink").symlink_to("/")
+    path = tree.rw / "rootlink" if link_at == "end" else tree.rw / "rootlink" / "etc"
+    policy = dataclasses.replace(default_policy(), **{where: (str(path),)})
+    with pytest.raises(kernel.landlock.LinkRefused, match="never follow links") as refused:
+        Ruleset.build(policy)
+    assert refused.value.link == str(tree.rw / "rootlink")
+    assert not isinstance(refused.value, OSError)  # never mistaken for "Landlock unavailable"
+    # Control: the same rule on a real folder builds, and read_exec (the host's paths) follows.
+    (tree.rw / "rootlink").unlink()
+    (tree.rw / "rootlink" / "etc").mkdir(parents=True)
+    Ruleset.build(dataclasses.replace(default_policy(), **{where: (str(path),)})).close()
+    (tree.root / "lib-link").symlink_to(tree.granted)
+    with Ruleset.build(default_policy(read_exec=(str(tree.root / "lib-link"),))) as followed:
+        assert followed.skipped == ()
+
+
+def test_a_rule_made_before_a_swap_stays_on_the_folder_not_the_link(tree: Tree) -> None:
+    """The race: a job swaps its folder for a link after the ruleset was built. The rule is on
+    the folder's inode, so the link (to the secret) grants nothing."""
+    box = tree.rw / "box"
+    box.mkdir()
+    with Ruleset.build(default_policy(read_only=(str(box),))) as built:
+        box.rename(tree.root / "old-box")
+        box.symlink_to(tree.secret)
+
+        def child() -> dict[str, int]:
+            built.restrict_self()
+            return {
+                "via link": read_errno(box / "key.txt"),
+                "old folder": errno_of(lambda: os.listdir(tree.root / "old-box")),
+            }
+
+        assert in_child(child).unwrap() == {"via link": errno.EACCES, "old folder": 0}
+
+
 # -- scoping (ABI >= 6) ----------------------------------------------------------------------------
 @needs_scoping
 @pytest.mark.parametrize("scoped", [True, False])

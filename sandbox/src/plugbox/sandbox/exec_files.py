@@ -28,17 +28,23 @@ _PT_INTERP = 3
 _MAX_INTERP_BYTES = 4096
 
 
-def exec_files(programs: Iterable[str], search_path: str) -> tuple[str, ...]:
+def exec_files(programs: Iterable[str], search_path: str, never_in: str = "") -> tuple[str, ...]:
     """Real paths of ``programs`` (bare names found on ``search_path``) and their interpreters.
 
     A program that is not found is left out: ``runtime.shell`` refuses it as not found, and the
-    kernel would refuse it too.
+    kernel would refuse it too. So is one of which any file (itself, an interpreter) lies in the
+    folder ``never_in`` — the workspace, where a job could rewrite it.
     """
     found: set[str] = set()
+    inside = never_in.rstrip("/") + "/" if never_in else None
     for name in programs:
         located = shutil.which(name, path=search_path)
-        if located is not None:
-            _add(os.path.realpath(located), search_path, found, 0)
+        if located is None:
+            continue
+        chain: set[str] = set()
+        _add(os.path.realpath(located), search_path, chain, 0)
+        if inside is None or not any(path.startswith(inside) for path in chain):
+            found |= chain
     return tuple(sorted(found))
 
 

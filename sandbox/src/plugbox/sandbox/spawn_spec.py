@@ -154,11 +154,13 @@ def _plan(
     if learn:
         executable = None
     elif "shell" in capabilities:
-        found = exec_files(_programs(declared, grants), search_path(host_path, workspace))
-        # A program (or its interpreter) whose real path is in the workspace — a host PATH
-        # entry that links there — is a file a job can write: never executable.
-        inside = os.path.realpath(workspace) + "/"
-        executable = tuple(f for f in found if not f.startswith(inside))
+        # A program (or an interpreter of it) whose real path is in the workspace — a host
+        # PATH entry that links there — is a file a job can write: never executable.
+        executable = exec_files(
+            _programs(declared, grants),
+            search_path(host_path, workspace),
+            never_in=os.path.realpath(workspace),
+        )
         if loaders(executable):
             notes.append(
                 "the kernel lets this job execute only the files in kernel.execute; the dynamic "
