@@ -97,7 +97,12 @@ def with_kernel_grants(
     enforcement: Enforcement, request: RunRequest, system_paths: tuple[str, ...]
 ) -> Enforcement:
     """``enforcement`` of a run of ``request`` with its kernel grants and what they mean."""
-    plan = _plan_for(request, system_paths)
+    return _recorded(enforcement, _plan_for(request, system_paths))
+
+
+@functools.lru_cache(maxsize=256)
+def _recorded(enforcement: Enforcement, plan: _Plan) -> Enforcement:
+    # Per run this is a cache hit: a few microseconds, not a model copy.
     return enforcement.with_kernel(plan.grants, plan.notes)
 
 
@@ -115,7 +120,7 @@ def _plan_for(request: RunRequest, system_paths: tuple[str, ...]) -> _Plan:
         request.learn,
         request.workspace,
         _host_path(),
-        outside_workspace(system_paths + request.python_path, request.workspace),
+        system_paths + request.python_path,
     )
 
 
@@ -126,8 +131,10 @@ def _plan(
     learn: bool,
     workspace: str,
     host_path: str,
-    system: tuple[str, ...],
+    code: tuple[str, ...],
 ) -> _Plan:
+    """Cached per job: a run of a job seen before pays a dictionary lookup, not path work."""
+    system = outside_workspace(code, workspace)
     notes: list[str] = []
     if learn:
         # A learn run lets calls the declared rules would refuse happen, so they can be
