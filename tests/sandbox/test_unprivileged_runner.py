@@ -636,15 +636,15 @@ def test_a_run_near_its_process_limit_leaves_a_concurrent_run_its_own(
                 "handler": "plugbox_limit_jobs:hold_threads",
                 "workspace": workspace,
                 "permissions": limit,
-                "config": {"count": 200, "hold_s": 4},
+                "config": {"count": 200, "hold_s": 4, "holding": ".plugbox/t/holding"},
             },
-            # Starts while they are held.
+            # Starts its threads while they are held (it waits for the busy run's marker).
             {
                 "handler": "plugbox_limit_jobs:hold_threads",
                 "workspace": workspace,
                 "permissions": limit,
-                "config": {"count": 20},
-                "after_s": 1.5,
+                "config": {"count": 20, "wait_for": ".plugbox/t/holding"},
+                "after_s": 0.5,
             },
         ]
     )
@@ -653,7 +653,7 @@ def test_a_run_near_its_process_limit_leaves_a_concurrent_run_its_own(
     assert busy.result["error"] is not None  # type: ignore[index,call-overload]
     assert 50 <= busy.result["started"] < 64  # type: ignore[index,call-overload]
     assert other.status == "success", other.error
-    assert other.result == {"started": 20, "error": None}
+    assert other.result == {"started": 20, "error": None, "waited": True}
     # And a run after them forks as well.
     ran = host.run("plugbox_limit_jobs:fork_one", workspace, permissions=limit)
     assert ran.outcome.result == {"forked": True, "errno": None}

@@ -31,9 +31,17 @@ def memfd_hold(ctx):
 def hold_threads(ctx):
     """Start threads until ``count`` run or ``start`` fails; hold them for ``hold_s`` seconds.
 
-    Reports how many started and the error that stopped it, if any.
+    Reports how many started and the error that stopped it, if any. With ``wait_for``, first
+    waits (up to 10 s) for that file to exist and reports whether it did; with ``holding``,
+    creates that file once its threads run — so two runs can meet at the moment that matters.
     """
     count = int(ctx.config["count"])
+    waited = None
+    if ctx.config.get("wait_for"):
+        deadline = time.monotonic() + 10
+        while not os.path.exists(ctx.config["wait_for"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        waited = os.path.exists(ctx.config["wait_for"])
     release = threading.Event()
     started = []
     error = None
@@ -45,11 +53,17 @@ def hold_threads(ctx):
             error = str(err)
             break
         started.append(thread)
+    if ctx.config.get("holding"):
+        with open(ctx.config["holding"], "w"):
+            pass
     time.sleep(float(ctx.config.get("hold_s", 0)))
     release.set()
     for thread in started:
         thread.join()
-    return {"started": len(started), "error": error}
+    report = {"started": len(started), "error": error}
+    if waited is not None:
+        report["waited"] = waited
+    return report
 
 
 def fork_one(ctx):
