@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from plugbox.sandbox.limits import TreeSampler, TreeUsage
+from plugbox.sandbox.limits.shmem import on_memory_filesystem
 
 if TYPE_CHECKING:
     from .conftest import Forked
@@ -165,3 +166,12 @@ def _fs_type(path: Path) -> str:
             if inside and len(point) >= len(best):
                 best, kind = point, fs_type
     return kind
+
+
+@pytest.mark.skipif(not os.path.isdir(SHM), reason="no /dev/shm")
+def test_a_directory_on_tmpfs_is_told_apart_from_one_on_disk(tmp_path: Path) -> None:
+    if _fs_type(tmp_path) in ("tmpfs", "ramfs"):
+        pytest.skip(f"{tmp_path} is on {_fs_type(tmp_path)}: no disk directory to compare with")
+    assert on_memory_filesystem(SHM)
+    assert on_memory_filesystem(os.path.join(SHM, "not-there-yet"))
+    assert not on_memory_filesystem(str(tmp_path))

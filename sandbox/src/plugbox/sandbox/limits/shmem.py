@@ -15,13 +15,32 @@ sums resident sets, and the kernel can hold a run's memory where no resident set
 * an object whose last descriptor was closed while a mapping keeps it alive keeps counting at the
   size it last had, as long as some process of the run still maps it.
 
-What this cannot see, and why (docs/adr/0005-resource-limits.md): an object only ever mapped after
-its descriptor was closed between two samples (its unmapped pages), a descriptor in flight in a
-unix socket (``SCM_RIGHTS``), a process that made itself non-dumpable (its ``fd`` and ``smaps``
-need ptrace access the unprivileged host lacks; reported in :attr:`Held.hidden`), SysV segments no
-process has attached, and files closed on a tmpfs workspace. Shared anonymous mappings and SysV
-segments while attached are in ``RssShmem`` and counted once per process that touched them, as
-resident sets always were.
+What this cannot see, and why:
+
+* pages of an object whose descriptor was closed *between two samples* while a mapping keeps it
+  alive: only its mapped, touched pages show (in ``RssShmem``); the parent cannot learn the size
+  of an object it never saw through a descriptor (``/proc/<pid>/map_files`` needs
+  ``CAP_CHECKPOINT_RESTORE``);
+* a descriptor in flight in a unix socket (``SCM_RIGHTS`` sent to itself, then closed): held by
+  the socket buffer, in no process's fd table — measured: a 96 MiB memfd sent that way is not
+  counted. Seccomp cannot look inside ``sendmsg``; refusing ``memfd_create`` when no memory
+  cgroup holds the run is what would close it at the kernel;
+* a process that made itself non-dumpable (``prctl(PR_SET_DUMPABLE, 0)``): its ``fd`` and
+  ``smaps`` need ptrace access an unprivileged host lacks. It is reported in :attr:`Held.hidden`,
+  for the watchdog to treat as over the quota;
+* files written into a job's writable directory on a tmpfs and closed: they are the job's
+  output and outlive the run, like files on disk. Counting them would mean walking the
+  directories every sample (cost grows with whatever the job creates) or watching the mount's
+  free space (other writers would kill the run): neither is sound, so the host is told instead
+  (:func:`on_memory_filesystem`). ``RLIMIT_FSIZE`` bounds each file, not their number.
+
+SysV segments and POSIX queues are refused by seccomp. Shared anonymous mappings are in
+``RssShmem`` and counted once per process that touched them, as resident sets always were.
+
+Cost per sample (``tests/benchmarks/bench_tree_sampler.py``): a readlink per descriptor (~2 µs),
+a stat only for a memfd or a file on a memory filesystem, ``maps`` and then ``smaps`` only for a
+process that maps shared memory while the run holds such an object; at most
+:data:`MAX_DESCRIPTORS_PER_SAMPLE` descriptors per sample.
 """
 
 from __future__ import annotations
@@ -32,7 +51,7 @@ import re
 import stat
 from dataclasses import dataclass
 
-__all__ = ["Held", "SharedMemory"]
+__all__ = ["Held", "SharedMemory", "on_memory_filesystem"]
 
 #: Filesystems whose regular files are memory. Not ``devtmpfs``: only root creates files in
 #: ``/dev`` and Landlock grants no job a write there, while every run holds ``/dev/null`` open.
@@ -132,6 +151,15 @@ class SharedMemory:
             os.close(directory)
 
 
+def on_memory_filesystem(path: str) -> bool:
+    """Whether ``path`` lies on tmpfs, ramfs or hugetlbfs, by this process's mount table.
+
+    For the host to say so when a job's writable directory is memory and no memory cgroup holds
+    the run: files written there and closed are counted by nobody (see the module docstring).
+    """
+    return _Mounts(os.getpid()).on_memory(os.path.realpath(path))
+
+
 class _Mounts:
     """Which descriptor targets live on a memory filesystem, from the run's ``mountinfo``.
 
@@ -157,9 +185,9 @@ class _Mounts:
             return True  # memfds live on the kernel's internal tmpfs, in no mount table
         if not target.startswith("/"):
             return False  # pipe:[…], socket:[…], anon_inode:[…]
-        return self._on_memory(target)
+        return self.on_memory(target)
 
-    def _on_memory(self, path: str) -> bool:
+    def on_memory(self, path: str) -> bool:
         if self._table is None:
             self._table = _read_mounts(self._root_pid)
         for mount_point, memory in self._table:
