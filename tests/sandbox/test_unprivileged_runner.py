@@ -547,11 +547,12 @@ def test_limits_cannot_be_raised_from_inside_the_user_namespace(
 
 def test_memory_held_in_a_memfd_counts_against_the_quota(host: Host, workspace: Path) -> None:
     # 1 GiB written into a memfd and never mapped: in no resident set, and RLIMIT_AS does not
-    # apply to it. The watchdog counts the memfd through the run's descriptors (limits/shmem.py).
+    # apply to it. The watchdog counts the memfd through the run's descriptors (limits/shmem.py),
+    # also when a processes quota puts the run in a user namespace of its own (run_userns.py).
     ran = host.run(
         "plugbox_limit_jobs:memfd_hold",
         workspace,
-        permissions=quotas(memory_mb=128, timeout_ms=30_000),
+        permissions=quotas(memory_mb=128, processes=64, timeout_ms=30_000),
         config={"mb": 1024, "hold_s": 5},
     )
     assert (ran.outcome.status, ran.outcome.kill_reason) == ("killed", "memory"), ran.outcome
