@@ -125,3 +125,15 @@ def test_a_learn_run_never_makes_the_workspace_root_writable() -> None:
 def test_an_unknown_operation_in_a_record_is_an_error(operation: str) -> None:
     with pytest.raises(ValueError, match="unknown operation"):
         unused_rules(perms.Permissions(), [Call(operation, "x")])
+
+
+def test_a_file_written_in_the_workspace_root_is_never_proposed() -> None:
+    """No rule can make the root writable (lint), so a proposal never tries; the folder is fine."""
+    calls = [
+        Call("fs.write", "notes.txt", allowed=True, rule="learn"),
+        Call("fs.write", "out", allowed=True, rule="learn", is_dir=True),
+        Call("fs.write", "out/a.txt", allowed=True, rule="learn"),
+    ]
+    proposal = minimal_permissions(calls)
+    assert proposal.fs == (perms.FsPermissions(mode="readWrite", allow=("/out/",)),)
+    assert perms.lint_permissions(proposal) == []

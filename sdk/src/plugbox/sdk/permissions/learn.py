@@ -111,8 +111,15 @@ def _calls(calls: Iterable[LearnedCall], operation: str) -> list[LearnedCall]:
     return [c for c in wanted if _RESOLVED not in c.target]
 
 
+def _at_root(call: LearnedCall) -> bool:
+    """A file written directly in the workspace root: no rule can allow it (the root is never
+    writable at the kernel, a lint rule), so no proposal contains it; the run failed there. A
+    top-level folder is fine: ``/out/`` makes it a write root, which the host creates."""
+    return call.operation == "fs.write" and "/" not in call.target and not call.is_dir
+
+
 def _fs_rules(calls: Sequence[LearnedCall]) -> tuple[FsPermissions, ...]:
-    writes = _prune({(c.target, c.is_dir) for c in _calls(calls, "fs.write") if c.target != "."})
+    writes = _prune({(c.target, c.is_dir) for c in _calls(calls, "fs.write") if not _at_root(c)})
     write_rules = FsPermissions(mode="readWrite", allow=writes) if writes else None
     covered = compile_policy(Permissions(fs=(write_rules,) if write_rules else ()))
     wanted_reads = set()
@@ -171,7 +178,7 @@ def minimal_permissions(
     )
     policy = compile_policy(proposal)
     for call in recorded:
-        if call.rule in FORM_RULES or _RESOLVED in call.target:
+        if call.rule in FORM_RULES or _RESOLVED in call.target or _at_root(call):
             continue
         verdict = policy.decide(_operation(call.operation), call.target, is_dir=call.is_dir)
         if not verdict.allowed:  # a bug here must never produce a set that does not work
