@@ -7,13 +7,20 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+
+from plugbox.host.config import load_config
+from plugbox.host.daemon import Daemon
+from plugbox.host.scheduler import Fire
+from plugbox.host.services import Host
+from plugbox.host.store import RunRecord
 
 
 def plugbox_path() -> str:
@@ -210,3 +217,115 @@ def test_plugins_reload_signals_the_running_host(config: Path) -> None:
     assert code == 0
     assert "reloaded" in [e["event"] for e in events]
     assert not (config.parent / "state" / "serve.pid").exists()
+
+
+# --- one run's fault is that run's alone ----------------------------------------------------------
+def zygote_of(process: subprocess.Popen[str]) -> psutil.Process:
+    def found() -> list[psutil.Process]:
+        return [
+            child
+            for child in psutil.Process(process.pid).children()
+            if child.name() == "plugbox-zygote"
+        ]
+
+    wait_for(lambda: len(found()) == 1)
+    return found()[0]
+
+
+def finished_after(config: Path, moment: datetime, status: str) -> list[dict[str, Any]]:
+    def at(record: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(record.get("started_at") or record["scheduled_at"])
+
+    return [r for r in runs(config) if r["status"] == status and at(r) > moment]
+
+
+def assert_clean_stop(process: subprocess.Popen[str], config: Path) -> list[dict[str, Any]]:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr[-3000:]
+    # A worker thread that died would print its traceback ("Exception in thread ...").
+    assert "Exception in thread" not in stderr and "Traceback" not in stderr, stderr[-3000:]
+    listed = runs(config)
+    assert not [r for r in listed if r["status"] == "running"], "a run was left running"
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_a_zygote_killed_under_serve_fails_only_its_runs_and_is_replaced(config: Path) -> None:
+    process = serve(config)
+    try:
+        wait_for(lambda: any(r["status"] == "success" for r in runs(config)))
+        first = zygote_of(process)
+        first.kill()  # the fault, at the boundary: the sandbox's fork server is gone
+        killed_at = datetime.now(UTC)
+        wait_for(lambda: len(finished_after(config, killed_at, "success")) >= 2, timeout=30)
+        assert zygote_of(process).pid != first.pid  # a new zygote serves the runs
+    finally:
+        assert_clean_stop(process, config)
+
+
+def test_a_stopped_zygote_fails_spawns_after_the_timeout_and_serve_carries_on(
+    config: Path,
+) -> None:
+    process = serve(config)
+    try:
+        wait_for(lambda: any(r["status"] == "success" for r in runs(config)))
+        zygote = zygote_of(process)
+        stopped_at = datetime.now(UTC)
+        zygote.suspend()  # SIGSTOP: every spawn now waits for the 10 s spawn timeout
+        try:
+            wait_for(lambda: finished_after(config, stopped_at, "failed"), timeout=30)
+        finally:
+            zygote.resume()
+        resumed_at = datetime.now(UTC)
+        wait_for(lambda: len(finished_after(config, resumed_at, "success")) >= 2, timeout=30)
+    finally:
+        assert_clean_stop(process, config)
+    (failed, *_) = finished_after(config, stopped_at, "failed")
+    assert failed["error"]["type"] == "SandboxError"
+    assert "took longer than 10 s to prepare" in failed["error"]["message"]
+    assert "stopped" in failed["error"]["message"]
+
+
+def test_an_exception_while_running_a_fire_is_recorded_and_the_worker_carries_on(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = Host(load_config(config))
+    daemon = Daemon(host)
+    real = host.execute
+    calls: list[str] = []
+
+    def execute(plan: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["run_id"])
+        if len(calls) == 1:
+            host.store.add(  # as execute does before the runner is asked
+                RunRecord(
+                    run_id=kwargs["run_id"],
+                    job=plan.key,
+                    status="running",
+                    trigger="manual",
+                    scheduled_at=datetime.now(UTC),
+                    started_at=datetime.now(UTC),
+                )
+            )
+            raise RuntimeError("injected: the store went away mid-run")
+        return real(plan, **kwargs)
+
+    monkeypatch.setattr(host, "execute", execute)
+    try:
+        daemon._load(starting=False)
+        now = datetime.now(UTC)
+        for _ in range(2):
+            fire = Fire("example:hello-cron", now, now, "manual")
+            daemon._queue.put((0, next(daemon._order), fire))
+        daemon._queue.put((1, next(daemon._order), None))  # then the worker's stop sentinel
+        worker = threading.Thread(target=daemon._work)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        broken, fine = (host.store.get(run_id) for run_id in calls)
+    finally:
+        host.close()
+    assert broken.status == "failed" and broken.finished_at is not None
+    assert broken.error is not None and broken.error.type == "HostError"
+    assert "injected: the store went away mid-run" in broken.error.message
+    assert fine.status == "success"  # the same worker ran the next fire
