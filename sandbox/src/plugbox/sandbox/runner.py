@@ -1,11 +1,14 @@
 """The one runner API: run a job in a confined child and get back a bounded :class:`Outcome`.
 
-``SandboxRunner`` owns a warm zygote (:mod:`plugbox.sandbox.zygote`). For each run it prepares
-the confinement plan, asks the zygote to fork a child, puts the child in the run's cgroup, hands it
-the allowed environment, then watches: it answers the child's network requests through the broker,
-drains output (truncating, never blocking the child), streams in logs and events, and enforces the
-wall timeout, tree-wide CPU and memory, and output volume. When the run ends — however it ends —
-every process of the run is killed before the outcome is returned.
+``SandboxRunner`` owns a warm zygote (:mod:`plugbox.sandbox.zygote`, driven through
+:mod:`plugbox.sandbox.zygote_client`). For each run it prepares the confinement plan, asks the
+zygote to fork a child, puts the child in the run's cgroup, hands it the allowed environment,
+then watches (:mod:`plugbox.sandbox.run_loop`): network requests go to the broker on threads of
+their own, output is drained (truncated, never blocking the child), logs and events stream in,
+bounded (:mod:`plugbox.sandbox.run_watch`), and the wall timeout, tree-wide CPU and memory, and
+output volume are enforced. When the run ends — however it ends — every process of the run is
+killed before the outcome is returned. A run the sandbox cannot carry out (a spawn that times
+out, a zygote that died) is that run's failed outcome: :meth:`SandboxRunner.run` never raises.
 
 Thread-safe: the host's worker pool may call :meth:`SandboxRunner.run` from several threads.
 """
@@ -15,14 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,7 @@ from plugbox.sandbox.outcome import (
     advisory_enforcement,
     capability_levels,
 )
-from plugbox.sandbox.protocol import ProtocolError, receive, send
+from plugbox.sandbox.protocol import send
 from plugbox.sandbox.proxies.env import allowed_environment
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
 from plugbox.sandbox.run_loop import RunIO, watch_run
@@ -62,6 +62,7 @@ from plugbox.sandbox.spawn_spec import (
     workspace_problem,
 )
 from plugbox.sandbox.workspace import prepare_write_roots
+from plugbox.sandbox.zygote_client import RunState, ZygoteClient
 from plugbox.sdk.permissions import Decider, Quotas, effective_policy
 
 log = logging.getLogger(__name__)
@@ -73,21 +74,6 @@ MAX_WARM = 8
 MAX_SPECS = 256
 #: How long a run waits for a warm child that is being forked before forking its own.
 WARM_WAIT_S = 0.05
-# The zygote runs isolated (-I: no script directory or cwd on sys.path, no PYTHON* variables, no
-# user site) from "/", so nothing a job can write is ever on its path. What the host's own
-# sys.path adds (a PYTHONPATH, a test runner's paths) is appended *after* the interpreter's own
-# entries: it can add modules, never shadow the standard library or plugbox.
-_ZYGOTE_BOOTSTRAP = (
-    "import sys; sys.path.extend(p for p in sys.argv[3:] if p not in sys.path); "
-    "from plugbox.sandbox.zygote import main; main()"
-)
-
-
-@dataclass(slots=True)
-class _RunState:
-    spawned: queue.Queue[dict[str, Any]] = field(default_factory=queue.Queue)
-    exited: threading.Event = field(default_factory=threading.Event)
-    exit_message: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -99,7 +85,7 @@ class _Child:
     control: socket.socket
     out_r: int
     cgroup: RunCgroup | None
-    state: _RunState
+    state: RunState
 
 
 def _warm_key(request: RunRequest, quotas: Quotas) -> str:
@@ -120,16 +106,8 @@ class SandboxRunner:
         self._defaults = defaults
         self._prewarm_enabled = prewarm
         self._cgroups = cgroup_support()
-        self._lock = threading.Lock()  # one writer at a time on the zygote socket
-        self._start_lock = threading.Lock()
-        # Held while a spawn reply is handed to its run or the run gives up waiting for it, so a
-        # reply is either taken by its run or known to have come too late.
-        self._handoff = threading.Lock()
-        self._runs: dict[str, _RunState] = {}
-        self._by_pid: dict[int, _RunState] = {}
-        self._zygote: subprocess.Popen[bytes] | None = None
-        self._sock: socket.socket | None = None
-        self._machine: dict[str, Any] = {}
+        self._zygote = ZygoteClient(cgroups=self._cgroups.version is not None)
+        self._reaped = False
         self._system_paths = code_paths()
         self._cgroup_pool = CgroupPool()
         self._cleaner = Cleaner(self._cgroup_pool)
@@ -143,57 +121,12 @@ class SandboxRunner:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> SandboxRunner:
-        with self._start_lock:
-            if self._zygote is not None and self._zygote.poll() is None:
-                return self
-            if self._zygote is not None:
-                # The zygote died (killed, or out of memory): its runs have failed; start anew.
-                log.warning(
-                    "the sandbox zygote exited (%s); starting a new one", self._zygote.returncode
-                )
-                self._forget_zygote()
-            self._start_zygote()
-        return self
-
-    def _start_zygote(self) -> None:
-        if self._cgroups.version is not None:
+        """Start the zygote (again, if it died since)."""
+        if not self._reaped and self._cgroups.version is not None:
             reap_stale_runs(psutil.pid_exists)
-        ours, theirs = socket.socketpair()
-        self._zygote = subprocess.Popen(
-            [
-                sys.executable,
-                "-I",
-                "-c",
-                _ZYGOTE_BOOTSTRAP,
-                str(theirs.fileno()),
-                str(os.getpid()),
-                *_zygote_path(),
-            ],
-            pass_fds=[theirs.fileno()],
-            env=_zygote_environment(),
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            close_fds=True,
-        )
-        theirs.close()
-        self._sock = ours
-        send(ours, {"type": "hello", "cgroups": self._cgroups.version is not None})
-        ready, _ = receive(ours)
-        if ready.get("type") != "ready":
-            raise RuntimeError(f"the sandbox zygote did not start: {ready}")
-        self._machine = dict(ready["machine"])
-        threading.Thread(
-            target=self._demux, args=(ours,), name="plugbox-zygote", daemon=True
-        ).start()
-
-    def _forget_zygote(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._zygote is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._zygote.wait(timeout=1)
-            self._zygote = None
+            self._reaped = True
+        self._zygote.start()
+        return self
 
     def close(self) -> None:
         self._closing = True
@@ -205,21 +138,7 @@ class SandboxRunner:
         self._cleaner.drain()
         self._cgroup_pool.close()
         remove_empty_parents()
-        if self._sock is not None:
-            try:
-                with self._lock:
-                    send(self._sock, {"type": "shutdown"})
-            except OSError:
-                pass
-            self._sock.close()
-            self._sock = None
-        if self._zygote is not None:
-            try:
-                self._zygote.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._zygote.kill()
-                self._zygote.wait()
-            self._zygote = None
+        self._zygote.close()
 
     def __enter__(self) -> SandboxRunner:
         return self.start()
@@ -230,48 +149,7 @@ class SandboxRunner:
     @property
     def machine(self) -> dict[str, Any]:
         """What the zygote found this machine can enforce (Landlock ABI, netns, seccomp, cgroups)."""
-        return dict(self._machine)
-
-    def _demux(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                message, _ = receive(sock)
-            except (EOFError, OSError, ProtocolError):
-                with self._handoff:
-                    everyone = list(self._runs.values())
-                for state in everyone:
-                    state.spawned.put(
-                        {"type": "spawn_failed", "error": "the sandbox zygote exited"}
-                    )
-                    state.exited.set()
-                return
-            kind = message.get("type")
-            if kind in ("spawned", "spawn_failed"):
-                with self._handoff:
-                    waiting = self._runs.get(str(message.get("spawn_id")))
-                    if waiting is not None:
-                        if kind == "spawned":
-                            self._by_pid[int(message["pid"])] = waiting
-                        waiting.spawned.put(message)
-                if waiting is None and kind == "spawned":
-                    # Its run gave up waiting (spawn timeout): the child must not linger.
-                    self._abandon(int(message["pid"]))
-            elif kind == "exited":
-                ended = self._by_pid.pop(int(message["pid"]), None)
-                if ended is not None:
-                    ended.exit_message = message
-                    ended.exited.set()
-
-    def _abandon(self, pid: int) -> None:
-        """Have the zygote kill a run child nobody waits for (it has not had its go)."""
-        sock = self._sock
-        if sock is None:
-            return
-        try:
-            with self._lock:
-                send(sock, {"type": "kill", "pid": pid})
-        except OSError:
-            pass  # the zygote is gone, and its children with it (PR_SET_PDEATHSIG)
+        return dict(self._zygote.machine)
 
     # -- one run ------------------------------------------------------------------------
     def run(
@@ -367,14 +245,13 @@ class SandboxRunner:
             self._cgroup_pool.release(child.cgroup)
         else:
             end_run(child.pid, None)
-        self._runs.pop(child.spawn_id, None)
+        self._zygote.forget(child.spawn_id)
 
     def _spawn(self, key: str, request: RunRequest, quotas: Quotas) -> _Child | str:
         """Fork a confined child that waits for its go; an error text when that fails.
 
         ``key`` is the run's warm key: runs that share it share a spawn spec, built once.
         """
-        assert self._sock is not None
         spawn_id = uuid.uuid4().hex
         built = self._specs.get(key)
         if built is None:
@@ -394,58 +271,22 @@ class SandboxRunner:
         # The owner pid in the name lets a later host reap what a killed one left behind.
         name = f"{os.getpid()}-{spawn_id[:12]}"
         cgroup = self._cgroup_pool.acquire(name, quotas) if self._cgroups.version else None
-        state = _RunState()
-        with self._handoff:
-            self._runs[spawn_id] = state
         try:
-            with self._lock:
-                send(
-                    self._sock,
-                    {"type": "spawn", "spawn_id": spawn_id, "spec": text},
-                    [child_end.fileno(), out_w],
-                )
-            reply = state.spawned.get(timeout=SPAWN_TIMEOUT_S)
-        except (OSError, queue.Empty) as err:
-            reply = {"type": "spawn_failed", "error": self._spawn_problem(err)}
+            forked = self._zygote.fork(spawn_id, text, [child_end.fileno(), out_w], SPAWN_TIMEOUT_S)
         finally:
             child_end.close()
             os.close(out_w)
-        if reply.get("type") != "spawned":
-            with self._handoff:
-                self._runs.pop(spawn_id, None)
-                # The reply may have come between the timeout and this line: its child is ours.
-                with contextlib.suppress(queue.Empty):
-                    late = state.spawned.get_nowait()
-                    if late.get("type") == "spawned":
-                        self._by_pid.pop(int(late["pid"]), None)
-                        self._abandon(int(late["pid"]))
+        if isinstance(forked, str):
             parent_end.close()  # a late child waiting for its go reads EOF and exits
             os.close(out_r)
             if cgroup is not None:
                 self._cgroup_pool.release(cgroup)
-            return str(reply.get("error"))
-        pid = int(reply["pid"])
+            return forked
+        pid, state = forked
         if cgroup is not None:
             with contextlib.suppress(ProcessLookupError):  # it already died; the run reports how
                 cgroup.add(pid)
         return _Child(spawn_id, pid, parent_end, out_r, cgroup, state)
-
-    def _spawn_problem(self, err: Exception) -> str:
-        """Why a spawn got no answer, as far as the parent can tell."""
-        if isinstance(err, OSError):
-            return f"the sandbox zygote cannot be reached ({err.strerror or err})"
-        zygote = self._zygote
-        why = "it is busy preparing other runs, or stuck"
-        if zygote is None or zygote.poll() is not None:
-            why = "the zygote exited"
-        else:
-            with contextlib.suppress(psutil.Error):
-                if psutil.Process(zygote.pid).status() == psutil.STATUS_STOPPED:
-                    why = "the zygote process is stopped"
-        return (
-            f"the sandbox took longer than {SPAWN_TIMEOUT_S:g} s to prepare this run's child "
-            f"({why}); the run was not started"
-        )
 
     def _drive(
         self,
@@ -487,7 +328,7 @@ class SandboxRunner:
             else:
                 end_run(child.pid, cgroup)
                 state.exited.wait(timeout=5)  # the exit status explains a run without a result
-            self._runs.pop(child.spawn_id, None)
+            self._zygote.forget(child.spawn_id)
             child.control.close()
             watch.drain_rest(child.out_r)
             os.close(child.out_r)
@@ -516,7 +357,7 @@ class SandboxRunner:
         return cached
 
     def _build_enforcement(self, cgroups: bool) -> Enforcement:
-        machine = self._machine
+        machine = self._zygote.machine
         landlock_on = bool(machine.get("landlock_abi"))
         seccomp_on = bool(machine.get("seccomp"))
         notes = []
@@ -541,25 +382,6 @@ class SandboxRunner:
             landlock_abi=int(machine.get("landlock_abi") or 0) or None,
             notes=tuple(notes),
         )
-
-
-def _zygote_environment() -> dict[str, str]:
-    """The zygote starts with no host secrets: only what Python itself needs."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-
-
-def _zygote_path() -> list[str]:
-    """The host's import path entries for the zygote to append after its own.
-
-    Never the empty or a relative entry, nor the working directory: those are where the host was
-    started (usually the workspace, which jobs write), not where code was installed.
-    """
-    cwd = os.getcwd()
-    return [
-        entry
-        for entry in sys.path
-        if entry and os.path.isabs(entry) and os.path.normpath(entry) != cwd
-    ]
 
 
 def _failure(started: datetime, message: str) -> Outcome:
