@@ -311,3 +311,37 @@ def test_json_result_refuses_deep_and_surrogate_results_with_a_reason() -> None:
     assert "surrogate" in json_result({"name": "\udcff"})[1].message
     assert json_result({"nan": float("nan")})[1].type == "ResultNotSerialisable"
     assert json_result({"ok": [[["fine"]]]}) == ({"ok": [[["fine"]]]}, None)  # control
+
+
+def test_the_child_channel_refuses_early_and_keeps_its_result_frame_within_the_limit(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    from plugbox.sandbox.channel import ChildChannel
+    from plugbox.sdk import LogRecord
+
+    parent, child = pair
+    channel = ChildChannel(child)
+    deep: Any = 1
+    for _ in range(500):
+        deep = [deep]
+    with pytest.raises(ValueError, match="deeper than"):
+        channel.event("deep", deep)
+    with pytest.raises(ValueError, match=f"the limit is {MAX_EVENT_BYTES}"):
+        channel.event("big", "x" * (MAX_EVENT_BYTES + 1))
+    with pytest.raises(ValueError, match="the fields of this log line"):
+        channel.log(LogRecord("info", "m", {"blob": "x" * 100_000}, 1.0))
+    # 1,000 accesses of 4,000 non-ASCII characters: 24 MB once escaped, cut to fit.
+    accesses = [
+        {"operation": "fs.read", "target": f"{i}" + "é" * 4000, "allowed": True, "rule": "r"}
+        for i in range(1000)
+    ]
+    accesses.insert(0, {"operation": "fs.read", "target": "a", "allowed": True, "rule": "r"})
+    channel.result({"result": {"ok": True}, "error": None, "accesses": accesses})
+    channel.event("fine", {"n": 1})  # control: what fits is sent
+    reader, frames = FrameReader(), []
+    while len(frames) < 2:
+        frames += reader.read(parent)
+    (result, size), (event, _) = frames
+    assert size <= MAX_CHILD_FRAME
+    assert result["accesses"] == accesses[:1] and result["accesses_truncated"] is True
+    assert event == {"type": "event", "name": "fine", "data": {"n": 1}}

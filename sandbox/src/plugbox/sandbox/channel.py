@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import math
 import socket
 import threading
@@ -126,15 +127,21 @@ def _bounded(value: Any, what: str, limit: int) -> Any:
 
 
 def _bounded_accesses(raw: list[Any]) -> tuple[list[Any], bool]:
+    """The access list within the parent's limits, measured as sent (escaped JSON bytes, never
+    fewer than characters), so the result frame always fits the channel."""
     kept: list[Any] = []
     total = 0
+    cut = False
     for access in raw:
-        size = sum(len(str(v)) for v in access.values()) if isinstance(access, dict) else 0
-        if size > MAX_ACCESS_CHARS or total + size > MAX_ACCESSES_BYTES:
+        size = len(json.dumps(_jsonable(access)))
+        if total + size > MAX_ACCESSES_BYTES:
             return kept, True
+        if size > MAX_ACCESS_CHARS:
+            cut = True
+            continue
         total += size
         kept.append(access)
-    return kept, False
+    return kept, cut
 
 
 def _jsonable(value: Any) -> Any:
