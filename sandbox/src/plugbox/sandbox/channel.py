@@ -134,11 +134,11 @@ def _bounded_accesses(raw: list[Any]) -> tuple[list[Any], bool]:
     cut = False
     for access in raw:
         size = len(json.dumps(_jsonable(access)))
-        if total + size > MAX_ACCESSES_BYTES:
-            return kept, True
         if size > MAX_ACCESS_CHARS:
             cut = True
             continue
+        if total + size > MAX_ACCESSES_BYTES:
+            return kept, True
         total += size
         kept.append(access)
     return kept, cut
