@@ -227,12 +227,18 @@ def _environment() -> dict[str, str]:
 def _host_path() -> list[str]:
     """The host's import path entries for the zygote to append after its own.
 
-    Never the empty or a relative entry, nor the working directory: those are where the host was
-    started (usually the workspace, which jobs write), not where code was installed.
+    Never the empty or a relative entry, nor the working directory or anything below it: that is
+    where the host was started — usually the workspace, which jobs write — not where code was
+    installed.
     """
     cwd = os.getcwd()
     return [
         entry
         for entry in sys.path
-        if entry and os.path.isabs(entry) and os.path.normpath(entry) != cwd
+        if entry and os.path.isabs(entry) and not _within(os.path.normpath(entry), cwd)
     ]
+
+
+def _within(path: str, root: str) -> bool:
+    # A host started from "/" names no workspace by it: only "/" itself is left out then.
+    return path == root or (root != "/" and path.startswith(root + "/"))
