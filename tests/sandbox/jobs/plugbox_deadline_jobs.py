@@ -20,3 +20,12 @@ def net_get(ctx):
 
 def ok(ctx):
     return {"ok": True}
+
+
+def import_path(ctx):
+    """Where this child (a fork of the zygote) finds its modules."""
+    import json
+    import socket
+    import sys
+
+    return {"sys_path": sys.path, "socket": socket.__file__, "json": json.__file__}
