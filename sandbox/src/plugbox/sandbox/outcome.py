@@ -212,8 +212,15 @@ def json_result(value: Any) -> tuple[JsonValue, ErrorInfo | None]:
     """A handler's return value as JSON data, or the error explaining why it cannot be one."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
+    too_deep = ErrorInfo(
+        type="ResultTooDeep",
+        message=f"the job's result nests deeper than {MAX_VALUE_DEPTH} levels of lists and "
+        "dicts; flatten it",
+    )
     try:
         text = json.dumps(value, allow_nan=False)
+    except RecursionError:
+        return None, too_deep
     except (TypeError, ValueError) as err:
         kind = type(value).__name__
         return None, ErrorInfo(
@@ -226,21 +233,6 @@ def json_result(value: Any) -> tuple[JsonValue, ErrorInfo | None]:
     if text.count("[") + text.count("{") > MAX_VALUE_DEPTH and depth_of(value) > MAX_VALUE_DEPTH:
         return None, too_deep
     loaded: JsonValue = json.loads(text)
-    return loaded, None
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, saying so."""
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
-    too_deep = ErrorInfo(
-        type="ResultTooDeep",
-        message=f"the job's result nests deeper than {MAX_VALUE_DEPTH} levels of lists and "
-        "dicts; flatten it",
-    )
-    except RecursionError:
-        return None, too_deep
     if has_surrogate_escape(text):
         try:
             json.dumps(loaded, ensure_ascii=False).encode()
@@ -251,6 +243,9 @@ def clip(text: str, limit: int) -> str:
                 "valid Unicode, such as a file name decoded with surrogateescape); "
                 "decode such bytes with errors='replace'",
             )
+    return loaded, None
+
+
 def result_too_large(size: int) -> ErrorInfo:
     """The error of a result over :data:`MAX_RESULT_BYTES` (said the same by child and parent)."""
     return ErrorInfo(
@@ -260,3 +255,8 @@ def result_too_large(size: int) -> ErrorInfo:
     )
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... {len(text) - limit} more characters cut]"

@@ -31,6 +31,7 @@ from plugbox.sandbox._libc import set_process_name
 from plugbox.sandbox.child import run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
 from plugbox.sandbox.kernel import namespaces
+from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent, kill_orphans
 from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
@@ -63,11 +64,15 @@ def serve(sock: socket.socket) -> None:
         # no run can reach any network, and no child pays ~0.3 ms to create and the kernel more
         # to tear down a namespace of its own. The broker lives in the parent, outside it.
         namespaces.unshare_network()
+    pid_namespaces = PidNamespaces.open()
     become_subreaper()
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    send(sock, {"type": "ready", "pid": os.getpid(), "machine": _describe(machine)})
+    described = {**_describe(machine), "pidns": pid_namespaces.active}
+    if not pid_namespaces.active:
+        described["pidns_missing"] = pid_namespaces.reason
+    send(sock, {"type": "ready", "pid": os.getpid(), "machine": described})
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ, "parent")
         selector.register(wake_r, selectors.EVENT_READ, "sigchld")
@@ -85,7 +90,7 @@ def serve(sock: socket.socket) -> None:
                 if message.get("type") == "shutdown":
                     return
                 if message.get("type") == "spawn":
-                    _spawn(sock, message, fds, machine, (wake_r, wake_w))
+                    _spawn(sock, message, fds, machine, (wake_r, wake_w), pid_namespaces)
                 elif message.get("type") == "kill":
                     _kill_run_child(int(message["pid"]))
             _reap(sock)
@@ -97,6 +102,7 @@ def _spawn(
     fds: list[int],
     machine: MachineLayers,
     wake: tuple[int, int],
+    pid_namespaces: PidNamespaces,
 ) -> None:
     control_fd, output_fd = fds
     spawn_id = message.get("spawn_id")
@@ -118,8 +124,11 @@ def _spawn(
     # copy-on-write faults) the zygote's heap; a few ms per run otherwise.
     gc.freeze()
     zygote = os.getpid()
+    # The child is born as pid 1 of a namespace of its own (kernel/pid_namespace.py).
+    pid_namespaces.before_fork()
     pid = os.fork()
     if pid != 0:
+        pid_namespaces.after_fork()
         _RUN_CHILDREN.add(pid)
     if pid == 0:
         die_with_parent(zygote)  # and each run child with the zygote
