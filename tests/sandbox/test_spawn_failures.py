@@ -41,11 +41,11 @@ def request(workspace: Path, func: str = "ok") -> RunRequest:
 
 
 def zygote(runner: SandboxRunner) -> psutil.Process:
-    (found,) = [
-        child
-        for child in psutil.Process().children()
-        if child.cmdline()[:2] == [child.cmdline()[0], "-I"] and str(os.getpid()) in child.cmdline()
-    ]
+    # This runner's own zygote: a session-wide runner of other tests may be running beside it.
+    process = runner._zygote._process
+    assert process is not None, "the runner has no zygote"
+    found = psutil.Process(process.pid)
+    assert found.cmdline()[1] == "-I"  # started isolated
     return found
 
 

@@ -150,6 +150,7 @@ HARMLESS_ARGS: dict[str, tuple[int, ...]] = {
     "bind": (-1, BAD, 0),
     "listen": (-1, 0),
     "execveat": (-1, BAD, 0, 0, 0),
+    "memfd_create": (BAD, 0),  # EFAULT unfiltered
 }
 
 

@@ -85,6 +85,10 @@ class _Loop:
             if now >= next_sample:
                 usage = sampler.sample()
                 watch.observe(usage.rss_mb, usage.cpu_ms, usage.processes)
+                if usage.hidden and watch.quotas.memory_mb:
+                    # Without a cgroup, a process the parent cannot inspect (it made itself
+                    # non-dumpable) holds memory nobody counts: over the quota by assumption.
+                    watch.kill("memory")
                 if watch.over:
                     return
                 next_sample = now + SAMPLE_EVERY_S

@@ -59,6 +59,7 @@ from plugbox.sandbox.spawn_spec import (
     PLACEHOLDER_CONTEXT,
     code_paths,
     spawn_spec,
+    with_kernel_grants,
     workspace_problem,
 )
 from plugbox.sandbox.workspace import prepare_write_roots
@@ -345,7 +346,8 @@ class SandboxRunner:
             state.exit_message,
             peak,
             cpu,
-            self._enforcement(cgroup is not None),
+            # What Landlock granted this job beside its rules (cached per job in spawn_spec).
+            with_kernel_grants(self._enforcement(cgroup is not None), request, self._system_paths),
             broker_record,
         )
 
@@ -368,6 +370,11 @@ class SandboxRunner:
         if landlock_on:
             notes.append(
                 "fs deny patterns inside an allowed directory are enforced by runtime.fs, not the kernel"
+            )
+        if not machine.get("pidns"):
+            notes.append(
+                "no PID namespace for this run (the host is not root): other processes' pids "
+                "exist for the job, though seccomp and Landlock refuse acting on them"
             )
         levels = capability_levels(
             landlock=landlock_on,

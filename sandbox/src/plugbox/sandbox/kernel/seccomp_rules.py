@@ -90,6 +90,10 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "connect", "bind", "listen",
     # exec of a descriptor (a memfd copy of a program runs whatever Landlock says about paths)
     "execveat",
+    # memfd: its file lives on an internal filesystem Landlock never checks, so a memfd copy of
+    # a program is executable through /proc/self/fd; and without a memory cgroup, a memfd sent
+    # through a socket to itself holds memory that no descriptor table (and no counter) shows.
+    "memfd_create",
     # kernel attack surface a job has no use for
     "bpf", "perf_event_open", "userfaultfd", "keyctl", "add_key", "request_key", "fanotify_init",
     # root-only calls that change or read the host as a whole
@@ -126,6 +130,7 @@ _O_CREAT = 0o100
 _O_TMPFILE = 0o20000000  # __O_TMPFILE, the bit without O_DIRECTORY; same on x86_64 and arm64
 _SET_ID_BITS = (0o4000, 0o2000)  # S_ISUID, S_ISGID
 _PRIO_USER = 2
+_PR_SET_DUMPABLE = 4
 _IOPRIO_WHO_USER = 3
 
 #: ioctl commands that change an inode's attributes. Each needs only ownership, not a writable
@@ -181,6 +186,9 @@ def rules(*, allow_exec: bool) -> tuple[Rule, ...]:
     found += [Rule(name, (_ne(0, 0),)) for name in _OWN_PID_ONLY]
     for name, user in (("setpriority", _PRIO_USER), ("ioprio_set", _IOPRIO_WHO_USER)):
         found += [Rule(name, (_is(0, user),)), Rule(name, (_ne(1, 0),))]
+    # A process that makes itself non-dumpable hides its descriptors (and the memfd/tmpfs
+    # memory they hold) from the parent's counter on a host without a memory cgroup.
+    found.append(Rule("prctl", (_is(0, _PR_SET_DUMPABLE),)))
     # clone's flags are a register seccomp can see: one rule per namespace flag.
     found += [Rule("clone", (_has(0, flag),)) for flag in _CLONE_NAMESPACE_FLAGS]
     # clone3 passes its flags in memory, out of seccomp's reach: ENOSYS makes glibc (>= 2.34, for
