@@ -22,6 +22,7 @@ def test_the_hostile_plugin_installs_and_an_honest_job_runs(host: Host) -> None:
     assert attack.control["cwd"] == str(host.workspace)
     assert (host.workspace / ".plugbox" / "eve" / "control.txt").read_text().startswith("run ")
     assert (host.workspace / ".plugbox" / "eve" / "plain.txt").read_text() == "plain\n"
+    assert attack.succeeded("temp_file")["value"].startswith("'.plugbox/eve/")
     # Landlock: the victim is outside every grant.
     attack.stopped("read_victim", errno.EACCES)
     attack.stopped("write_victim", errno.EACCES)

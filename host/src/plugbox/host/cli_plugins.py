@@ -25,6 +25,7 @@ from plugbox.host.cli_common import (
 from plugbox.host.cli_text import dumps, text
 from plugbox.sandbox import fs_roots
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, run_permissions
+from plugbox.sandbox.spawn_spec import code_paths, kernel_grants
 from plugbox.sdk.permissions import Permissions
 
 
@@ -117,7 +118,7 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
                 manifest, spec.id, quotas=override.quotas if override else None
             )
             read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
-            in_force = RunRequest(
+            request = RunRequest(
                 handler=spec.handler,
                 workspace=str(host.config.workspace),
                 context=RunContext(
@@ -128,7 +129,11 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
                 ),
                 permissions=declared,
                 grants=grants,
-            ).quotas(DEFAULT_QUOTAS)
+                python_path=tuple(str(path) for path in host.config.plugin_paths),
+            )
+            in_force = request.quotas(DEFAULT_QUOTAS)
+            # The same computation every run record's enforcement.kernel comes from.
+            kernel = kernel_grants(request, code_paths())
             jobs[spec.id] = {
                 "declared": _permissions_json(declared),
                 "granted": [_permissions_json(g) for g in grants],
@@ -136,6 +141,7 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
                 "quotas_in_force": in_force.model_dump(),
                 "kernel_read_roots": [r or "." for r in read_roots],
                 "kernel_write_roots": [r or "." for r in write_roots],
+                "kernel": kernel.model_dump(mode="json"),
             }
         data = {
             "plugin": manifest.id,
@@ -170,8 +176,20 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
                 text(dumps(info["quotas_in_force"], indent=1))
                 + "\n(declared over the host defaults; a grant can only lower them)",
             )
+            granted = info["kernel"]
             table.add_row(
-                "kernel (Landlock) roots",
-                text(f"read: {info['kernel_read_roots']}\nwrite: {info['kernel_write_roots']}"),
+                "what the kernel grants (Landlock)",
+                text(
+                    f"read: {', '.join(granted['read']) or '-'}\n"
+                    f"write: {', '.join(granted['write']) or '-'}\n"
+                    f"execute: {_executable(granted['execute'])}"
+                ),
             )
             console.print(table)
+
+
+def _executable(execute: list[str] | str) -> str:
+    """What execve may start, for a person: the files, none, or every system program."""
+    if isinstance(execute, str):
+        return f"{execute} (a learn run)"
+    return ", ".join(execute) or "nothing (no shell capability)"

@@ -8,7 +8,7 @@ Order matters and is the point of this module:
    they depend only on the spawn spec, so a pre-forked warm child is confined while it waits;
 3. wait for the parent's "go" — it arrives after the parent has put this process in the run's
    cgroup, and carries the run's context and the only environment variables the job may see;
-4. scrubbed environment with ``TMPDIR`` in the workspace;
+4. scrubbed environment with ``TMPDIR`` in the job's first writable directory;
 5. only then is the plugin's module imported and its handler called.
 
 Whatever happens, the process ends with ``os._exit`` so no zygote state (atexit handlers, buffered
@@ -64,7 +64,10 @@ def run_child(
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
         # A warm child was forked before its run existed; the run's facts arrive with go.
         context = RunContext.model_validate(go["context"])
-        _scrub_environment(env, request.workspace)
+        # tempfile needs a directory the job may write: its first write root (the workspace
+        # root itself never is one); a job that may write nowhere has none, as it should.
+        temp = spec.landlock_read_write[0] if spec.landlock_read_write else request.workspace
+        _scrub_environment(env, temp)
         sys.path[0:0] = list(request.python_path)
         # Landlock lets the child execute only there (None: no Landlock, nothing to say).
         exec_roots = spec.landlock_read_exec if confinement.ruleset is not None else None
@@ -100,10 +103,10 @@ def _max_fd() -> int:
         return 65536
 
 
-def _scrub_environment(allowed: dict[str, str], workspace: str) -> None:
+def _scrub_environment(allowed: dict[str, str], temp: str) -> None:
     os.environ.clear()
     os.environ.update(allowed)
-    os.environ["TMPDIR"] = workspace
+    os.environ["TMPDIR"] = temp
     os.environ.setdefault("LANG", "C.UTF-8")
 
 

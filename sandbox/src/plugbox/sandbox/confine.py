@@ -84,7 +84,11 @@ class Confinement:
                     spec.landlock_read_exec, spec.landlock_read_only, spec.landlock_read_write
                 )
             except OSError as err:
-                confinement.notes.append(f"Landlock ruleset could not be built: {err}")
+                # Fail closed: on a machine with Landlock, a run whose rules the kernel cannot
+                # take never runs without them (the spawn fails and the run records why).
+                raise OSError(
+                    err.errno, f"the Landlock rules for this job could not be built: {err}"
+                ) from err
         if machine.seccomp:
             confinement.filter = _filter(spec.allow_exec)
         return confinement

@@ -125,8 +125,9 @@ def _source_problems(source: Path, config: HostConfig) -> list[Problem]:
     Below the workspace root jobs may write, so a file there may be a job's (a planted
     ``plugbox.toml`` once handed a job its own host id and a 60-fold timeout). At the root it is
     safe only as itself: another name for it (a hard link) may lie below. A file other users can
-    write, or that belongs to someone else, is refused everywhere, as sshd refuses such keys: on
-    a root host runs write as their own user, so a job's file gives itself away by its owner.
+    write, or that belongs to someone else, is refused everywhere, as sshd refuses such keys.
+    Ownership cannot tell a job's file from the operator's while jobs run as the host's uid
+    (uid 0 on a root host): docs/security.md names that gap.
     """
     workspace = config.workspace
     fix = "; keep plugbox.toml outside the workspace (e.g. /etc/plugbox/) and pass --config"
@@ -319,7 +320,7 @@ def _check(
     for plugin_id, plugin in config.plugins.items():
         if plugin.permissions is not None:
             where = _location(("plugins", plugin_id, "permissions"))
-            problems += lint_permissions(plugin.permissions, where)
+            problems += lint_permissions(plugin.permissions, where, grant=True)
     workspace = config.workspace
     reason = (
         f"is inside the workspace {workspace}; jobs can reach the workspace, so the run store"

@@ -79,7 +79,8 @@ class CheckedShell:
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "HOME": self._workspace,
-            "TMPDIR": self._workspace,
+            # The run's temporary directory (child.py: a writable root; the workspace root never is).
+            "TMPDIR": os.environ.get("TMPDIR", self._workspace),
             **self._extra_env,
         }
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 from plugbox.sdk import JobContext, job
 from plugbox.sdk import permissions as perms
 from plugbox_hostile._attempt import attempt, report, victim
+
+
+def _temp_file() -> str:
+    # TMPDIR is the job's first writable directory: tempfile works without a dir= argument.
+    with tempfile.NamedTemporaryFile("w") as handle:
+        handle.write("x")
+        return os.path.relpath(handle.name)
 
 
 @job(
@@ -23,6 +31,7 @@ def control(ctx: JobContext) -> dict[str, Any]:
         handle.write("plain\n")
     return report(
         {"uid": os.getuid(), "cwd": os.getcwd(), "run_id": ctx.run_id},
+        temp_file=attempt(_temp_file),
         read_victim=attempt(lambda: open(victim("file.txt")).read()),
         write_victim=attempt(lambda: open(victim("file.txt"), "a").write("pwned")),
     )

@@ -24,7 +24,10 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 def _prlimit_parent() -> int:
     # RLIMIT_CPU (0) of the discovering host's process tree: soft = hard = 1 second.
     limit = (ctypes.c_uint64 * 2)(1, 1)
-    if _LIBC.prlimit(os.getppid(), 0, limit, None) != 0:
+    parent = os.getppid()
+    if parent == 0:  # pid 1 of its own PID namespace: no pid names the host (prlimit 0 = self)
+        raise ProcessLookupError(3, "the discovering host has no pid in this namespace")
+    if _LIBC.prlimit(parent, 0, limit, None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return 0
