@@ -144,3 +144,25 @@ def test_the_cli_refuses_an_import_path_into_the_workspace(layout: tuple[Path, P
     assert out.returncode == 2, out.stderr
     assert "plugbox would import code from the workspace" in out.stderr
     assert f"import path entry {str(lib)!r}" in out.stderr
+
+
+def test_a_config_planted_below_a_marked_workspace_is_refused_whatever_it_names(
+    layout: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operator's config at the workspace root; reading it marks the root. A job then plants
+    # a plugbox.toml in a folder it may write, naming another workspace, and the operator runs
+    # plugbox from that folder: the file lies below a marked root, so it is refused.
+    scratch, workspace = layout
+    env = {"HOME": str(scratch)}
+    load_config(_config(workspace / "plugbox.toml", scratch, workspace), env=env)
+    assert (workspace / ".plugbox-workspace").is_file()
+    elsewhere = scratch / "elsewhere"
+    elsewhere.mkdir()
+    folder = workspace / ".plugbox" / "eve"
+    _config(folder / "plugbox.toml", scratch, elsewhere, 'host_id = "eve-was-here"\n')
+    monkeypatch.chdir(folder)
+    (problem,) = _problems(None, env)
+    assert f"inside the workspace {workspace} (marked by .plugbox-workspace)" in problem
+    # The control: without the mark (a workspace no host has used) the same file would be read.
+    (workspace / ".plugbox-workspace").unlink()
+    assert load_config(None, env=env).host_id == "eve-was-here"

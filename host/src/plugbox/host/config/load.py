@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError
 
 from plugbox.host.config.models import HostConfig
 from plugbox.host.config.state import is_below, is_inside
+from plugbox.host.config.workspace_mark import MARK_NAME, mark_workspace, marked_workspace_above
 from plugbox.sdk import PlugboxError, Problem
 from plugbox.sdk.permissions import lint_permissions
 
@@ -115,6 +116,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         problems = _source_problems(source, config)
         if problems:
             raise ConfigError(problems, source)
+    mark_workspace(config.workspace)
     config._source = source
     return config
 
@@ -138,6 +140,16 @@ def _source_problems(source: Path, config: HostConfig) -> list[Problem]:
                 "",
                 f"this file is inside the workspace {workspace}, where jobs may write, so a job"
                 f" could have written it{fix}",
+            )
+        ]
+    # A planted file may name another workspace; where it lies, it cannot fake.
+    marked = marked_workspace_above(real.parent)
+    if marked is not None:
+        return [
+            Problem(
+                "",
+                f"this file is inside the workspace {marked} (marked by {MARK_NAME}), where"
+                f" jobs may write, so a job could have written it{fix}",
             )
         ]
     try:
