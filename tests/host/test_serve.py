@@ -90,7 +90,10 @@ def test_serve_fires_on_schedule_and_stops_gracefully(config: Path) -> None:
     kinds = [e["event"] for e in events]
     assert kinds[0] == "started"
     assert "fired" in kinds and "finished" in kinds
-    assert kinds[-2:] == ["stopping", "stopped"]
+    # A run in flight when the signal came finishes within the grace and says so before the end.
+    stopping = kinds.index("stopping")
+    assert kinds[-1] == "stopped"
+    assert set(kinds[stopping + 1 : -1]) <= {"finished"}, kinds[stopping:]
     recorded = runs(config)
     assert {r["trigger"] for r in recorded} == {"schedule"}
     fired = sorted(r["scheduled_at"] for r in recorded)
