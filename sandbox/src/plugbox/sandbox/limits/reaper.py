@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Collection, Iterable
 
 import psutil
 
 from plugbox.sandbox._libc import LIBC
+from plugbox.sandbox.limits.procfs import children
 
 __all__ = ["become_subreaper", "is_subreaper", "kill_orphans", "kill_tree"]
 
@@ -168,7 +167,7 @@ def kill_orphans(keep: Collection[int]) -> int:
     were killed.
     """
     killed = 0
-    for child in _children(os.getpid()) - set(keep):
+    for child in children(os.getpid()) - set(keep):
         with contextlib.suppress(psutil.Error):
             if psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
                 killed += kill_tree(child)
@@ -203,40 +202,8 @@ def _tree(root_pid: int) -> set[int]:
         if pid in found or not os.path.exists(f"/proc/{pid}"):
             continue
         found.add(pid)
-        pending.extend(_children(pid))
+        pending.extend(children(pid))
     return found
-
-
-def _children(pid: int) -> set[int]:
-    """The children of ``pid``.
-
-    Read from ``/proc/PID/task/TID/children`` (a child belongs to the *thread* that forked it),
-    which costs one read per thread; psutil's ``children()`` reads the ``stat`` file of every
-    process on the machine instead. The kernel documents that list as possibly incomplete while
-    children come and go — the stop-then-walk-again loop of :func:`kill_tree` makes it exact.
-    """
-    if not _has_children_files():
-        with contextlib.suppress(psutil.Error):
-            return {child.pid for child in psutil.Process(pid).children()}
-        return set()
-    children: set[int] = set()
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return children  # gone
-    for tid in tids:
-        with (
-            contextlib.suppress(OSError, ValueError),
-            open(f"/proc/{pid}/task/{tid}/children", "rb") as listed,
-        ):
-            children.update(int(child) for child in listed.read().split())
-    return children
-
-
-@functools.cache
-def _has_children_files() -> bool:
-    """Whether the kernel has ``CONFIG_PROC_CHILDREN`` (most distribution kernels do)."""
-    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
 
 
 def _protected() -> set[int]:
