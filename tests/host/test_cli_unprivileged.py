@@ -68,12 +68,24 @@ def plugbox_for(user: pwd.struct_passwd, scratch: Path) -> str:
     why = _cannot_run(installed, user)
     if why is None:
         return installed
+    script = system_python_plugbox(scratch, f"{user.pw_name} cannot run {installed} ({why})")
+    again = _cannot_run(script, user)
+    if again is not None:
+        pytest.skip(f"{user.pw_name} cannot run plugbox: {why}; with a system Python: {again}")
+    return script
+
+
+def system_python_plugbox(scratch: Path, why: str = "") -> str:
+    """A ``plugbox`` script on a system Python every user can read, running the dev code.
+
+    For a host whose own Python sits where other users cannot go (pyenv under ``/root``).
+    """
+    installed = shutil.which("plugbox", path=str(Path(sys.executable).parent))
+    assert installed, "the plugbox console script is not installed next to this interpreter"
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     system = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
     if system is None:
-        pytest.skip(
-            f"{user.pw_name} cannot run {installed} ({why}) and there is no system {version}"
-        )
+        pytest.skip(f"{why or 'a Python every user can read is needed'}; no system {version}")
     venv = scratch / "venv"
     subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -89,9 +101,6 @@ def plugbox_for(user: pwd.struct_passwd, scratch: Path) -> str:
     body = Path(installed).read_text().split("\n", 1)[1]
     script.write_text(f"#!{python}\n{body}")
     script.chmod(0o755)
-    again = _cannot_run(str(script), user)
-    if again is not None:
-        pytest.skip(f"{user.pw_name} cannot run plugbox: {why}; with a system {version}: {again}")
     return str(script)
 
 

@@ -34,7 +34,12 @@ from typing import Any
 
 import pytest
 
-from ...host.test_cli_unprivileged import _unprivileged_user, as_user, plugbox_for
+from ...host.test_cli_unprivileged import (
+    _unprivileged_user,
+    as_user,
+    plugbox_for,
+    system_python_plugbox,
+)
 
 HOSTILE_PROJECT = Path(__file__).parent / "hostile"
 ROOT = "root"
@@ -220,6 +225,29 @@ def host(request: pytest.FixtureRequest, hostile_site: Path) -> Iterator[Host]:
     else:
         user, script = request.getfixturevalue("unprivileged_plugbox")
         made = make_host(UNPRIVILEGED, script, user, hostile_site)
+    try:
+        yield made
+    finally:
+        shutil.rmtree(made.scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def readable_python_plugbox() -> Iterator[str]:
+    """A root host's ``plugbox`` on a Python the run uid can read (a system Python's venv)."""
+    if os.geteuid() != 0:
+        pytest.skip("the run uid is a root host's")
+    scratch = _scratch("plugbox-attacks-sys-")
+    try:
+        yield system_python_plugbox(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture
+def run_uid_host(readable_python_plugbox: str, hostile_site: Path) -> Iterator[Host]:
+    """A root host whose jobs can run as the dedicated run uid: every path they need is
+    readable by other users (here the CI machines' own Python, under /root, is not)."""
+    made = make_host(ROOT, readable_python_plugbox, None, hostile_site)
     try:
         yield made
     finally:

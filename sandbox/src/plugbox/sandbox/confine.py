@@ -20,6 +20,7 @@ from functools import lru_cache
 from plugbox.sandbox.kernel import capabilities, landlock, namespaces, seccomp
 from plugbox.sandbox.limits.rlimits import apply_rlimits
 from plugbox.sandbox.request import SpawnSpec
+from plugbox.sandbox.run_identity import RunIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,14 @@ class Confinement:
 
     def apply_in_child(self) -> None:
         """Confine the calling (child) process. Raises if a layer we rely on fails to apply."""
-        apply_rlimits(self.spec.quotas, own_task_count=not self.machine.cgroups)
+        run_as = self.spec.run_as
+        if run_as is not None:
+            # A root host's job never runs as uid 0 where the paths it needs allow (run_identity).
+            RunIdentity(*run_as).become()
+        # The run uid is shared by every run: its own user namespace keeps RLIMIT_NPROC per run.
+        apply_rlimits(
+            self.spec.quotas, own_task_count=not self.machine.cgroups or run_as is not None
+        )
         if self.machine.netns and not self.machine.shared_netns:
             namespaces.unshare_network()
         if self.ruleset is not None:

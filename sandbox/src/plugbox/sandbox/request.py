@@ -95,6 +95,8 @@ class SpawnSpec(_Frozen):
     landlock_read_only: tuple[str, ...] = ()
     landlock_read_write: tuple[str, ...] = ()
     allow_exec: bool = False
+    #: (uid, gid) the child switches to after Landlock (a root host's run identity), or None.
+    run_as: tuple[int, int] | None = None
 
 
 def request_for_job(

@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
@@ -52,6 +52,7 @@ from plugbox.sandbox.outcome import (
 from plugbox.sandbox.protocol import send
 from plugbox.sandbox.proxies.env import allowed_environment
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
+from plugbox.sandbox.run_identity import RunIdentity
 from plugbox.sandbox.run_loop import RunIO, watch_run
 from plugbox.sandbox.run_watch import RunWatch
 from plugbox.sandbox.runner_threads import Cleaner, Warmer, end_run, signal_members
@@ -103,8 +104,16 @@ class SandboxRunner:
     reuses one, and turns it off.
     """
 
-    def __init__(self, *, defaults: Quotas = DEFAULT_QUOTAS, prewarm: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        defaults: Quotas = DEFAULT_QUOTAS,
+        prewarm: bool = True,
+        identity: RunIdentity | Literal["host"] | None = "host",
+    ) -> None:
         self._defaults = defaults
+        # On a root host, jobs run as a dedicated uid where the paths they need allow it.
+        self._identity = RunIdentity.for_this_host() if identity == "host" else identity
         self._prewarm_enabled = prewarm
         self._cgroups = cgroup_support()
         self._zygote = ZygoteClient(cgroups=self._cgroups.version is not None)
@@ -113,7 +122,7 @@ class SandboxRunner:
         self._cgroup_pool = CgroupPool()
         self._cleaner = Cleaner(self._cgroup_pool)
         self._warm: dict[str, _Child] = {}
-        self._specs: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._specs: dict[str, tuple[str, tuple[str, ...], tuple[int, int] | None]] = {}
         self._enforcement_cache: dict[bool, Enforcement] = {}
         self._warm_lock = threading.Lock()
         self._warming: dict[str, threading.Event] = {}
@@ -256,15 +265,17 @@ class SandboxRunner:
         spawn_id = uuid.uuid4().hex
         built = self._specs.get(key)
         if built is None:
-            spec, write_roots = spawn_spec(request, quotas, self._system_paths)
-            built = (spec.model_dump_json(), write_roots)
+            spec, write_roots = spawn_spec(request, quotas, self._system_paths, self._identity)
+            built = (spec.model_dump_json(), write_roots, spec.run_as)
             if len(self._specs) >= MAX_SPECS:
                 self._specs.pop(next(iter(self._specs)))
             self._specs[key] = built
-        text, write_roots = built
+        text, write_roots, run_as = built
         try:
             # Every spawn: a job may have removed its directories since the last run.
             prepare_write_roots(request.workspace, write_roots)
+            if run_as is not None:
+                RunIdentity(*run_as).own(request.workspace, write_roots)
         except OSError as err:
             return workspace_problem(request.workspace, err)
         parent_end, child_end = socket.socketpair()
@@ -347,7 +358,9 @@ class SandboxRunner:
             peak,
             cpu,
             # What Landlock granted this job beside its rules (cached per job in spawn_spec).
-            with_kernel_grants(self._enforcement(cgroup is not None), request, self._system_paths),
+            with_kernel_grants(
+                self._enforcement(cgroup is not None), request, self._system_paths, self._identity
+            ),
             broker_record,
         )
 

@@ -23,6 +23,7 @@ from plugbox.sandbox.kernel.landlock import default_system_paths
 from plugbox.sandbox.outcome import EVERY_SYSTEM_PATH, Enforcement, KernelGrants
 from plugbox.sandbox.proxies.shell import search_path
 from plugbox.sandbox.request import RunContext, RunRequest, SpawnSpec
+from plugbox.sandbox.run_identity import RunIdentity
 from plugbox.sandbox.workspace import WriteRootRefused
 from plugbox.sdk.permissions import Permissions, Quotas
 from plugbox.sdk.permissions.commands import parse_command_pattern
@@ -41,6 +42,7 @@ class _Plan:
     executable: tuple[str, ...] | None  # None: every system path (nothing to narrow to)
     system: tuple[str, ...]
     notes: tuple[str, ...]
+    run_as: tuple[int, int] | None = None
 
     @property
     def grants(self) -> KernelGrants:
@@ -56,14 +58,17 @@ def _host_path() -> str:
 
 
 def spawn_spec(
-    request: RunRequest, quotas: Quotas, system_paths: tuple[str, ...]
+    request: RunRequest,
+    quotas: Quotas,
+    system_paths: tuple[str, ...],
+    identity: RunIdentity | None = None,
 ) -> tuple[SpawnSpec, tuple[str, ...]]:
     """The spawn spec of ``request`` and its workspace-relative write roots.
 
     ``system_paths`` are what every child may read (:func:`code_paths`); they keep ``EXECUTE``
     only where nothing narrower can be said (a learn run).
     """
-    plan = _plan_for(request, system_paths)
+    plan = _plan_for(request, system_paths, identity)
     workspace_read = fs_roots.absolute(request.workspace, plan.read_roots)
     if plan.executable is None:
         read_exec, read_only = plan.system, workspace_read
@@ -84,20 +89,24 @@ def spawn_spec(
         landlock_read_only=read_only,
         landlock_read_write=fs_roots.absolute(request.workspace, plan.write_roots),
         allow_exec="shell" in capabilities,
+        run_as=plan.run_as,
     )
     return spec, plan.write_roots
 
 
 def kernel_grants(request: RunRequest, system_paths: tuple[str, ...]) -> KernelGrants:
     """What Landlock lets ``request``'s job read, write and execute (for ``plugins inspect``)."""
-    return _plan_for(request, system_paths).grants
+    return _plan_for(request, system_paths, None).grants
 
 
 def with_kernel_grants(
-    enforcement: Enforcement, request: RunRequest, system_paths: tuple[str, ...]
+    enforcement: Enforcement,
+    request: RunRequest,
+    system_paths: tuple[str, ...],
+    identity: RunIdentity | None = None,
 ) -> Enforcement:
     """``enforcement`` of a run of ``request`` with its kernel grants and what they mean."""
-    return _recorded(enforcement, _plan_for(request, system_paths))
+    return _recorded(enforcement, _plan_for(request, system_paths, identity))
 
 
 @functools.lru_cache(maxsize=256)
@@ -113,7 +122,9 @@ def _capabilities(request: RunRequest) -> set[str]:
     return capabilities
 
 
-def _plan_for(request: RunRequest, system_paths: tuple[str, ...]) -> _Plan:
+def _plan_for(
+    request: RunRequest, system_paths: tuple[str, ...], identity: RunIdentity | None
+) -> _Plan:
     return _plan(
         request.permissions,
         () if request.learn else request.grants,
@@ -121,6 +132,7 @@ def _plan_for(request: RunRequest, system_paths: tuple[str, ...]) -> _Plan:
         request.workspace,
         _host_path(),
         system_paths + request.python_path,
+        identity,
     )
 
 
@@ -132,6 +144,7 @@ def _plan(
     workspace: str,
     host_path: str,
     code: tuple[str, ...],
+    identity: RunIdentity | None = None,
 ) -> _Plan:
     """Cached per job: a run of a job seen before pays a dictionary lookup, not path work."""
     system = outside_workspace(code, workspace)
@@ -175,7 +188,21 @@ def _plan(
                 "readable program when run directly, and that code runs with exactly this job's "
                 "rights (no more than ctypes gives it)"
             )
-    return _Plan(read_roots, write_roots, executable, system, tuple(notes))
+    run_as = None
+    if identity is not None:
+        blocked = identity.unreachable(
+            (*system, workspace, *fs_roots.absolute(workspace, read_roots))
+        )
+        if blocked is None:
+            run_as = (identity.uid, identity.gid)
+            notes.append(f"the job ran as uid {identity.uid}, not as the host's uid 0")
+        else:
+            notes.append(
+                f"the job ran as uid 0 (without any capability), not as the run uid "
+                f"{identity.uid}: {blocked}; let other users read it (chmod o+rx) or install "
+                "Python and the plugins where they can"
+            )
+    return _Plan(read_roots, write_roots, executable, system, tuple(notes), run_as)
 
 
 def _programs(declared: Permissions, grants: tuple[Permissions, ...]) -> set[str]:

@@ -146,6 +146,14 @@ def drop(capabilities: Iterable[int]) -> None:
     LIBC.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
 
 
+def drop_bounding() -> None:
+    """Empty the bounding set; needs ``CAP_SETPCAP``, so call it before a uid switch drops that."""
+    if LIBC is None:
+        return
+    for cap in range(LAST_CAP + 1):
+        LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+
 def drop_all() -> None:
     """Drop every capability from every set, lock uid 0 out of them, and verify (run child).
 
