@@ -413,6 +413,24 @@ def test_personality_query_still_works(no_exec: Filter) -> None:
     assert in_child(child).unwrap() == 0
 
 
+def test_a_process_cannot_make_itself_non_dumpable(no_exec: Filter) -> None:
+    # Non-dumpable, a process's /proc/<pid>/fd is closed to the parent's memory counter (on a
+    # host without a memory cgroup it would hide the memfd/tmpfs memory it holds).
+    pr_get_dumpable, pr_set_dumpable = 3, 4
+
+    def child(load: bool) -> tuple[int, int, int]:
+        if load:
+            no_exec.load()
+        denied = raw_errno(LIBC.prctl(pr_set_dumpable, 0, 0, 0, 0))
+        name = ctypes.create_string_buffer(b"probe")
+        renamed = raw_errno(LIBC.prctl(15, name, 0, 0, 0))  # PR_SET_NAME
+        return denied, LIBC.prctl(pr_get_dumpable, 0, 0, 0, 0), renamed
+
+    assert in_child(lambda: child(False)).unwrap() == (0, 0, 0)  # unfiltered: it works
+    # Filtered: EPERM, the process stays dumpable, and other prctl options (PR_SET_NAME) work.
+    assert in_child(lambda: child(True)).unwrap() == (errno.EPERM, 1, 0)
+
+
 # -- all three layers, in the runner's order ------------------------------------------------------
 @pytest.mark.skipif(
     abi_version() == 0 or not network_namespace_available(), reason="needs every kernel layer"
