@@ -140,7 +140,12 @@ def test_the_workspace_root_is_never_writable_even_where_it_is_readable(host: Ho
                  "remove_readme", "rename_own_folder"):  # fmt: skip
         attack.stopped(name, errno.EACCES)  # Landlock: the root is no write root
     assert "PermissionDenied" in attack.stopped("proxy_write")["error"]
-    assert sorted(p.name for p in host.workspace.iterdir()) == [".plugbox", "README.md"]
+    # Nothing new at the root but the host's own workspace mark (config/workspace_mark.py).
+    assert sorted(p.name for p in host.workspace.iterdir()) == [
+        ".plugbox",
+        ".plugbox-workspace",
+        "README.md",
+    ]
     assert (host.workspace / "README.md").read_text() == "readme\n"
 
 
