@@ -25,6 +25,12 @@ def test_doctor_json_reports_every_layer_active_here() -> None:
     layers = {layer["name"]: layer for layer in report["layers"]}
     assert {"landlock", "seccomp", "pid namespace", "cgroups", "openat2"} <= set(layers)
     inactive = [name for name, layer in layers.items() if not layer["active"]]
+    # The run uid depends on where Python lives, not on the kernel: on this project's machines
+    # it sits under /root (0700), and doctor must then say so and name the path.
+    if "run uid" in inactive:
+        assert "jobs run as uid 0 with no capability" in layers["run uid"]["detail"]
+        assert sys.base_prefix.split("/")[1] in layers["run uid"]["detail"]
+        inactive.remove("run uid")
     assert inactive == [], f"layers not active on this machine: {inactive}"
     assert "ABI" in layers["landlock"]["detail"]
     assert set(report["capabilities"].values()) == {"kernel"}

@@ -17,6 +17,8 @@ from plugbox.sandbox.kernel.namespaces import in_forked_child
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.cgroup_probe import cgroup_support, favors_dynamic_moves
 from plugbox.sandbox.outcome import Level, capability_levels
+from plugbox.sandbox.run_identity import RunIdentity
+from plugbox.sandbox.spawn_spec import code_paths
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +79,35 @@ def _probe_pid_namespace() -> LayerStatus:
     return LayerStatus("pid namespace", ok, detail)
 
 
+def _run_uid() -> LayerStatus:
+    """Whether a root host's jobs can leave uid 0 for the run uid (run_identity.py)."""
+    identity = RunIdentity.for_this_host()
+    if identity is None:
+        return LayerStatus(
+            "run uid",
+            False,
+            "jobs run as this host's own user: it is not root, so there is no other uid to give "
+            "them (run the host as root for a dedicated run uid)",
+        )
+    blocked = identity.unreachable(code_paths())
+    if blocked is None:
+        return LayerStatus(
+            "run uid",
+            True,
+            f"jobs run as uid {identity.uid}, not as root (where their workspace is readable too)",
+        )
+    return LayerStatus(
+        "run uid",
+        False,
+        f"jobs run as uid 0 with no capability: {blocked}; let other users read it "
+        "(chmod o+rx) or install Python and the plugins where they can",
+    )
+
+
 def diagnose() -> DoctorReport:
     layers = list(probe_all())
     layers.append(_probe_pid_namespace())
+    layers.append(_run_uid())
     cgroups = cgroup_support()
     layers.append(LayerStatus("cgroups", cgroups.version is not None, cgroups.detail))
     layers.append(
