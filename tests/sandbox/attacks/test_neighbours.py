@@ -66,3 +66,62 @@ def test_runs_of_two_plugins_cannot_reach_each_other_under_serve(host: Host) -> 
         assert result["start"] == result["end"], f"mallory's run was changed: {result}"
         assert result["end"]["nice"] == 0 and result["end"]["policy"] == 0
         assert len(result["end"]["cpus"]) == result["cpu_count"]
+
+
+ALL_AT_ONCE = (
+    "eve:control",
+    "eve:metadata-outside",
+    "eve:unix-sockets",
+    "eve:aggressor",
+    "eve:pid-scan",
+    "mallory:neighbour",
+)
+#: The attempts that must succeed (the job's own temporary file); every other one must fail.
+EXPECTED_TO_WORK = {"temp_file"}
+
+
+def test_many_attacks_at_once_under_serve_are_each_stopped(host: Host) -> None:
+    # The same hostile jobs the CLI tests run one by one, fired every second side by side by
+    # one `plugbox serve` with four workers, beside another plugin's run: no attack gets
+    # through, every fire ends as a recorded outcome, the neighbour is left as it was.
+    host.config.write_text(
+        host.config.read_text()
+        + 'workers = 4\nshutdown_grace = "5s"\n'
+        + "".join(EVERY_SECOND.format(job=job) for job in ALL_AT_ONCE)
+    )
+    process = host.serve()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            listed = host.runs()
+            if all(_finished(listed, job) for job in ALL_AT_ONCE):
+                break
+            if process.poll() is not None:
+                pytest.fail(f"serve exited: {process.communicate()[1][-3000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"not every job ran: {[(r['job'], r['status']) for r in host.runs()]}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    records = [
+        json.loads(host.cli("runs", "show", r["run_id"], "--json").stdout) for r in host.runs()
+    ]
+    assert {r["status"] for r in records} <= {"success", "skipped", "cancelled"}, [
+        (r["job"], r["status"], r["error"]) for r in records if r["status"] not in ("success",)
+    ]
+    stopped = 0
+    for record in records:
+        if record["status"] != "success" or record["job"] == "mallory:neighbour":
+            continue
+        attempts = record["result"]["attempts"]
+        through = {
+            name: a for name, a in attempts.items() if a["ok"] and name not in EXPECTED_TO_WORK
+        }
+        assert not through, f"{record['job']} got through under serve: {through}"
+        stopped += len(attempts) - len(EXPECTED_TO_WORK & set(attempts))
+    assert stopped >= 40  # the attack code ran: dozens of attempts, each refused
+    for record in records:
+        if record["job"] == "mallory:neighbour" and record["status"] == "success":
+            assert record["result"]["start"] == record["result"]["end"]
+    assert (host.victim / "file.txt").read_text() == "victim\n"
