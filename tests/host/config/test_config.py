@@ -201,6 +201,7 @@ def test_every_key_and_variable_is_documented() -> None:
     keys = {
         "state_dir", "database_url", "workspace", "workers", "host_id", "shutdown_grace",
         "disabled_plugins", "plugin_paths", "retention", "days", "per_job", "plugins.<id>", "enabled",
+        "run_uid",
         "permissions", 'jobs."<plugin>:<job>"', "schedule", "timezone", "quotas",
     }  # fmt: skip
     for key in keys | set(ENV_OVERRIDES) | {"PLUGBOX_CONFIG"}:

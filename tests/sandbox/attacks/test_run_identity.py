@@ -47,3 +47,11 @@ def test_where_the_run_uid_cannot_reach_python_the_record_says_so(host: Host) ->
     else:
         assert attack.control["uid"] == 0
         assert any(f"not as the run uid {RUN_ID}" in note for note in notes), notes
+
+
+def test_the_operator_chooses_the_run_uid(run_uid_host: Host) -> None:
+    host = run_uid_host
+    host.config.write_text(host.config.read_text() + "run_uid = 64999\n")
+    attack = host.attack("control")
+    assert attack.control["uid"] == 64999
+    assert (host.workspace / ".plugbox" / "eve" / "control.txt").stat().st_uid == 64999

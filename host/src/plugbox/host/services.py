@@ -15,6 +15,7 @@ from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem,
 from plugbox.host.execute import RunPlan, execute
 from plugbox.host.store import RunRecord, RunStore, SqlRunStore
 from plugbox.sandbox import SandboxRunner
+from plugbox.sandbox.run_identity import RunIdentity
 from plugbox.sdk import JobSpec
 
 
@@ -33,7 +34,9 @@ class Host:
 
     @functools.cached_property
     def runner(self) -> SandboxRunner:
-        return SandboxRunner().start()
+        run_uid = self.config.run_uid
+        identity = RunIdentity(run_uid, run_uid) if RunIdentity.for_this_host() else None
+        return SandboxRunner(identity=identity).start()
 
     @functools.cached_property
     def discovery(self) -> DiscoveryReport:

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from plugbox.sandbox.run_identity import RUN_ID
 from plugbox.sdk import parse_duration_ms, parse_schedule
 from plugbox.sdk.manifest import ID_PATTERN
 from plugbox.sdk.permissions import Permissions, Quotas
@@ -141,6 +142,13 @@ class HostConfig(_Frozen):
         DEFAULT_SHUTDOWN_GRACE_MS,
         validation_alias="shutdown_grace",
         description="wait this long for runs on shutdown, then kill them",
+    )
+    run_uid: int = Field(
+        RUN_ID,
+        ge=1,
+        le=2**32 - 2,
+        description="a root host's jobs run as this uid and gid where every path they read is"
+        " readable by other users (plugbox doctor says whether); ignored on other hosts",
     )
     disabled_plugins: tuple[PluginId, ...] = Field((), description="plugin ids not to load")
     plugin_paths: tuple[Path, ...] = Field(
