@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -65,6 +66,10 @@ def _short(value: str, limit: int) -> str:
     return value
 
 
+#: A job's or a plugin's description: bounded, so a manifest cannot carry a novel.
+Description = Annotated[str, AfterValidator(lambda value: _short(value, MAX_DESCRIPTION_CHARS))]
+
+
 class JobSpec(_Frozen):
     """One scheduled job as the host sees it: what to run, when, how often to retry, with what."""
 
@@ -78,7 +83,7 @@ class JobSpec(_Frozen):
         description="cron: 5 fields, or 6 with seconds first; @hourly-style aliases; ${ENV}. "
         "None = runs only when triggered",
     )
-    description: str = Field(
+    description: Description = Field(
         "", description="one line on what the job does; @job uses the docstring's first line"
     )
     timeout_ms: int | None = Field(None, gt=0, description="wall-clock limit; accepts '10s'")
@@ -107,11 +112,6 @@ class JobSpec(_Frozen):
         description="ctx.config defaults",
         json_schema_extra={"default": {}},  # pydantic leaves a default_factory out of the schema
     )
-
-    @field_validator("description")
-    @classmethod
-    def _short_description(cls, value: str) -> str:
-        return _short(value, MAX_DESCRIPTION_CHARS)
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -180,17 +180,12 @@ class Manifest(_Frozen):
     id: str = Field(pattern=ID_PATTERN, description="plugin id; the PLUGIN part of PLUGIN:JOB")
     version: str = Field(description="PEP 440 version of the plugin")
     name: str = Field(min_length=1, max_length=200, description="human-readable name for listings")
-    description: str = Field("", description="one line on what the plugin does")
+    description: Description = Field("", description="one line on what the plugin does")
     sdk: str = Field(DEFAULT_SDK_RANGE, description="PEP 440 range of plugbox-sdk versions")
     permissions: Permissions = Field(
         Permissions(), description="granted to every job, in addition to the job's own"
     )
     jobs: tuple[JobSpec, ...] = Field((), description="the plugin's jobs; ids must be unique")
-
-    @field_validator("description")
-    @classmethod
-    def _short_description(cls, value: str) -> str:
-        return _short(value, MAX_DESCRIPTION_CHARS)
 
     @field_validator("jobs", mode="before")
     @classmethod

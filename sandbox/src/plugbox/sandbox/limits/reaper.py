@@ -31,7 +31,7 @@ from collections.abc import Collection, Iterable
 import psutil
 
 from plugbox.sandbox._libc import LIBC
-from plugbox.sandbox.limits.procfs import children
+from plugbox.sandbox.limits.procfs import children, descendants
 
 __all__ = ["become_subreaper", "is_subreaper", "kill_orphans", "kill_tree"]
 
@@ -178,7 +178,7 @@ def kill_orphans(keep: Collection[int]) -> int:
 # -- internals ----------------------------------------------------------------------------------
 def _members(root_pid: int, session_id: int | None, protected: set[int]) -> set[psutil.Process]:
     """Live (non-zombie) processes of the run: the root's tree plus its session and group."""
-    pids = _tree(root_pid)
+    pids = set(descendants(root_pid))
     if session_id is not None:
         for pid in psutil.pids():
             with contextlib.suppress(OSError):
@@ -191,19 +191,6 @@ def _members(root_pid: int, session_id: int | None, protected: set[int]) -> set[
             if proc.status() != psutil.STATUS_ZOMBIE:
                 live.add(proc)
     return live
-
-
-def _tree(root_pid: int) -> set[int]:
-    """``root_pid`` (unless it is gone) and its descendants."""
-    found: set[int] = set()
-    pending = [root_pid]
-    while pending:
-        pid = pending.pop()
-        if pid in found or not os.path.exists(f"/proc/{pid}"):
-            continue
-        found.add(pid)
-        pending.extend(children(pid))
-    return found
 
 
 def _protected() -> set[int]:
