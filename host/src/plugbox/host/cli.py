@@ -6,6 +6,10 @@ input (an unknown job, a bad config file), with a message that says what to do.
 One module per view: ``cli_plugins``, ``cli_jobs``, ``cli_runs``; what they share is in
 ``cli_common``, and every string a job or a plugin wrote is printed through ``cli_text``, so that
 it reaches the terminal as text and never as markup or a control sequence.
+
+Start-up is paid by every command, so this module imports click and nothing heavy: the views
+load when their command runs (:class:`~plugbox.host.cli_lazy.LazyGroup`), and the commands
+below import what they need inside their bodies.
 """
 
 from __future__ import annotations
@@ -14,21 +18,25 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
-from rich.text import Text
 
-from plugbox.host.cli_common import console, fail, open_host
-from plugbox.host.cli_jobs import jobs
-from plugbox.host.cli_plugins import plugins
-from plugbox.host.cli_runs import runs
-from plugbox.host.cli_text import text
-from plugbox.host.scaffold import ScaffoldError, create_project
-from plugbox.sandbox.doctor import diagnose
+from plugbox.host.cli_lazy import LazyGroup
 
 _LEVEL_STYLE = {"kernel": "green", "best-effort": "yellow", "advisory": "red"}
 
+#: Views loaded when one of their commands runs; the help line is checked against each
+#: group's docstring by tests/host/test_cli_lazy.py.
+_VIEWS = {
+    "plugins": ("plugbox.host.cli_plugins:plugins", "Installed plugins and their permissions."),
+    "jobs": ("plugbox.host.cli_jobs:jobs", "Jobs of the installed plugins."),
+    "runs": ("plugbox.host.cli_runs:runs", "Run history."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=_VIEWS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
@@ -46,6 +54,13 @@ def main(ctx: click.Context, config: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def doctor(as_json: bool) -> None:
     """Show which enforcement layers work on this machine, and what each capability gets."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from plugbox.host.cli_common import console
+    from plugbox.host.cli_text import text
+    from plugbox.sandbox.doctor import diagnose
+
     report = diagnose()
     if as_json:
         click.echo(report.to_json())
@@ -89,6 +104,9 @@ def new(name: str, directory: Path) -> None:
     package (acme_notes) and the distribution (plugbox-acme-notes). Use lowercase letters,
     digits and - or _ between them. Nothing that exists is ever overwritten.
     """
+    from plugbox.host.cli_common import fail
+    from plugbox.host.scaffold import ScaffoldError, create_project
+
     try:
         project = create_project(name, directory)
     except ScaffoldError as err:
@@ -113,12 +131,8 @@ def serve(ctx: click.Context) -> None:
     Ctrl-C or SIGTERM stops firing, waits `shutdown_grace` for runs in flight, then cancels them.
     SIGHUP re-scans the installed plugins. Decisions are logged as JSON lines on stderr.
     """
+    from plugbox.host.cli_common import open_host
     from plugbox.host.daemon import Daemon
 
     with open_host(ctx) as host:
         sys.exit(Daemon(host).run())
-
-
-main.add_command(plugins)
-main.add_command(jobs)
-main.add_command(runs)

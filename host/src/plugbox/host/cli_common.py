@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
@@ -20,8 +20,9 @@ from rich.console import Console
 from plugbox.host.cli_text import dumps, inert
 from plugbox.host.config import ConfigError, HostConfig, load_config
 from plugbox.host.config.state import untrusted_code_paths
-from plugbox.host.services import Host, UnknownJobError
-from plugbox.host.store import RunLookupError
+
+if TYPE_CHECKING:
+    from plugbox.host.services import Host
 
 # Piped or redirected, rich would assume 80 columns and cut job ids and times short; a log file
 # or `| grep` wants whole values, so tables get room to spare there ($COLUMNS still wins).
@@ -68,11 +69,20 @@ def config_of(ctx: click.Context) -> HostConfig:
 
 @contextmanager
 def open_host(ctx: click.Context) -> Iterator[Host]:
+    from plugbox.host.services import Host, UnknownJobError
+
     config = config_of(ctx)
     host = Host(config)
     try:
         yield host
-    except (UnknownJobError, RunLookupError) as err:
+    except LookupError as err:
+        # An unknown job or run is the operator's typo (exit 2), any other LookupError a bug.
+        # The store's error is looked up only if the store was loaded: importing it means
+        # importing SQLAlchemy, which a command that never opened the store does not pay for.
+        store = sys.modules.get("plugbox.host.store")
+        expected = (UnknownJobError, getattr(store, "RunLookupError", UnknownJobError))
+        if not isinstance(err, expected):
+            raise
         fail(str(err).strip("'\""))
     finally:
         host.close()
@@ -82,6 +92,12 @@ def report_problems(host: Host) -> None:
     """Plugins that were skipped, on stderr; the reasons quote plugin code, so inert."""
     for problem in host.problems:
         click.echo(f"skipped {inert(problem)}", err=True)
+    if any(problem.remembered for problem in host.problems):
+        click.echo(
+            "  (remembered from when these versions were first seen, not imported again;"
+            " fixed the cause without upgrading? run `plugbox plugins reload`)",
+            err=True,
+        )
 
 
 def signal_serve(state_dir: Path) -> int | None:

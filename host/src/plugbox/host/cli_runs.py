@@ -6,13 +6,17 @@ Almost everything in a record was written by a job, so every string goes through
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.table import Column, Table
 from rich.text import Text
 
 from plugbox.host.cli_common import STATUS_STYLE, console, open_host, print_json
 from plugbox.host.cli_text import dumps, text
-from plugbox.host.store import RunRecord
+
+if TYPE_CHECKING:
+    from plugbox.host.store import RunRecord
 
 #: Characters of output shown by ``runs show``; ``--json`` has all that was kept.
 OUTPUT_TAIL_CHARS = 2_000

@@ -1,7 +1,9 @@
 """The host's parts, built lazily from one configuration: store, runner, discovered plugins.
 
 The CLI builds one :class:`Host` per command and closes it; ``plugbox serve`` keeps one for its
-lifetime. Nothing here starts a child or opens the database until a command asks for it.
+lifetime. Nothing here starts a child or opens the database until a command asks for it, and
+nothing is imported before then either: ``plugbox runs list`` never loads discovery or the
+sandbox runner, and a command answered from the discovery cache never starts a child.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from plugbox.host.config import HostConfig, ensure_state_dir
-from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem, discover
-from plugbox.host.execute import RunPlan, execute
-from plugbox.host.store import RunRecord, RunStore, SqlRunStore
-from plugbox.sandbox import SandboxRunner
-from plugbox.sandbox.run_identity import RunIdentity
-from plugbox.sdk import JobSpec
+
+if TYPE_CHECKING:
+    from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem
+    from plugbox.host.execute import RunPlan
+    from plugbox.host.store import RunRecord, RunStore
+    from plugbox.sandbox import SandboxRunner
+    from plugbox.sdk import JobSpec
 
 
 class UnknownJobError(LookupError):
@@ -29,22 +33,43 @@ class Host:
 
     @functools.cached_property
     def store(self) -> RunStore:
+        from plugbox.host.store import SqlRunStore
+
         ensure_state_dir(self.config)
         return SqlRunStore(self.config.database_url)
 
     @functools.cached_property
     def runner(self) -> SandboxRunner:
+        from plugbox.sandbox import SandboxRunner
+        from plugbox.sandbox.run_identity import RunIdentity
+
         run_uid = self.config.run_uid
         identity = RunIdentity(run_uid, run_uid) if RunIdentity.for_this_host() else None
         return SandboxRunner(identity=identity).start()
 
     @functools.cached_property
     def discovery(self) -> DiscoveryReport:
+        """The installed plugins; a plugin whose files did not change since a previous command
+        asked is not imported again (:mod:`plugbox.host.discovery_cache`)."""
+        from plugbox.host.discovery import discover
+        from plugbox.host.discovery_cache import DiscoveryCache
+
+        ensure_state_dir(self.config)
         return discover(
-            self.runner,
+            lambda: self.runner,
             workspace=str(self.config.workspace),
             extra_paths=tuple(str(path) for path in self.config.plugin_paths),
+            cache=DiscoveryCache(self.config.state_dir),
         )
+
+    def rediscover(self) -> DiscoveryReport:
+        """Forget every remembered answer and import every plugin again, in confined children."""
+        from plugbox.host.discovery_cache import DiscoveryCache
+
+        ensure_state_dir(self.config)
+        DiscoveryCache(self.config.state_dir).clear()
+        self.__dict__.pop("discovery", None)
+        return self.discovery
 
     @property
     def plugins(self) -> list[LoadedPlugin]:
@@ -82,6 +107,8 @@ class Host:
         The one place a run meets the configuration — workspace, grants, per-job quota
         overrides, plugin paths, host id — for ``plugbox jobs run`` and ``plugbox serve`` alike.
         """
+        from plugbox.host.execute import execute
+
         plugin_id = plan.plugin.manifest.id
         override = self.config.job_override(plugin_id, plan.job_id)
         return execute(

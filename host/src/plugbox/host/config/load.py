@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from plugbox.host.config.models import HostConfig
 from plugbox.host.config.state import is_below, is_inside
@@ -290,6 +288,10 @@ def _absolute(value: str, anchor: Path, home: Path) -> Path:
 
 def _anchor_url(url: str, anchor: Path, home: Path) -> str:
     """Check a SQLAlchemy URL; a relative SQLite file path becomes absolute from ``anchor``."""
+    # SQLAlchemy costs a command ~0.3 s to import: only a URL someone wrote is worth it here.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -346,6 +348,10 @@ def _check(
                 f"{config.state_dir}{hint} {reason}; set state_dir to a directory elsewhere",
             )
         )
+    if "database_url" in defaulted:
+        return problems  # the default is in state_dir, checked above
+    from sqlalchemy.engine import make_url
+
     database = make_url(config.database_url)
     if config.database_url.startswith("sqlite") and database.database not in (None, "", ":memory:"):
         path = Path(str(database.database))
