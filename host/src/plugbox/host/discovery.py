@@ -48,6 +48,8 @@ DEFAULT_PARALLEL = 4
 #: hostile one from costing the host its memory and every later validation its time.
 MAX_MANIFEST_BYTES = 512 * 1024
 
+_NAME_HEADER = re.compile(r"^Name:[ \t]*(\S.*)$", re.MULTILINE | re.IGNORECASE)
+
 ProblemKind = Literal["load", "timeout", "crashed", "invalid", "sdk", "clash"]
 
 
@@ -119,7 +121,7 @@ def plugin_distributions(
     found: list[tuple[metadata.Distribution, tuple[PluginEntryPoint, ...]]] = []
     seen: set[str] = set()
     for dist in metadata.distributions(path=[*extra_paths, *sys.path]):
-        name = dist.metadata["Name"]
+        name = _name_of(dist)
         if not name:
             continue  # metadata without a name cannot be installed or uninstalled by anyone
         key = _normalise(name)
@@ -339,6 +341,18 @@ def _json_size(data: Mapping[str, Any]) -> int | None:
     except (TypeError, ValueError, RecursionError):
         return None
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _name_of(dist: metadata.Distribution) -> str:
+    """The distribution's ``Name`` header, read without ``dist.metadata``.
+
+    Every installed distribution is looked at on every command; parsing each one's whole
+    ``METADATA`` as an e-mail message (long descriptions included) was most of that cost.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    headers = text.split("\n\n", 1)[0]
+    found = _NAME_HEADER.search(headers)
+    return found.group(1).strip() if found else ""
 
 
 def _normalise(name: str) -> str:
