@@ -217,13 +217,18 @@ def _source_files(root: Path) -> list[tuple[str, int, int]] | None:
     """Every file below an editable project's ``root`` (hidden and build folders skipped), or
     None when there are more than :data:`MAX_EDITABLE_FILES`."""
     found: list[tuple[str, int, int]] = []
-    for folder, dirs, names in os.walk(root):
+    # A folder that cannot be listed would silently drop out of the key: refuse to cache.
+    for folder, dirs, names in os.walk(root, onerror=_raise):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
         for name in sorted(names):
             found.append(_stat(Path(folder, name)))
             if len(found) > MAX_EDITABLE_FILES:
                 return None
     return found
+
+
+def _raise(error: OSError) -> None:
+    raise error
 
 
 def _stat(path: Path) -> tuple[str, int, int]:
