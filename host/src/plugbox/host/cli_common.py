@@ -18,10 +18,9 @@ import click
 from rich.console import Console
 
 from plugbox.host.cli_text import dumps, inert
-from plugbox.host.config import ConfigError, HostConfig, load_config
-from plugbox.host.config.state import untrusted_code_paths
 
 if TYPE_CHECKING:
+    from plugbox.host.config import HostConfig
     from plugbox.host.services import Host
 
 # Piped or redirected, rich would assume 80 columns and cut job ids and times short; a log file
@@ -54,6 +53,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def config_of(ctx: click.Context) -> HostConfig:
     """The configuration ``--config`` (or the environment, or ./plugbox.toml) names, checked
     also against this process: a host never imports code from where its jobs may write."""
+    # Here, not at the top: `plugbox runs --help` should not pay for the configuration models.
+    from plugbox.host.config import ConfigError, load_config
+    from plugbox.host.config.state import untrusted_code_paths
+
     try:
         config = load_config(ctx.obj.get("config"))
     except ConfigError as err:

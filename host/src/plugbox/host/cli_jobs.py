@@ -26,11 +26,11 @@ from plugbox.host.cli_common import (
 )
 from plugbox.host.cli_runs import print_record
 from plugbox.host.cli_text import inert, text
-from plugbox.sdk import JobSpec, ScheduleError, parse_schedule
 
 if TYPE_CHECKING:
     from plugbox.host.services import Host
     from plugbox.host.store import RunRecord
+    from plugbox.sdk import JobSpec
 
 
 @click.group()
@@ -46,6 +46,8 @@ def _schedule_for(host: Host, plugin_id: str, spec: JobSpec) -> tuple[str | None
 
 
 def _next_fires(host: Host, plugin_id: str, spec: JobSpec, n: int) -> list[datetime] | str:
+    from plugbox.sdk import ScheduleError, parse_schedule
+
     schedule, timezone = _schedule_for(host, plugin_id, spec)
     if schedule is None:
         return []
