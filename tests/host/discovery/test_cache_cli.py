@@ -281,3 +281,13 @@ def test_a_remembered_manifest_is_validated_again(host: Host) -> None:
     problem = host.problems()["pbt-checked"]
     assert problem["kind"] == "invalid"
     assert "bogus" in problem["reason"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the state dir to another user")
+def test_a_state_dir_that_is_not_ours_costs_only_the_cache(host: Host) -> None:
+    host.install("pbt-homeless")
+    host.state.mkdir(mode=0o755)
+    os.chown(host.state, 12345, 12345)
+    listed = json.loads(host.run("plugins", "list", "--json").stdout)
+    assert "pbt-homeless" in [p["id"] for p in listed["plugins"]]
+    assert not host.cache.exists()

@@ -52,10 +52,15 @@ _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 class DiscoveryCache:
-    """The remembered answers in one state directory's :data:`CACHE_FILE`."""
+    """The remembered answers in one state directory's :data:`CACHE_FILE`.
 
-    def __init__(self, state_dir: Path) -> None:
+    With ``reuse=False`` (``plugbox plugins reload``) nothing is looked up: every plugin is
+    imported again and the file is replaced by those answers alone.
+    """
+
+    def __init__(self, state_dir: Path, *, reuse: bool = True) -> None:
         self.path = state_dir / CACHE_FILE
+        self.reuse = reuse
         self._host = _host_key()
         self._keys: dict[PluginEntryPoint, str] = {}
 
@@ -81,7 +86,7 @@ class DiscoveryCache:
                 continue
             for entry in entries:
                 self._keys[entry] = _digest([self._host, timeout_s, entry.name, entry.value, files])
-        stored = self._read()
+        stored = self._read() if self.reuse else {}
         found: dict[PluginEntryPoint, Answer] = {}
         for entry, key in self._keys.items():
             kept = stored.get(key)
@@ -118,11 +123,6 @@ class DiscoveryCache:
             elif answer.kind == "timeout":
                 kept[key] = {"timeout": {"reason": answer.reason, "detail": answer.detail}}
         self._write({"format": FORMAT, "plugins": kept})
-
-    def clear(self) -> None:
-        """Forget every answer (``plugbox plugins reload``)."""
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
     def _read(self) -> Mapping[str, Any]:
         try:

@@ -51,25 +51,29 @@ class Host:
     def discovery(self) -> DiscoveryReport:
         """The installed plugins; a plugin whose files did not change since a previous command
         asked is not imported again (:mod:`plugbox.host.discovery_cache`)."""
+        return self._discover(reuse=True)
+
+    def rediscover(self) -> DiscoveryReport:
+        """Import every plugin again, in confined children, and remember only these answers."""
+        self.__dict__["discovery"] = report = self._discover(reuse=False)
+        return report
+
+    def _discover(self, *, reuse: bool) -> DiscoveryReport:
         from plugbox.host.discovery import discover
         from plugbox.host.discovery_cache import DiscoveryCache
 
-        ensure_state_dir(self.config)
+        try:
+            ensure_state_dir(self.config)
+            cache: DiscoveryCache | None = DiscoveryCache(self.config.state_dir, reuse=reuse)
+        except OSError:
+            # Listing plugins never needed the state directory, and the cache only saves time.
+            cache = None
         return discover(
             lambda: self.runner,
             workspace=str(self.config.workspace),
             extra_paths=tuple(str(path) for path in self.config.plugin_paths),
-            cache=DiscoveryCache(self.config.state_dir),
+            cache=cache,
         )
-
-    def rediscover(self) -> DiscoveryReport:
-        """Forget every remembered answer and import every plugin again, in confined children."""
-        from plugbox.host.discovery_cache import DiscoveryCache
-
-        ensure_state_dir(self.config)
-        DiscoveryCache(self.config.state_dir).clear()
-        self.__dict__.pop("discovery", None)
-        return self.discovery
 
     @property
     def plugins(self) -> list[LoadedPlugin]:
