@@ -8,6 +8,7 @@ Errors::
     └── RunExistsError          add of a run_id that is already stored
     RuntimeError
     ├── StoreClosedError        any call after close()
+    ├── StoreUnavailableError   opening: the database cannot be reached or refused the login
     └── SchemaTooNewError       the database was written by a newer plugbox (see migrations)
 """
 
@@ -52,6 +53,18 @@ class RunExistsError(ValueError):
 class StoreClosedError(RuntimeError):
     def __init__(self) -> None:
         super().__init__("the run store is closed")
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database could not be opened; ``url`` has its password masked."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot open the run store at {url}: {reason}. Check that the database server is"
+            " running and that database_url (or PLUGBOX_DATABASE_URL, or --db) names it"
+        )
+        self.url = url
+        self.reason = reason
 
 
 @runtime_checkable
