@@ -637,3 +637,35 @@ def test_a_unique_beginning_of_a_run_id_names_the_run(store: RunStore) -> None:
         store.resolve_id("x_%")
     with pytest.raises(RunLookupError, match="no run"):
         store.resolve_id("x%")
+
+
+def test_run_id_prefixes_are_case_sensitive_and_glob_characters_are_plain(
+    store: RunStore,
+) -> None:
+    for run_id in ("abc1", "ABD2", "g*1", "g?2", "g[3]", "h1"):
+        store.add(make(run_id))
+    assert store.resolve_id("AB") == "ABD2"  # SQLite's LIKE would also see abc1
+    assert store.resolve_id("ab") == "abc1"
+    with pytest.raises(RunLookupError, match="no run"):
+        store.resolve_id("aBc")
+    assert store.resolve_id("g*") == "g*1"
+    assert store.resolve_id("g?") == "g?2"
+    assert store.resolve_id("g[") == "g[3]"
+    with pytest.raises(RunLookupError, match="no run"):
+        store.resolve_id("?")
+
+
+def test_nul_characters_in_what_a_job_wrote_are_kept(store: RunStore) -> None:
+    # PostgreSQL refuses NUL in text columns and in jsonb; a job may print one all the same.
+    record = make(
+        "r-nul",
+        output="before\x00after",
+        result={"k\x00": "v\x00"},
+        log=[{"level": "info", "message": "a\x00b", "at": 1.5}],
+    )
+    assert record.output == "before\ufffdafter"  # the same text in every store
+    store.add(record)
+    stored = store.get("r-nul")
+    assert stored == record
+    assert stored.result == {"k\x00": "v\x00"}
+    assert stored.log[0].message == "a\x00b"
