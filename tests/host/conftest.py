@@ -23,7 +23,9 @@ def _load_pg_cluster() -> ModuleType:
     # benchmarks load it the same way.
     name = "plugbox_tests_pg_cluster"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("pg_cluster.py"))
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("pg_cluster.py")
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -43,7 +45,7 @@ def postgres() -> Iterator[pg_cluster.PostgresCluster]:
     """One throwaway server for the session; stopped (and its files deleted) at the end."""
     try:
         pg_cluster.server_bindir()
-    except pg_cluster.PostgresMissing as err:
+    except pg_cluster.PostgresMissingError as err:
         if on_ci():
             pytest.fail(f"CI must test the PostgreSQL store: {err}", pytrace=False)
         pytest.skip(f"PostgreSQL tests skipped: {err}")

@@ -33,7 +33,7 @@ SUPERUSER = "plugbox"
 PASSWORD_ROLE, PASSWORD = "plugbox_pw", "s3cret-Pa55word"
 
 
-class PostgresMissing(RuntimeError):
+class PostgresMissingError(RuntimeError):
     """No PostgreSQL server binaries on this machine."""
 
 
@@ -48,7 +48,7 @@ def server_bindir() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).parent
-    raise PostgresMissing(
+    raise PostgresMissingError(
         "no PostgreSQL server binaries (initdb, pg_ctl, postgres) in /usr/lib/postgresql/*/bin or"
         " on PATH; install them with `apt-get install postgresql` (what .ci/run does)"
     )

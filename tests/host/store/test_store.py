@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import inspect, select
 
 import plugbox.host.store as store_pkg
 from plugbox.host.store import (
@@ -22,9 +21,9 @@ from plugbox.host.store import (
     SchemaTooNewError,
     SqlRunStore,
     StoreClosedError,
+    dialect,
     migrations,
 )
-from plugbox.host.store import dialect
 from plugbox.host.store import sql as sql_store
 from plugbox.host.store.records import MAX_LOG_ENTRIES, MAX_OUTPUT_CHARS
 from plugbox.host.store.sql import metadata as sql_metadata

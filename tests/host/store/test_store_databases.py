@@ -17,10 +17,10 @@ from plugbox.host.store import (
     SqlRunStore,
     StoreUnavailableError,
     UnsupportedDatabaseError,
+    dialect,
     migrations,
     redact,
 )
-from plugbox.host.store import dialect
 
 STARTERS = 8
 
@@ -69,7 +69,9 @@ def test_hosts_starting_together_migrate_one_schema(db_url: str) -> None:
         with store.engine.connect() as conn:
             applied = list(conn.execute(select(migrations.schema_version.c.version)).scalars())
         assert applied == list(range(1, LATEST_VERSION + 1))  # each migration once
-        assert {"runs", "job_state", "schema_version"} <= set(inspect(store.engine).get_table_names())
+        assert {"runs", "job_state", "schema_version"} <= set(
+            inspect(store.engine).get_table_names()
+        )
         assert store.paused_jobs() == {"p:shared"}
 
 

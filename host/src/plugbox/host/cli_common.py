@@ -21,7 +21,7 @@ from plugbox.host.cli_text import dumps, inert
 from plugbox.host.config import ConfigError, HostConfig, load_config
 from plugbox.host.config.state import untrusted_code_paths
 from plugbox.host.services import Host, UnknownJobError
-from plugbox.host.store import RunLookupError
+from plugbox.host.store import RunLookupError, SchemaTooNewError, StoreUnavailableError
 
 # Piped or redirected, rich would assume 80 columns and cut job ids and times short; a log file
 # or `| grep` wants whole values, so tables get room to spare there ($COLUMNS still wins).
@@ -54,7 +54,7 @@ def config_of(ctx: click.Context) -> HostConfig:
     """The configuration ``--config`` (or the environment, or ./plugbox.toml) names, checked
     also against this process: a host never imports code from where its jobs may write."""
     try:
-        config = load_config(ctx.obj.get("config"))
+        config = load_config(ctx.obj.get("config"), database_url=ctx.obj.get("db"))
     except ConfigError as err:
         fail(str(err))
     problems = untrusted_code_paths(config, sys.path)
@@ -74,6 +74,8 @@ def open_host(ctx: click.Context) -> Iterator[Host]:
         yield host
     except (UnknownJobError, RunLookupError) as err:
         fail(str(err).strip("'\""))
+    except (StoreUnavailableError, SchemaTooNewError) as err:
+        fail(str(err))  # the URL in it has its password masked
     finally:
         host.close()
 

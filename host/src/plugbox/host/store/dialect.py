@@ -34,7 +34,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.schema import CreateColumn
-from sqlalchemy.sql.dml import Insert
 
 #: How long a SQLite writer waits for another one before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -145,16 +144,20 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def upsert(conn: Connection, table: Table, values: dict[str, Any], defaults: dict[str, Any]) -> None:
+def upsert(
+    conn: Connection, table: Table, values: dict[str, Any], defaults: dict[str, Any]
+) -> None:
     """Insert a row of ``table`` or, when its primary key is taken, set ``values`` on it.
 
     One statement, so two processes setting the same new key cannot both insert (an UPDATE-then-
     INSERT would let them). ``defaults`` fill the other columns of a new row.
     """
-    insert: Any = postgresql.insert if is_postgresql(conn) else sqlite.insert
     key = [column.name for column in table.primary_key.columns]
     changed = {name: value for name, value in values.items() if name not in key}
-    statement: Insert = insert(table).values({**defaults, **values})
+    row = {**defaults, **values}
+    statement: postgresql.Insert | sqlite.Insert = (
+        postgresql.insert(table) if is_postgresql(conn) else sqlite.insert(table)
+    ).values(row)
     conn.execute(statement.on_conflict_do_update(index_elements=key, set_=changed))
 
 
