@@ -6,7 +6,7 @@ disagree, they call one function here instead of testing the dialect themselves 
 - URLs: ``postgresql://`` means psycopg 3 (SQLAlchemy alone would pick psycopg2), and a URL is
   only ever shown with its password masked (:func:`redact`);
 - connections: SQLite gets WAL, a busy timeout and writers that take the lock up front;
-  PostgreSQL gets a connect timeout, a liveness check before reuse, and snapshot reads;
+  PostgreSQL gets a connect timeout, and snapshot reads where several statements must agree;
 - upserts (:func:`upsert`), id-prefix matching (:func:`prefix_match`), columns added by a
   migration (:func:`add_column`) and the migration lock (:func:`lock_for_migration`).
 
@@ -95,10 +95,11 @@ def create(url: URL) -> Engine:
         _configure_sqlite(engine)
         return engine
     try:
+        # No pool_pre_ping: it costs a round trip on every call, doubling a get()'s latency. A
+        # server restarted under a pooled connection fails that one call, and SQLAlchemy then
+        # drops the whole pool, so the next call reconnects.
         return create_engine(
             url,
-            # A server restarted since the connection was pooled would fail the next call.
-            pool_pre_ping=True,
             connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}
             if "connect_timeout" not in url.query
             else {},
@@ -110,9 +111,10 @@ def create(url: URL) -> Engine:
         ) from None
 
 
-def reader(engine: Engine) -> Engine:
-    """The engine reads go through: on PostgreSQL, each read transaction sees one snapshot
-    (READ COMMITTED would give each statement of ``stats()`` its own), as SQLite's does."""
+def snapshot_reader(engine: Engine) -> Engine:
+    """The engine for reads of several statements that must agree (``stats()``): on PostgreSQL a
+    REPEATABLE READ transaction (READ COMMITTED gives each statement its own snapshot); SQLite's
+    read transaction is one snapshot already."""
     if is_postgresql(engine):
         return engine.execution_options(isolation_level="REPEATABLE READ")
     return engine

@@ -178,7 +178,7 @@ class SqlRunStore:
                 "give a file path, or use MemoryRunStore"
             )
         self._engine = dialect.create(parsed)
-        self._reader = dialect.reader(self._engine)
+        self._snapshot = dialect.snapshot_reader(self._engine)
         self._writer = dialect.writer(self._engine)
         self._closed = False
         try:
@@ -219,10 +219,10 @@ class SqlRunStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def _read(self) -> Connection:
+    def _read(self, snapshot: bool = False) -> Connection:
         if self._closed:
             raise StoreClosedError()
-        return self._reader.connect()
+        return (self._snapshot if snapshot else self._engine).connect()
 
     def _write(self) -> Any:
         if self._closed:
@@ -333,7 +333,7 @@ class SqlRunStore:
 
         counts: dict[str, dict[str, int]] = {}
         durations: dict[str, builtins.list[int]] = {}
-        with self._read() as conn:  # one transaction: one consistent snapshot
+        with self._read(snapshot=True) as conn:  # one transaction: one consistent snapshot
             for name, status, count in conn.execute(counts_query):
                 counts.setdefault(name, {})[status] = count
             for name, duration in conn.execute(durations_query):
