@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +72,7 @@ def test_an_unreachable_store_is_one_line_without_the_password(config: Path) -> 
     url = "postgresql://plugbox:hunter2@127.0.0.1:1/plugbox"
     out = _plugbox(config, "--db", url, "runs", "list", env={})
     assert out.returncode == 2
-    assert out.stderr.startswith(
-        "error: cannot open the run store at postgresql+psycopg://plugbox:***@"
-    )
+    assert out.stderr.startswith("error: cannot open the run store at postgresql://plugbox:***@")
     assert "hunter2" not in out.stderr + out.stdout
     assert "Traceback" not in out.stderr
 
@@ -82,3 +82,50 @@ def test_a_bad_db_option_names_the_option(config: Path) -> None:
     assert out.returncode == 2
     assert "option --db: unsupported database 'mysql'" in out.stderr
     assert "hunter2" not in out.stderr
+
+
+def _serve_config(tmp_path: Path, name: str) -> Path:
+    (tmp_path / "ws").mkdir(exist_ok=True)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / name}"\nworkspace = "{tmp_path / "ws"}"\nhost_id = "{name}"\n'
+        'shutdown_grace = "2s"\n\n[jobs."example:hello-cron"]\nschedule = "* * * * * *"\n'
+    )
+    return path
+
+
+def test_serve_records_in_postgresql_and_a_second_serve_is_refused(
+    tmp_path: Path, pg_url: str
+) -> None:
+    found = shutil.which("plugbox", path=str(Path(sys.executable).parent))
+    assert found
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PLUGBOX_DATABASE_URL": pg_url}
+
+    def serve(name: str) -> subprocess.Popen[str]:
+        config = _serve_config(tmp_path, name)
+        return subprocess.Popen(
+            [found, "--config", str(config), "serve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+
+    with serve("host-a") as first, SqlRunStore(pg_url) as store:
+        try:
+            deadline = time.monotonic() + 60
+            while not any(r.status == "success" for r in store.list(job="example:hello-cron")):
+                assert first.poll() is None, first.communicate()[1]
+                assert time.monotonic() < deadline, "no run recorded in PostgreSQL within 60 s"
+                time.sleep(0.2)
+            with serve("host-b") as second:
+                _, refused = second.communicate(timeout=120)
+            assert second.returncode == 2
+            assert "another `plugbox serve` already schedules jobs" in refused
+            assert {r.host_id for r in store.list(limit=1000)} == {"host-a"}
+        finally:
+            first.send_signal(signal.SIGTERM)
+            _, log = first.communicate(timeout=60)
+    assert first.returncode == 0, log
+    started = next(json.loads(line) for line in log.splitlines() if '"started"' in line)
+    assert started["store"].startswith("postgresql://plugbox@/t_")

@@ -21,7 +21,12 @@ from plugbox.host.cli_text import dumps, inert
 from plugbox.host.config import ConfigError, HostConfig, load_config
 from plugbox.host.config.state import untrusted_code_paths
 from plugbox.host.services import Host, UnknownJobError
-from plugbox.host.store import RunLookupError, SchemaTooNewError, StoreUnavailableError
+from plugbox.host.store import (
+    RunLookupError,
+    SchedulerTakenError,
+    SchemaTooNewError,
+    StoreUnavailableError,
+)
 
 # Piped or redirected, rich would assume 80 columns and cut job ids and times short; a log file
 # or `| grep` wants whole values, so tables get room to spare there ($COLUMNS still wins).
@@ -74,7 +79,7 @@ def open_host(ctx: click.Context) -> Iterator[Host]:
         yield host
     except (UnknownJobError, RunLookupError) as err:
         fail(str(err).strip("'\""))
-    except (StoreUnavailableError, SchemaTooNewError) as err:
+    except (StoreUnavailableError, SchemaTooNewError, SchedulerTakenError) as err:
         fail(str(err))  # the URL in it has its password masked
     finally:
         host.close()

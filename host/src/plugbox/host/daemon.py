@@ -78,6 +78,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
         store = self.host.store
+        store.claim_scheduler()  # SchedulerTakenError: another serve fires from this store
         recovered = store.mark_interrupted(
             self.host.config.host_id, "the host stopped while the run was active"
         )

@@ -7,6 +7,7 @@ Queries use only portable Core constructs (window functions included: SQLite has
 from __future__ import annotations
 
 import builtins
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from plugbox.host.store import dialect
 from plugbox.host.store.base import (
@@ -39,6 +40,7 @@ from plugbox.host.store.base import (
     Clock,
     RunExistsError,
     RunLookupError,
+    SchedulerTakenError,
     StoreClosedError,
     StoreUnavailableError,
     check_limits,
@@ -171,6 +173,7 @@ class SqlRunStore:
 
     def __init__(self, url: str, clock: Clock = system_clock) -> None:
         self._clock = clock
+        self._shown_url = dialect.redact(url)  # as the operator wrote it, password masked
         parsed = dialect.parse_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             raise ValueError(
@@ -181,6 +184,7 @@ class SqlRunStore:
         self._snapshot = dialect.snapshot_reader(self._engine)
         self._writer = dialect.writer(self._engine)
         self._closed = False
+        self._scheduler: Connection | None = None
         try:
             self._upgrade()
         except OperationalError as err:
@@ -188,7 +192,7 @@ class SqlRunStore:
             reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
             if parsed.password:
                 reason = reason.replace(str(parsed.password), "***")
-            raise StoreUnavailableError(dialect.redact(parsed), reason) from None
+            raise StoreUnavailableError(self._shown_url, reason) from None
         except BaseException:
             self._engine.dispose()
             raise
@@ -390,6 +394,19 @@ class SqlRunStore:
             value = conn.execute(query).scalar_one_or_none()
         return None if value is None else from_us(value)
 
+    def claim_scheduler(self) -> None:
+        if self._closed:
+            raise StoreClosedError()
+        if self._scheduler is not None or not dialect.is_postgresql(self._engine):
+            return
+        self._scheduler = dialect.hold_scheduler_lock(self._engine)
+        if self._scheduler is None:
+            raise SchedulerTakenError(self._shown_url)
+
     def close(self) -> None:
         self._closed = True
+        if self._scheduler is not None:
+            scheduler, self._scheduler = self._scheduler, None
+            with contextlib.suppress(DBAPIError):  # a lost connection holds no lock either
+                dialect.release_scheduler_lock(scheduler)
         self._engine.dispose()
