@@ -77,8 +77,8 @@ class RunRecord(BaseModel):
         default=(), description="runtime calls the run was refused, each with the deciding rule"
     )
     reason: str | None = Field(default=None, description="why skipped, cancelled or interrupted")
-    # Bounded like their columns: PostgreSQL refuses a longer value where SQLite would keep it.
-    kill_reason: str | None = Field(default=None, max_length=32)
+    kill_reason: str | None = None  # the sandbox's KillReason, a short word
+    # Bounded like its column: PostgreSQL refuses a longer value where SQLite would keep it.
     host_id: str | None = Field(default=None, max_length=255)
 
     @model_validator(mode="before")
