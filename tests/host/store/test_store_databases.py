@@ -108,6 +108,8 @@ def test_other_databases_are_refused_by_name(url: str) -> None:
         ("postgresql://plugbox@db/runs", "postgresql://plugbox@db/runs"),
         ("sqlite:////srv/plugbox.db", "sqlite:////srv/plugbox.db"),
         ("bad://x:hunter2@y z", "bad://x:***@y z"),
+        ("postgresql://u@db/runs?password=hunter2", "postgresql://u@db/runs?password=***"),
+        ("bad://u@y z?password=hunter2&x=1", "bad://u@y z?password=***&x=1"),
     ],
 )
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:

@@ -8,7 +8,8 @@ disagree, they call one function here instead of testing the dialect themselves 
 - connections: SQLite gets WAL, a busy timeout and writers that take the lock up front;
   PostgreSQL gets a connect timeout, and snapshot reads where several statements must agree;
 - upserts (:func:`upsert`), id-prefix matching (:func:`prefix_match`), columns added by a
-  migration (:func:`add_column`) and the migration lock (:func:`lock_for_migration`).
+  migration (:func:`add_column`), the migration lock (:func:`lock_for_migration`) and the one
+  scheduler's lock (:func:`hold_scheduler_lock`).
 
 Instants are BIGINT microseconds and JSON is the ``JSON`` type on both (``json``, not ``jsonb``,
 on PostgreSQL: it keeps a record's text exactly, ``\\u0000`` included, which ``jsonb`` refuses).
@@ -51,6 +52,7 @@ SCHEDULER_LOCK_KEY = int.from_bytes(b"plugbox\1", "big", signed=True)
 PG_DRIVER = "postgresql+psycopg"
 _PG_SPELLINGS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 _URL_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
+_URL_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")
 
 
 class UnsupportedDatabaseError(ValueError):
@@ -77,13 +79,14 @@ def parse_url(url: str | URL) -> URL:
 
 
 def redact(url: str | URL) -> str:
-    """``url`` with its password replaced by ``***``, for errors, logs and listings."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+    """``url`` with its password replaced by ``***``, for errors, logs and listings; libpq also
+    takes one as a query parameter (``?password=…``), masked the same way."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = url if isinstance(url, URL) else make_url(url)
+        shown = parsed.render_as_string(hide_password=True)
     except ArgumentError:
-        return _URL_PASSWORD.sub(r"\1***@", url)
+        shown = _URL_PASSWORD.sub(r"\1***@", str(url))
+    return _URL_QUERY_PASSWORD.sub(r"\1***", shown)
 
 
 def is_postgresql(bind: Engine | Connection) -> bool:
