@@ -40,15 +40,16 @@ def on_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+@pytest.fixture
+def pg_tooling() -> ModuleType:
+    """The ``pg_cluster`` helper module itself, for the tests of the test tooling."""
+    return pg_cluster
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[pg_cluster.PostgresCluster]:
     """One throwaway server for the session; stopped (and its files deleted) at the end."""
-    try:
-        pg_cluster.server_bindir()
-    except pg_cluster.PostgresMissingError as err:
-        if on_ci():
-            pytest.fail(f"CI must test the PostgreSQL store: {err}", pytrace=False)
-        pytest.skip(f"PostgreSQL tests skipped: {err}")
+    pg_cluster.require_server(ci=on_ci())
     with pg_cluster.running_cluster() as cluster:
         yield cluster
 

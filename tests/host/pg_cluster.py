@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 #: Owner of the server process when the tests run as root.
 PG_USER = "plugbox-pg"
 #: The database superuser initdb creates (the tests connect as it, trusted over the socket).
@@ -52,6 +54,17 @@ def server_bindir() -> Path:
         "no PostgreSQL server binaries (initdb, pg_ctl, postgres) in /usr/lib/postgresql/*/bin or"
         " on PATH; install them with `apt-get install postgresql` (what .ci/run does)"
     )
+
+
+def require_server(ci: bool) -> None:
+    """Fail (on CI: never a silent skip of the PostgreSQL half) or skip (elsewhere, with the
+    reason) when there is no PostgreSQL server to start."""
+    try:
+        server_bindir()
+    except PostgresMissingError as err:
+        if ci:
+            pytest.fail(f"CI must test the PostgreSQL store: {err}", pytrace=False)
+        pytest.skip(f"PostgreSQL tests skipped: {err}")
 
 
 def _free_port() -> int:
