@@ -81,8 +81,9 @@ def _server_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam(PG_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", PG_USER],
+            [shutil.which("useradd") or "/usr/sbin/useradd", "--system", "--user-group",
+             "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+             PG_USER],
             check=True,
             capture_output=True,
         )  # fmt: skip
