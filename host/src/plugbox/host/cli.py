@@ -42,11 +42,19 @@ _VIEWS = {
     type=click.Path(dir_okay=False),
     help="plugbox.toml to use (default: $PLUGBOX_CONFIG or ./plugbox.toml)",
 )
+@click.option(
+    "--db",
+    metavar="URL",
+    help="run store to use, sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
+    " (default: $PLUGBOX_DATABASE_URL, else database_url in plugbox.toml, else"
+    " plugbox.db in the state directory)",
+)
 @click.pass_context
-def main(ctx: click.Context, config: str | None) -> None:
+def main(ctx: click.Context, config: str | None, db: str | None) -> None:
     """plugbox: scheduled plugin jobs in a permission sandbox."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    ctx.obj["db"] = db
 
 
 # -- doctor ---------------------------------------------------------------------------------

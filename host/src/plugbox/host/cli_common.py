@@ -58,7 +58,7 @@ def config_of(ctx: click.Context) -> HostConfig:
     from plugbox.host.config.state import untrusted_code_paths
 
     try:
-        config = load_config(ctx.obj.get("config"))
+        config = load_config(ctx.obj.get("config"), database_url=ctx.obj.get("db"))
     except ConfigError as err:
         fail(str(err))
     problems = untrusted_code_paths(config, sys.path)
@@ -87,6 +87,18 @@ def open_host(ctx: click.Context) -> Iterator[Host]:
         if not isinstance(err, expected):
             raise
         fail(str(err).strip("'\""))
+    except Exception as err:
+        # The store's start-up errors (server unreachable, schema too new, scheduler taken) are
+        # the operator's to fix; looked up only if the store was loaded, as above.
+        store = sys.modules.get("plugbox.host.store")
+        operator_errors = tuple(
+            getattr(store, name)
+            for name in ("StoreUnavailableError", "SchemaTooNewError", "SchedulerTakenError")
+            if store is not None and hasattr(store, name)
+        )
+        if not isinstance(err, operator_errors):
+            raise
+        fail(str(err))  # the URL in it has its password masked
     finally:
         host.close()
 

@@ -29,7 +29,7 @@ from typing import Any
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
-from plugbox.host.store import RunRecord
+from plugbox.host.store import RunRecord, redact
 from plugbox.sdk import ScheduleError
 from plugbox.sdk.firing import concurrency_decision
 
@@ -78,6 +78,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
         store = self.host.store
+        store.claim_scheduler()  # SchedulerTakenError: another serve fires from this store
         recovered = store.mark_interrupted(
             self.host.config.host_id, "the host stopped while the run was active"
         )
@@ -94,6 +95,7 @@ class Daemon:
             workers=self.host.config.workers,
             jobs=len(self.plan_keys()),
             workspace=str(self.host.config.workspace),
+            store=redact(self.host.config.database_url),
         )
         pid_file = self.host.config.state_dir / PID_FILE
         pid_file.write_text(f"{os.getpid()}\n")

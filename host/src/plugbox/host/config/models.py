@@ -136,7 +136,7 @@ class HostConfig(_Frozen):
     database_url: str = Field(min_length=1, description="SQLAlchemy URL of the run store")
     workspace: Path = Field(description="the workspace root jobs see as their cwd")
     workers: int = Field(ge=1, description="runs at once")
-    host_id: str = Field(description="this host's name in run records")
+    host_id: str = Field(max_length=255, description="this host's name in run records")
     retention: RetentionConfig = RetentionConfig()
     shutdown_grace_ms: int = Field(
         DEFAULT_SHUTDOWN_GRACE_MS,

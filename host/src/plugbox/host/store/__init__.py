@@ -1,13 +1,17 @@
 """Run history and per-job scheduler state: the :class:`RunStore` interface and its two backends.
 
-``SqlRunStore("sqlite:///state/plugbox.db")`` is what the host uses; :class:`MemoryRunStore` has
-the same semantics for tests and the harness.
+``SqlRunStore("sqlite:///state/plugbox.db")`` (or ``"postgresql://…"``) is what the host uses;
+:class:`MemoryRunStore` has the same semantics for tests and the harness.
 """
 
 from plugbox.host.store.base import RunExistsError as RunExistsError
 from plugbox.host.store.base import RunLookupError as RunLookupError
 from plugbox.host.store.base import RunStore as RunStore
+from plugbox.host.store.base import SchedulerTakenError as SchedulerTakenError
 from plugbox.host.store.base import StoreClosedError as StoreClosedError
+from plugbox.host.store.base import StoreUnavailableError as StoreUnavailableError
+from plugbox.host.store.dialect import UnsupportedDatabaseError as UnsupportedDatabaseError
+from plugbox.host.store.dialect import redact as redact
 from plugbox.host.store.memory import MemoryRunStore as MemoryRunStore
 from plugbox.host.store.migrations import LATEST_VERSION as LATEST_VERSION
 from plugbox.host.store.migrations import SchemaTooNewError as SchemaTooNewError
@@ -26,8 +30,12 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "SchedulerTakenError",
     "SchemaTooNewError",
     "SqlRunStore",
     "StoreClosedError",
+    "StoreUnavailableError",
     "Trigger",
+    "UnsupportedDatabaseError",
+    "redact",
 ]

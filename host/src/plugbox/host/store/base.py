@@ -8,6 +8,8 @@ Errors::
     └── RunExistsError          add of a run_id that is already stored
     RuntimeError
     ├── StoreClosedError        any call after close()
+    ├── StoreUnavailableError   opening: the database cannot be reached or refused the login
+    ├── SchedulerTakenError     claim_scheduler(): another `plugbox serve` schedules from it
     └── SchemaTooNewError       the database was written by a newer plugbox (see migrations)
 """
 
@@ -52,6 +54,31 @@ class RunExistsError(ValueError):
 class StoreClosedError(RuntimeError):
     def __init__(self) -> None:
         super().__init__("the run store is closed")
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database could not be opened; ``url`` has its password masked."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot open the run store at {url}: {reason}. Check that the database server is"
+            " running and that database_url (or PLUGBOX_DATABASE_URL, or --db) names it"
+        )
+        self.url = url
+        self.reason = reason
+
+
+class SchedulerTakenError(RuntimeError):
+    """Another process already schedules jobs from this store (one ``plugbox serve`` per store
+    until fires are claimed across replicas, issue 11)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"another `plugbox serve` already schedules jobs from the run store at {url}, and two"
+            " would run every fire twice (several hosts sharing one store is not built yet)."
+            " Stop the other one, or give this host a database of its own"
+        )
+        self.url = url
 
 
 @runtime_checkable
@@ -114,6 +141,14 @@ class RunStore(Protocol):
 
     def last_fire(self, job: str) -> datetime | None:
         """The last fire time stored for ``job``, in UTC, or ``None``."""
+
+    def claim_scheduler(self) -> None:
+        """Make this store object the one scheduler of its database until :meth:`close`.
+
+        ``plugbox serve`` calls it before it fires anything; :class:`SchedulerTakenError` when
+        another process holds the claim. Only a store several machines can reach (PostgreSQL)
+        needs it: a SQLite file or a memory store belongs to one host, and succeeds.
+        """
 
     def close(self) -> None:
         """Release the store's resources; later calls raise :class:`StoreClosedError`."""

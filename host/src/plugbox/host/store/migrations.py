@@ -9,6 +9,12 @@ Each migration builds its tables from its own ``MetaData`` and never imports the
 in :mod:`plugbox.host.store.sql`: those describe the *latest* schema, and a migration that used
 them would create columns a later migration then tries to add again. A test checks that the
 migrated schema and the query-time tables agree.
+
+Every migration must be right on SQLite and PostgreSQL alike: build tables with SQLAlchemy types
+and add columns with :func:`~plugbox.host.store.dialect.add_column`, never with a type name
+written into SQL text. Several hosts may start at once against one PostgreSQL database;
+:func:`upgrade` takes :func:`~plugbox.host.store.dialect.lock_for_migration` first, so they apply
+the missing migrations one after another and the later ones find nothing left to do.
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
 )
+
+from plugbox.host.store.dialect import add_column, lock_for_migration, redact
 
 
 class SchemaTooNewError(RuntimeError):
@@ -118,7 +125,7 @@ def _v1_runs_and_job_state(conn: Connection) -> None:
 
 def _v2_denials(conn: Connection) -> None:
     # Null in rows written before it: those runs recorded no denials (read back as none).
-    conn.execute(text("ALTER TABLE runs ADD COLUMN denials JSON"))
+    add_column(conn, "runs", Column("denials", JSON))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -136,13 +143,16 @@ def current_version(conn: Connection) -> int:
 
 
 def upgrade(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
-    """Apply every migration the database lacks, in one transaction; return the new version."""
+    """Apply every migration the database lacks, in one transaction; return the new version.
+
+    Safe to call from several processes at once: they take turns (see the module docstring).
+    """
     latest = migrations[-1].version
     with engine.begin() as conn:
+        lock_for_migration(conn)
         found = current_version(conn)
         if found > latest:
-            url = engine.url.render_as_string(hide_password=True)
-            raise SchemaTooNewError(found, latest, url)
+            raise SchemaTooNewError(found, latest, redact(engine.url))
         for migration in migrations:
             if migration.version <= found:
                 continue

@@ -64,7 +64,6 @@ class RunRecord(BaseModel):
     duration_ms: int | None = Field(default=None, ge=0)
     result: JsonValue = None
     error: ErrorInfo | None = None
-    kill_reason: str | None = None
     peak_memory_mb: float | None = None
     cpu_ms: int | None = Field(default=None, ge=0)
     events: tuple[Event, ...] = ()
@@ -78,7 +77,9 @@ class RunRecord(BaseModel):
         default=(), description="runtime calls the run was refused, each with the deciding rule"
     )
     reason: str | None = Field(default=None, description="why skipped, cancelled or interrupted")
-    host_id: str | None = None
+    kill_reason: str | None = None  # the sandbox's KillReason, a short word
+    # Bounded like its column: PostgreSQL refuses a longer value where SQLite would keep it.
+    host_id: str | None = Field(default=None, max_length=255)
 
     @model_validator(mode="before")
     @classmethod
@@ -103,6 +104,12 @@ class RunRecord(BaseModel):
         output = data.get("output")
         if isinstance(output, str) and len(output) > MAX_OUTPUT_CHARS:
             data["output"], data["output_truncated"] = output[:MAX_OUTPUT_CHARS], True
+        # PostgreSQL text cannot hold NUL, and a job may print one: every store keeps U+FFFD in
+        # its place (JSON fields keep NUL as the escape \u0000, which both databases accept).
+        for name in ("output", "reason"):
+            value = data.get(name)
+            if isinstance(value, str) and "\x00" in value:
+                data[name] = value.replace("\x00", "\ufffd")
         return data
 
     @field_validator("scheduled_at", "started_at", "finished_at")
