@@ -18,6 +18,7 @@ temporary file and renamed over the old one, and a reader re-reads the file when
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import hashlib
 import hmac
@@ -94,7 +95,7 @@ class TokenStore:
         self.path = state_dir / TOKENS_FILE
         self._lock_path = state_dir / _LOCK_FILE
         self._mutex = threading.Lock()
-        self._cached: tuple[tuple[int, int, int] | None, list[_Stored]] = (None, [])
+        self._cached: tuple[tuple[int, int, int] | None, builtins.list[_Stored]] = (None, [])
 
     # -- reading --------------------------------------------------------------------------------
     def _identity(self) -> tuple[int, int, int] | None:
@@ -104,7 +105,7 @@ class TokenStore:
             return None
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
-    def _load(self) -> list[_Stored]:
+    def _load(self) -> builtins.list[_Stored]:
         with self._mutex:
             identity = self._identity()
             if identity is None:
@@ -122,7 +123,7 @@ class TokenStore:
 
     # -- changing -------------------------------------------------------------------------------
     @contextmanager
-    def _changing(self) -> Iterator[list[_Stored]]:
+    def _changing(self) -> Iterator[builtins.list[_Stored]]:
         """The stored tokens to edit in place, written back atomically on a clean exit."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
