@@ -121,9 +121,18 @@ def _v2_denials(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN denials JSON"))
 
 
+def _v3_who(conn: Connection) -> None:
+    # Null in older rows: nobody was recorded (the scheduler, or the CLI).
+    conn.execute(text("ALTER TABLE runs ADD COLUMN requested_by VARCHAR(255)"))
+    conn.execute(text("ALTER TABLE runs ADD COLUMN cancelled_by VARCHAR(255)"))
+    conn.execute(text("ALTER TABLE job_state ADD COLUMN paused_by VARCHAR(255)"))
+    conn.execute(text("ALTER TABLE job_state ADD COLUMN paused_changed_at_us BIGINT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and job state", _v1_runs_and_job_state),
     Migration(2, "the runtime calls each run was refused", _v2_denials),
+    Migration(3, "who asked for, cancelled, paused or resumed a job", _v3_who),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
