@@ -22,14 +22,23 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
+from plugbox.host.operations import (
+    JobDisabledError,
+    JobPausedError,
+    Readiness,
+    RunElsewhereError,
+    RunFinishedError,
+)
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
-from plugbox.host.store import RunRecord
+from plugbox.host.store import PauseState, RunRecord
+from plugbox.host.store.records import ACTIVE_STATUSES
 from plugbox.sdk import ScheduleError
 from plugbox.sdk.firing import concurrency_decision
 
@@ -40,6 +49,8 @@ PRUNE_EVERY_S = 3600.0
 #: Where ``plugbox serve`` records its pid (in the state dir) so ``plugins reload`` can signal it.
 PID_FILE = "serve.pid"
 _FAILED = {"failed", "timeout", "killed", "interrupted"}
+#: The loop wakes at least every _IDLE_WAKE_S; one that has not turned for this long is stuck.
+_TICK_STALE_S = 10.0
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -55,16 +66,23 @@ def emit(event: str, **fields: Any) -> None:
 class _Active:
     run_id: str
     cancel: threading.Event = field(default_factory=threading.Event)
+    cancelled_by: str | None = None
 
 
 class Daemon:
     """One scheduling host for the lifetime of ``plugbox serve``."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, on_started: Callable[[], None] | None = None) -> None:
         self.host = host
+        #: Called once the plugins are loaded and the workers run (``serve`` starts HTTP there).
+        self.on_started = on_started
         self.plan = Plan(SystemClock())
-        self._lock = threading.Lock()  # guards plan and _active
+        self._lock = threading.Lock()  # guards plan, _active and _queued
+        self._ended = threading.Condition(self._lock)  # notified whenever a run ends
         self._active: dict[str, dict[str, _Active]] = {}
+        #: manual runs recorded ``queued`` and not yet taken by a worker
+        self._queued: set[str] = set()
+        self._tick = 0.0  # time.monotonic() of the loop's last turn; 0 until started
         self._queue: queue.PriorityQueue[tuple[int, int, Fire | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._wake = threading.Event()
@@ -99,7 +117,11 @@ class Daemon:
         pid_file.write_text(f"{os.getpid()}\n")
         next_prune = 0.0
         self._dispatch(immediate)
+        self._tick = time.monotonic()
+        if self.on_started is not None:
+            self.on_started()
         while not self._stopping.is_set():
+            self._tick = time.monotonic()
             if time.monotonic() >= next_prune:
                 self._prune()
                 next_prune = time.monotonic() + PRUNE_EVERY_S
@@ -229,22 +251,31 @@ class Daemon:
             self._queue.put((-fire.priority, next(self._order), fire))
 
     def _record_not_started(self, fire: Fire, status: str, reason: str) -> None:
-        run_id = new_run_id()
+        run_id = fire.run_id or new_run_id()
         now = datetime.now(UTC)
-        self.host.store.add(
-            RunRecord(
-                run_id=run_id,
-                job=fire.job,
-                status=status,
-                trigger=fire.trigger,
-                attempt=fire.attempt,
-                first_run_id=fire.first_run_id or run_id,
-                scheduled_at=fire.scheduled_at,
-                finished_at=now,
-                reason=reason,
-                host_id=self.host.config.host_id,
-            )
+        record = RunRecord(
+            run_id=run_id,
+            job=fire.job,
+            status=status,
+            trigger=fire.trigger,
+            attempt=fire.attempt,
+            first_run_id=fire.first_run_id or run_id,
+            scheduled_at=fire.scheduled_at,
+            finished_at=now,
+            reason=reason,
+            host_id=self.host.config.host_id,
+            requested_by=fire.requested_by,
         )
+        if fire.run_id is None:
+            self.host.store.add(record)
+        else:  # a manual run the API already answered with, recorded queued
+            with self._lock:
+                if run_id not in self._queued:
+                    return  # cancelled through the API while it waited: recorded then
+                self._queued.discard(run_id)
+            self.host.store.update(record)
+        with self._ended:
+            self._ended.notify_all()
         emit(status, job=fire.job, run=run_id, reason=reason)
 
     def _work(self) -> None:
@@ -272,15 +303,19 @@ class Daemon:
         except LookupError as err:
             self._record_not_started(fire, "skipped", str(err))
             return
+        run_id = fire.run_id or new_run_id()
+        active = _Active(run_id)
+        with self._lock:
+            if fire.run_id is not None:
+                if run_id not in self._queued:
+                    return  # cancelled while it waited; cancel() recorded it
+                self._queued.discard(run_id)
+            self._active.setdefault(fire.job, {})[run_id] = active
         if fire.trigger == "schedule":
             # Written by the worker, not the dispatch loop: a burst of fires is dispatched without
             # waiting on one database write each. A host that dies before this line treats the
             # fire as missed at its next start, and its misfire policy decides.
             self.host.store.set_last_fire(fire.job, fire.scheduled_at)
-        run_id = new_run_id()
-        active = _Active(run_id)
-        with self._lock:
-            self._active.setdefault(fire.job, {})[run_id] = active
         emit(
             "fired",
             job=fire.job,
@@ -300,16 +335,27 @@ class Daemon:
                     first_run_id=fire.first_run_id,
                     scheduled_at=fire.scheduled_at,
                     run_count=(previous.total if previous else 0) + 1,
+                    requested_by=fire.requested_by,
                 ),
                 run_id=run_id,
                 cancel=active.cancel,
+                queued=fire.run_id is not None,
             )
+            if active.cancelled_by is not None and record.status == "cancelled":
+                record = record.model_copy(
+                    update={
+                        "cancelled_by": active.cancelled_by,
+                        "reason": f"cancelled by {active.cancelled_by} through the HTTP API",
+                    }
+                )
+                self.host.store.update(record)
         except Exception as exc:
             log.exception("running %s (run %s) failed in the host", fire.job, run_id)
             record = self._record_host_failure(fire, run_id, exc)
         finally:
-            with self._lock:
+            with self._ended:
                 self._active.get(fire.job, {}).pop(run_id, None)
+                self._ended.notify_all()
         emit(
             "finished",
             job=fire.job,
@@ -337,6 +383,7 @@ class Daemon:
             "first_run_id": fire.first_run_id or run_id,
             "scheduled_at": fire.scheduled_at,
             "host_id": self.host.config.host_id,
+            "requested_by": fire.requested_by,
         }
         started = existing.started_at if existing and existing.started_at else datetime.now(UTC)
         record = host_failure(common, started, exc)
@@ -374,3 +421,132 @@ class Daemon:
                 after=record.run_id,
             )
             self._wake.set()
+
+    # -- operations the HTTP API asks for (plugbox.host.operations.Operations) -----------------
+    def trigger(self, job: str, requested_by: str) -> RunRecord:
+        """Record a manual run of ``job`` as ``queued`` and hand it to the workers.
+
+        The same path as a scheduled fire from here on: the job's concurrency policy, the
+        bounded pool, :meth:`Host.execute` (which ``plugbox jobs run`` calls too).
+        """
+        _, spec = self.host.job(job)
+        with self._lock:
+            scheduled = self.plan.job(job)
+        override = self.host.config.job_override(*job.split(":", 1))
+        enabled = spec.enabled if override is None or override.enabled is None else override.enabled
+        if not enabled:
+            raise JobDisabledError(job)
+        if job in self.host.store.paused_jobs():
+            raise JobPausedError(job)
+        run_id, now = new_run_id(), datetime.now(UTC)
+        record = RunRecord(
+            run_id=run_id,
+            job=job,
+            status="queued",
+            trigger="manual",
+            scheduled_at=now,
+            host_id=self.host.config.host_id,
+            requested_by=requested_by,
+        )
+        with self._lock:
+            self._queued.add(run_id)
+        self.host.store.add(record)
+        fire = Fire(
+            job=job,
+            scheduled_at=now,
+            due_at=now,
+            trigger="manual",
+            priority=scheduled.priority if scheduled else spec.priority,
+            run_id=run_id,
+            requested_by=requested_by,
+        )
+        emit("triggered", job=job, run=run_id, by=requested_by)
+        self._dispatch([fire])
+        return record
+
+    def wait(self, run_id: str, timeout_s: float) -> RunRecord:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.host.store.get(run_id)
+            remaining = deadline - time.monotonic()
+            if record.status not in ACTIVE_STATUSES or remaining <= 0:
+                return record
+            with self._ended:
+                # Bounded: a run that ended between the read above and this wait was notified
+                # before we listened.
+                self._ended.wait(min(remaining, 0.5))
+
+    def set_paused(self, job: str, paused: bool, by: str) -> PauseState:
+        self.host.job(job)
+        self.host.store.set_paused(job, paused, by=by)
+        with self._lock:
+            if paused:
+                self.plan.pause(job)
+            else:
+                self.plan.resume(job)
+        emit("paused" if paused else "resumed", job=job, by=by)
+        self._wake.set()
+        return self.host.store.pause_state(job)
+
+    def cancel(self, run_id: str, by: str) -> RunRecord:
+        record = self.host.store.get(run_id)
+        if record.status not in ACTIVE_STATUSES:
+            raise RunFinishedError(record)
+        with self._lock:
+            if run_id in self._queued:
+                self._queued.discard(run_id)
+                waiting = True
+            else:
+                waiting = False
+                active = next(
+                    (
+                        a
+                        for runs in self._active.values()
+                        for a in runs.values()
+                        if a.run_id == run_id
+                    ),
+                    None,
+                )
+                if active is None:
+                    raise RunElsewhereError(record)
+                active.cancelled_by = by
+                active.cancel.set()
+        emit("cancelling", job=record.job, run=run_id, by=by)
+        if not waiting:
+            return record
+        cancelled = record.model_copy(
+            update={
+                "status": "cancelled",
+                "finished_at": max(datetime.now(UTC), record.sort_at),
+                "cancelled_by": by,
+                "reason": f"cancelled by {by} through the HTTP API before it started",
+            }
+        )
+        self.host.store.update(cancelled)
+        with self._ended:
+            self._ended.notify_all()
+        return cancelled
+
+    def readiness(self) -> Readiness:
+        problems = []
+        discovered = "discovery" in self.host.__dict__
+        if not discovered:
+            problems.append("plugins are not discovered yet")
+        try:
+            self.host.store.paused_jobs()
+            reachable = True
+        except Exception as err:  # any failure of the store means not ready; say which
+            reachable = False
+            problems.append(f"the run store does not answer: {type(err).__name__}: {err}")
+        ticking = (
+            self._tick > 0
+            and not self._stopping.is_set()
+            and time.monotonic() - self._tick < _TICK_STALE_S
+        )
+        if not ticking:
+            problems.append(
+                "the scheduler is stopping"
+                if self._stopping.is_set()
+                else "the scheduler loop has not turned recently"
+            )
+        return Readiness(discovered, reachable, ticking, "; ".join(problems))
