@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from plugbox.host.api.auth import scope
 from plugbox.host.api.deps import HostDep, OperationsDep
@@ -30,7 +30,13 @@ router = APIRouter(tags=["jobs"], responses=responses(401, 403))
 Reader = Annotated[TokenInfo, Depends(scope("read"))]
 Trigger = Annotated[TokenInfo, Depends(scope("trigger"))]
 Admin = Annotated[TokenInfo, Depends(scope("admin"))]
-JobId = Annotated[str, "PLUGIN:JOB"]
+JobId = Annotated[
+    str,
+    Path(
+        description="PLUGIN:JOB; the colon may be sent percent-encoded (%3A)",
+        examples=["example:hello-cron"],
+    ),
+]
 #: ``?wait=true`` waits at most this long unless ``timeout`` says less.
 MAX_WAIT_S = 300.0
 
