@@ -132,10 +132,11 @@ class Served:
         return code
 
 
-def start_serve(config: Path, *args: str) -> Served:
-    """Start serve (port 0 unless ``args`` say otherwise) and wait for its address."""
+def start_serve(config: Path, listen: str | None = "127.0.0.1:0") -> Served:
+    """Start serve (``--listen`` unless None: then the config decides) and wait for its address."""
+    args = () if listen is None else ("--listen", listen)
     process = subprocess.Popen(
-        [plugbox_path(), "--config", str(config), "serve", *(args or ("--listen", "127.0.0.1:0"))],
+        [plugbox_path(), "--config", str(config), "serve", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
