@@ -179,6 +179,7 @@ def test_plugins_show_permissions_enforcement_and_problems(api: Api) -> None:
         ("GET", "/runs", {"status": "happy"}, 422, "INVALID_REQUEST"),
         ("GET", "/runs", {"cursor": "garbage!"}, 422, "INVALID_REQUEST"),
         ("GET", "/runs", {"since": "2026-01-01T00:00:00"}, 422, "INVALID_REQUEST"),
+        ("GET", "/runs", {"until": "0.5"}, 422, "INVALID_REQUEST"),
         ("GET", "/jobs", {"state": "asleep"}, 422, "INVALID_REQUEST"),
         ("POST", "/jobs/example:hello-cron/trigger", {"timeout": -1}, 422, "INVALID_REQUEST"),
         ("GET", "/nowhere", {}, 404, "INVALID_REQUEST"),
