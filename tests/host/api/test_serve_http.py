@@ -86,3 +86,22 @@ def test_no_http_runs_the_scheduler_alone(tmp_path: Path) -> None:
     events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
     assert process.returncode == 0, "".join(lines)
     assert "started" in events and "http_listening" not in events
+
+
+def test_a_pause_through_the_api_survives_a_restart(tmp_path: Path) -> None:
+    config = write_config(tmp_path, napping=False)
+    token = cli(config, "tokens", "create", "ops", "--scopes", "admin").stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    served = start_serve(config)
+    try:
+        answer = httpx.post(f"{served.url}/jobs/example:hello-cron/pause", headers=auth)
+        assert answer.status_code == 200, answer.text
+    finally:
+        assert served.stop() == 0
+    served = start_serve(config)
+    try:
+        job = httpx.get(f"{served.url}/jobs/example:hello-cron", headers=auth).json()
+    finally:
+        assert served.stop() == 0
+    assert (job["state"], job["next_fire"]) == ("paused", None)
+    assert (job["pause"]["paused"], job["pause"]["changed_by"]) == (True, "ops")
