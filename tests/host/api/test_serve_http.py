@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.host.api.conftest import cli, plugbox_path, start_serve, write_config
+from tests.host.api.conftest import cli, plugbox_path, start_serve, wait_until, write_config
 
 
 def test_a_reachable_address_needs_a_token_first(tmp_path: Path) -> None:
@@ -105,3 +105,23 @@ def test_a_pause_through_the_api_survives_a_restart(tmp_path: Path) -> None:
         assert served.stop() == 0
     assert (job["state"], job["next_fire"]) == ("paused", None)
     assert (job["pause"]["paused"], job["pause"]["changed_by"]) == (True, "ops")
+
+
+def test_readyz_says_503_while_serve_stops(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('shutdown_grace = "1s"', 'shutdown_grace = "60s"'))
+    token = cli(config, "tokens", "create", "ops", "--scopes", "admin").stdout.strip()
+    served = start_serve(config)
+    try:
+        with httpx.Client(
+            base_url=served.url, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            run_id = client.post("/jobs/apitest:nap/trigger").json()["run_id"]
+            wait_until(lambda: client.get(f"/runs/{run_id}").json()["status"] == "running")
+            served.process.send_signal(signal.SIGTERM)  # the grace keeps serve up for the nap
+            ready = wait_until(lambda: (r := client.get("/readyz")).status_code == 503 and r)
+            client.post(f"/runs/{run_id}/cancel")  # so serve need not wait out the grace
+    finally:
+        assert served.stop() == 0, "".join(served.stderr)
+    assert ready.json()["ready"] is False and ready.json()["scheduler_ticking"] is False
+    assert "stopping" in ready.json()["detail"]

@@ -183,4 +183,9 @@ class OperationsMixin:
                 if self._stopping.is_set()
                 else "the scheduler loop has not turned recently"
             )
-        return Readiness(discovered, reachable, ticking, "; ".join(problems))
+        return Readiness(
+            plugins_discovered=discovered,
+            store_reachable=reachable,
+            scheduler_ticking=ticking,
+            detail="; ".join(problems),
+        )
