@@ -29,6 +29,10 @@ _VIEWS = {
     "plugins": ("plugbox.host.cli_plugins:plugins", "Installed plugins and their permissions."),
     "jobs": ("plugbox.host.cli_jobs:jobs", "Jobs of the installed plugins."),
     "runs": ("plugbox.host.cli_runs:runs", "Run history."),
+    "tokens": (
+        "plugbox.host.cli_tokens:tokens",
+        "Bearer tokens for the HTTP API (scopes: read < trigger < admin).",
+    ),
 }
 
 
@@ -132,15 +136,29 @@ def new(name: str, directory: Path) -> None:
 
 # -- serve --------------------------------------------------------------------------------
 @main.command()
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="where the HTTP API answers (default: [http] listen in plugbox.toml, else 127.0.0.1:8377)",
+)
+@click.option("--no-http", is_flag=True, help="run the scheduler without the HTTP API")
 @click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the scheduler in the foreground: fire jobs on their schedules until Ctrl-C.
+def serve(ctx: click.Context, listen: str | None, no_http: bool) -> None:
+    """Run the scheduler and the HTTP API in the foreground until Ctrl-C.
 
     Ctrl-C or SIGTERM stops firing, waits `shutdown_grace` for runs in flight, then cancels them.
     SIGHUP re-scans the installed plugins. Decisions are logged as JSON lines on stderr.
     """
-    from plugbox.host.cli_common import open_host
-    from plugbox.host.daemon import Daemon
+    from plugbox.host.api.server import ListenError
+    from plugbox.host.api.serving import serve as serve_with_api
+    from plugbox.host.cli_common import fail, open_host
+    from plugbox.host.config.models import parse_listen
 
     with open_host(ctx) as host:
-        sys.exit(Daemon(host).run())
+        address = None if no_http else (listen or host.config.http.listen)
+        try:
+            if address is not None:
+                parse_listen(address)
+            sys.exit(serve_with_api(host, address))
+        except (ValueError, ListenError) as err:
+            fail(str(err))

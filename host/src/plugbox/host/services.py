@@ -104,7 +104,12 @@ class Host:
             raise UnknownJobError(str(err)) from None
 
     def execute(
-        self, plan: RunPlan, *, run_id: str | None = None, cancel: threading.Event | None = None
+        self,
+        plan: RunPlan,
+        *,
+        run_id: str | None = None,
+        cancel: threading.Event | None = None,
+        queued: bool = False,
     ) -> RunRecord:
         """Run ``plan`` with everything the operator configured for it, record it, return it.
 
@@ -126,6 +131,7 @@ class Host:
             run_id=run_id,
             cancel=cancel,
             python_path=tuple(str(path) for path in self.config.plugin_paths),
+            queued=queued,
         )
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ from plugbox.host.store.memory import MemoryRunStore as MemoryRunStore
 from plugbox.host.store.migrations import LATEST_VERSION as LATEST_VERSION
 from plugbox.host.store.migrations import SchemaTooNewError as SchemaTooNewError
 from plugbox.host.store.records import JobStats as JobStats
+from plugbox.host.store.records import PauseState as PauseState
+from plugbox.host.store.records import RunCursor as RunCursor
 from plugbox.host.store.records import RunRecord as RunRecord
 from plugbox.host.store.records import RunStatus as RunStatus
 from plugbox.host.store.records import Trigger as Trigger
@@ -25,6 +27,8 @@ __all__ = [
     "LATEST_VERSION",
     "JobStats",
     "MemoryRunStore",
+    "PauseState",
+    "RunCursor",
     "RunExistsError",
     "RunLookupError",
     "RunRecord",

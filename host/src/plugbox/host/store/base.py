@@ -20,7 +20,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from plugbox.host.store.records import JobStats, RunRecord, RunStatus
+from plugbox.host.store.records import (
+    JobStats,
+    PauseState,
+    RunCursor,
+    RunRecord,
+    RunStatus,
+    Trigger,
+)
 
 Clock = Callable[[], datetime]
 
@@ -108,8 +115,16 @@ class RunStore(Protocol):
         status: RunStatus | None = None,
         limit: int = DEFAULT_LIMIT,
         before: datetime | None = None,
+        *,
+        trigger: Trigger | None = None,
+        since: datetime | None = None,
+        cursor: RunCursor | None = None,
     ) -> builtins.list[RunRecord]:
-        """Up to ``limit`` runs, newest first; ``before`` (exclusive) pages back in time."""
+        """Up to ``limit`` runs, newest first, filtered by every argument given.
+
+        ``before`` (exclusive) and ``since`` (inclusive) bound :attr:`RunRecord.sort_at`;
+        ``cursor`` continues a listing after its last run, ties included.
+        """
 
     def running(self) -> builtins.list[RunRecord]:
         """Every run that is ``queued`` or ``running``, newest first."""
@@ -130,8 +145,11 @@ class RunStore(Protocol):
         Queued and running runs are never deleted. Returns how many runs were removed.
         """
 
-    def set_paused(self, job: str, paused: bool) -> None:
-        """Remember that ``job`` is paused (or not) across restarts."""
+    def set_paused(self, job: str, paused: bool, by: str | None = None) -> None:
+        """Remember that ``job`` is paused (or not) across restarts, and who said so."""
+
+    def pause_state(self, job: str) -> PauseState:
+        """Whether ``job`` is paused and who changed it last (not paused if never touched)."""
 
     def paused_jobs(self) -> set[str]:
         """Every job currently paused."""

@@ -128,9 +128,18 @@ def _v2_denials(conn: Connection) -> None:
     add_column(conn, "runs", Column("denials", JSON))
 
 
+def _v3_who(conn: Connection) -> None:
+    # Null in older rows: nobody was recorded (the scheduler, or the CLI).
+    add_column(conn, "runs", Column("requested_by", String(255)))
+    add_column(conn, "runs", Column("cancelled_by", String(255)))
+    add_column(conn, "job_state", Column("paused_by", String(255)))
+    add_column(conn, "job_state", Column("paused_changed_at_us", BigInteger))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and job state", _v1_runs_and_job_state),
     Migration(2, "the runtime calls each run was refused", _v2_denials),
+    Migration(3, "who asked for, cancelled, paused or resumed a job", _v3_who),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

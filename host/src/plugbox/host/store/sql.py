@@ -25,9 +25,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -50,8 +52,11 @@ from plugbox.host.store.migrations import upgrade
 from plugbox.host.store.records import (
     ACTIVE_STATUSES,
     JobStats,
+    PauseState,
+    RunCursor,
     RunRecord,
     RunStatus,
+    Trigger,
     interrupted,
     job_stats,
     utc,
@@ -97,6 +102,8 @@ runs = Table(
     Column("reason", Text),
     Column("host_id", String(255)),
     Column("denials", JSON),
+    Column("requested_by", String(255)),
+    Column("cancelled_by", String(255)),
 )
 job_state = Table(
     "job_state",
@@ -104,6 +111,8 @@ job_state = Table(
     Column("job", String(255), primary_key=True),
     Column("paused", Boolean, nullable=False),
     Column("last_fire_us", BigInteger),
+    Column("paused_by", String(255)),
+    Column("paused_changed_at_us", BigInteger),
 )
 
 _PLAIN = (
@@ -131,6 +140,8 @@ _PLAIN = (
     "reason",
     "host_id",
     "denials",
+    "requested_by",
+    "cancelled_by",
 )
 _TIMES = ("scheduled_at", "started_at", "finished_at")
 
@@ -276,6 +287,10 @@ class SqlRunStore:
         status: RunStatus | None = None,
         limit: int = DEFAULT_LIMIT,
         before: datetime | None = None,
+        *,
+        trigger: Trigger | None = None,
+        since: datetime | None = None,
+        cursor: RunCursor | None = None,
     ) -> builtins.list[RunRecord]:
         check_limits(limit)
         query = select(runs).order_by(runs.c.sort_at_us.desc(), runs.c.run_id.desc()).limit(limit)
@@ -283,8 +298,20 @@ class SqlRunStore:
             query = query.where(runs.c.job == job)
         if status is not None:
             query = query.where(runs.c.status == status)
+        if trigger is not None:
+            query = query.where(runs.c.trigger == trigger)
         if before is not None:
             query = query.where(runs.c.sort_at_us < to_us(utc(before, "before")))
+        if since is not None:
+            query = query.where(runs.c.sort_at_us >= to_us(utc(since, "since")))
+        if cursor is not None:
+            at = to_us(cursor.sort_at)
+            query = query.where(
+                or_(
+                    runs.c.sort_at_us < at,
+                    and_(runs.c.sort_at_us == at, runs.c.run_id < cursor.run_id),
+                )
+            )
         with self._read() as conn:
             return [_from_row(row) for row in conn.execute(query).mappings()]
 
@@ -377,8 +404,25 @@ class SqlRunStore:
         with self._write() as conn:
             dialect.upsert(conn, job_state, {"job": job, **values}, defaults={"paused": False})
 
-    def set_paused(self, job: str, paused: bool) -> None:
-        self._set_job_state(job, paused=paused)
+    def set_paused(self, job: str, paused: bool, by: str | None = None) -> None:
+        now = to_us(utc(self._clock(), "clock()"))
+        self._set_job_state(job, paused=paused, paused_by=by, paused_changed_at_us=now)
+
+    def pause_state(self, job: str) -> PauseState:
+        with self._read() as conn:
+            query = select(
+                job_state.c.paused, job_state.c.paused_by, job_state.c.paused_changed_at_us
+            ).where(job_state.c.job == job)
+            row = conn.execute(query).first()
+        if row is None:
+            return PauseState(job=job, paused=False)
+        paused, by, at = row
+        return PauseState(
+            job=job,
+            paused=bool(paused),
+            changed_by=by,
+            changed_at=None if at is None else from_us(at),
+        )
 
     def paused_jobs(self) -> set[str]:
         with self._read() as conn:
