@@ -9,6 +9,7 @@ from plugbox.host.api.routes import health, jobs, plugins, runs
 from plugbox.host.operations import Operations
 from plugbox.host.services import Host
 from plugbox.host.tokens import TokenStore
+from plugbox.host.web import install as install_admin_page
 
 
 def create_app(host: Host, operations: Operations, tokens: TokenStore | None = None) -> FastAPI:
@@ -28,4 +29,5 @@ def create_app(host: Host, operations: Operations, tokens: TokenStore | None = N
     errors.install(app)
     for router in (health.router, plugins.router, jobs.router, runs.router):
         app.include_router(router)
+    install_admin_page(app)
     return app
