@@ -67,10 +67,13 @@ def _install(site: Path, name: str, module: str, source: str) -> None:
     (site / f"{module}.py").write_text(source)
 
 
-def write_config(root: Path) -> Path:
+def write_config(root: Path, *, napping: bool = True) -> Path:
+    """A config with the test plugins installed; ``napping=False`` leaves out ``apitest``,
+    whose ``nap`` job holds a worker for a minute."""
     (root / "ws").mkdir(parents=True)
     site = root / "site"
-    _install(site, "apitest", "pbt_apitest", APITEST)
+    if napping:
+        _install(site, "apitest", "pbt_apitest", APITEST)
     _install(site, "broken", "pbt_broken", BROKEN)
     config = root / "plugbox.toml"
     config.write_text(
@@ -132,10 +135,11 @@ class Served:
         return code
 
 
-def start_serve(config: Path, *args: str) -> Served:
-    """Start serve (port 0 unless ``args`` say otherwise) and wait for its address."""
+def start_serve(config: Path, listen: str | None = "127.0.0.1:0") -> Served:
+    """Start serve (``--listen`` unless None: then the config decides) and wait for its address."""
+    args = () if listen is None else ("--listen", listen)
     process = subprocess.Popen(
-        [plugbox_path(), "--config", str(config), "serve", *(args or ("--listen", "127.0.0.1:0"))],
+        [plugbox_path(), "--config", str(config), "serve", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -23,9 +23,6 @@ from plugbox.host.cli_common import (
     signal_serve,
 )
 from plugbox.host.cli_text import dumps, text
-from plugbox.sandbox import fs_roots
-from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, run_permissions
-from plugbox.sandbox.spawn_spec import code_paths, kernel_grants
 from plugbox.sdk.permissions import Permissions
 
 
@@ -109,40 +106,14 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
     """Show a plugin's declared permissions, the operator's grants, and what each job gets."""
     with open_host(ctx) as host:
         plugin = host.plugin(plugin_id)
+        from plugbox.host.catalog import job_permissions
+
         manifest = plugin.manifest
         grants = host.config.grants_for(manifest.id)
-        jobs: dict[str, dict[str, Any]] = {}
-        for spec in manifest.jobs:
-            override = host.config.job_override(manifest.id, spec.id)
-            declared = run_permissions(
-                manifest, spec.id, quotas=override.quotas if override else None
-            )
-            read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
-            request = RunRequest(
-                handler=spec.handler,
-                workspace=str(host.config.workspace),
-                context=RunContext(
-                    job_id=spec.id,
-                    plugin_id=manifest.id,
-                    plugin_version=manifest.version,
-                    run_id="-",
-                ),
-                permissions=declared,
-                grants=grants,
-                python_path=tuple(str(path) for path in host.config.plugin_paths),
-            )
-            in_force = request.quotas(DEFAULT_QUOTAS)
-            # The same computation every run record's enforcement.kernel comes from.
-            kernel = kernel_grants(request, code_paths())
-            jobs[spec.id] = {
-                "declared": _permissions_json(declared),
-                "granted": [_permissions_json(g) for g in grants],
-                "effective": "declared ∩ every grant" if grants else "declared",
-                "quotas_in_force": in_force.model_dump(),
-                "kernel_read_roots": [r or "." for r in read_roots],
-                "kernel_write_roots": [r or "." for r in write_roots],
-                "kernel": kernel.model_dump(mode="json"),
-            }
+        jobs: dict[str, dict[str, Any]] = {
+            spec.id: job_permissions(host, plugin, spec).model_dump(mode="json")
+            for spec in manifest.jobs
+        }
         data = {
             "plugin": manifest.id,
             "version": manifest.version,

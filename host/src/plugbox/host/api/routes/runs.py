@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from plugbox.host.api.auth import scope
 from plugbox.host.api.deps import HostDep, OperationsDep
@@ -48,6 +49,18 @@ def decode_cursor(text: str) -> RunCursor:
         ) from None
 
 
+def _iso_text(value: Any) -> Any:
+    # pydantic would also read "0.5" as seconds since the epoch; the API promises RFC 3339
+    # date-times (as its OpenAPI document says), so a bare number is refused, not guessed at.
+    if isinstance(value, str) and not _ISO_START.match(value):
+        raise ValueError("give an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+_ISO_START = re.compile(r"\d{4}-\d{2}-\d{2}[T ]")
+Instant = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
 def _aware(value: datetime | None, name: str) -> datetime | None:
     if value is not None and value.utcoffset() is None:
         raise RequestError(
@@ -65,8 +78,8 @@ def list_runs(
     job: Annotated[str | None, Query(description="PLUGIN:JOB")] = None,
     status: RunStatus | None = None,
     trigger: Trigger | None = None,
-    since: Annotated[datetime | None, Query(description="runs at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="runs before (ISO 8601)")] = None,
+    since: Annotated[Instant | None, Query(description="runs at or after (ISO 8601)")] = None,
+    until: Annotated[Instant | None, Query(description="runs before (ISO 8601)")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> RunPage:
