@@ -9,7 +9,6 @@ from plugbox.host.api.routes import health, jobs, plugins, runs
 from plugbox.host.operations import Operations
 from plugbox.host.services import Host
 from plugbox.host.tokens import TokenStore
-from plugbox.host.web import install as install_admin_page
 
 
 def create_app(host: Host, operations: Operations, tokens: TokenStore | None = None) -> FastAPI:
@@ -29,5 +28,7 @@ def create_app(host: Host, operations: Operations, tokens: TokenStore | None = N
     errors.install(app)
     for router in (health.router, plugins.router, jobs.router, runs.router):
         app.include_router(router)
+    from plugbox.host.web import install as install_admin_page  # it imports this package
+
     install_admin_page(app)
     return app
