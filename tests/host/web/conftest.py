@@ -69,6 +69,7 @@ def nosy(ctx):
     fs = ctx.runtime.fs
     fs.mkdir(".plugbox/webtest", parents=True, exist_ok=True)
     fs.write_text(".plugbox/webtest/notes.txt", "hello")
+    ctx.emit("notes.saved", {{"path": ".plugbox/webtest/notes.txt", "bytes": 5}})
     try:
         fs.read_text("secrets/api.key")
     except PermissionError:

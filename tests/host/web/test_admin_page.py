@@ -72,6 +72,11 @@ def test_a_triggered_run_appears_with_its_status_without_a_reload(page: Page, si
     assert record["requested_by"] == "admin-bot"
     assert row.locator(".badge").first.inner_text() == "enabled"
 
+    # A run started elsewhere (here: the API) shows up too: the page polls.
+    elsewhere = api(site, "POST", "/jobs/example:hello-cron/trigger")["run_id"]
+    page.locator(f'tr[data-run="{elsewhere}"]').wait_for()
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+
 
 def test_pause_and_resume_change_the_shown_state(page: Page, site: Site) -> None:
     sign_in(page, site)
