@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from tests.host.api.conftest import Served, _install, cli, start_serve
@@ -97,7 +97,12 @@ def plugbox_manifest():
 """
 
 
-def write_config(root: Path, markup: bool = True) -> Path:
+#: Tests trigger example:hello-cron by hand; its own 5-minute schedule could fire meanwhile and
+#: (concurrency=forbid) turn a manual run into a skipped one. Once a year cannot collide.
+YEARLY = "0 4 1 1 *"
+
+
+def write_config(root: Path, markup: bool = True, hello_schedule: str | None = YEARLY) -> Path:
     """A host with the example plugin and ``webtest`` (``markup``: with its markup job)."""
     (root / "ws" / "secrets").mkdir(parents=True)
     (root / "ws" / "secrets" / "api.key").write_text("s3cret")
@@ -112,6 +117,9 @@ def write_config(root: Path, markup: bool = True) -> Path:
         "workers = 2\n"
         'shutdown_grace = "1s"\n'
     )
+    if hello_schedule is not None:
+        with config.open("a") as out:
+            out.write(f'\n[jobs."example:hello-cron"]\nschedule = "{hello_schedule}"\n')
     return config
 
 
@@ -127,8 +135,8 @@ class Site:
         return self.served.url
 
 
-def serve_site(root: Path, markup: bool = True) -> Iterator[Site]:
-    config = write_config(root, markup)
+def serve_site(root: Path, **config_args: Any) -> Iterator[Site]:
+    config = write_config(root, **config_args)
     tokens = {
         scope: cli(config, "tokens", "create", f"{scope}-bot", "--scopes", scope).stdout.strip()
         for scope in ("read", "trigger", "admin")

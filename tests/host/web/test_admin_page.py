@@ -140,16 +140,18 @@ def test_a_running_run_is_cancelled_from_its_page(page: Page, site: Site) -> Non
 
 
 def test_a_job_page_has_statistics_next_fires_and_history(page: Page, site: Site) -> None:
-    record = finished_run(site, "example:hello-cron")
-    sign_in(page, site, "/ui/jobs/example%3Ahello-cron")
+    record = finished_run(site, "webtest:flaky")
+    job = api(site, "GET", "/jobs/webtest:flaky")
+    sign_in(page, site, "/ui/jobs/webtest%3Aflaky")
     content = page.locator("#content")
-    assert content.locator("h1").inner_text() == "example:hello-cron"
+    assert content.locator("h1").inner_text() == "webtest:flaky"
     assert content.locator("ol.fires li").count() == 5
-    assert "Every 5 minutes" in content.inner_text()
+    assert job["schedule_words"] in content.inner_text()
     assert content.locator(f'tr[data-run="{record["run_id"]}"]').count() == 1
-    stats = api(site, "GET", "/jobs/stats")["jobs"]
-    total = next(s["total"] for s in stats if s["job"] == "example:hello-cron")
-    assert content.locator(".stat-num").first.inner_text() == str(total)
+    stats = next(s for s in api(site, "GET", "/jobs/stats")["jobs"] if s["job"] == "webtest:flaky")
+    numbers = content.locator(".stat-num").all_inner_texts()
+    assert numbers[:3] == [str(stats["total"]), "0", str(stats["counts"]["failed"])]
+    assert "0 %" in content.locator(".rate-num").inner_text()
 
 
 def test_a_wrong_token_is_refused_with_a_clear_message(page: Page, site: Site) -> None:
