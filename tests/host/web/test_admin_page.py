@@ -238,3 +238,26 @@ def test_the_host_wheel_ships_templates_and_assets(tmp_path: Path) -> None:
         for path in (web / folder).iterdir()
     }
     assert shipped and shipped <= names, sorted(shipped - names)
+
+
+def test_an_unknown_job_says_so(page: Page, site: Site) -> None:
+    sign_in(page, site, "/ui/plugins")
+    page.goto(site.url + "/ui/jobs/webtest:no-such-job")
+    problem = page.locator("#problem")
+    problem.wait_for()
+    assert "has no job 'no-such-job'" in problem.inner_text()
+    assert page.locator("#content").is_hidden()
+
+
+def test_a_host_that_stops_answering_is_reported_and_the_page_recovers(
+    page: Page, site: Site
+) -> None:
+    sign_in(page, site)
+    page.route("**/ui/part/**", lambda route: route.abort())
+    problem = page.locator("#problem", has_text="Cannot reach the plugbox host")
+    problem.wait_for()
+    assert "on" not in (page.locator("#live").get_attribute("class") or "").split()
+
+    page.unroute("**/ui/part/**")
+    problem.wait_for(state="hidden")
+    page.locator("#live.on").wait_for()
