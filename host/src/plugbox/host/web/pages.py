@@ -84,8 +84,10 @@ def _part(request: Request, template: str, token: TokenInfo, **context: Any) -> 
     return response
 
 
-def _shell(request: Request, title: str, section: str, part: str) -> HTMLResponse:
-    return _page(request, "shell.html", title=title, section=section, part=part)
+def _shell(
+    request: Request, title: str, section: str, part: str, poll: bool = True
+) -> HTMLResponse:
+    return _page(request, "shell.html", title=title, section=section, part=part, poll=poll)
 
 
 @router.get("/")
@@ -95,7 +97,9 @@ def jobs_page(request: Request) -> HTMLResponse:
 
 @router.get("/ui/plugins")
 def plugins_page(request: Request) -> HTMLResponse:
-    return _shell(request, "Plugins", "plugins", "/ui/part/plugins")
+    # Permissions change only when the host restarts, and this fragment is the costliest (every
+    # job's kernel grants): fetched once, and again when the tab comes back into view.
+    return _shell(request, "Plugins", "plugins", "/ui/part/plugins", poll=False)
 
 
 @router.get("/ui/jobs/{job_id}")

@@ -88,7 +88,8 @@
       }
     } catch (err) {
       live.classList.remove("on");
-      showProblem("Cannot reach the plugbox host (" + err.message + "); retrying every 2 seconds.");
+      const next = main.dataset.poll === "on" ? "retrying every 2 seconds" : "reload the page to retry";
+      showProblem("Cannot reach the plugbox host (" + err.message + "); " + next + ".");
     } finally {
       busy = false;
     }
@@ -97,7 +98,9 @@
   function start() {
     stop();
     refresh();
-    timer = setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+    if (main.dataset.poll === "on") {
+      timer = setInterval(() => { if (!document.hidden) refresh(); }, POLL_MS);
+    }
   }
 
   function stop() {
