@@ -7,13 +7,20 @@ import stat
 from pathlib import Path
 
 import pytest
-from tests.host.test_cli import plugbox, setup  # noqa: F401 - the fixture is used by name
+from tests.host.test_cli import plugbox
 
 from plugbox.host.tokens import TokenStore
 
 
-def test_create_list_revoke(setup: tuple[Path, Path]) -> None:  # noqa: F811
-    config, _ = setup
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    (tmp_path / "workspace").mkdir()
+    path = tmp_path / "plugbox.toml"
+    path.write_text(f'state_dir = "{tmp_path / "state"}"\nworkspace = "{tmp_path / "workspace"}"\n')
+    return path
+
+
+def test_create_list_revoke(config: Path) -> None:
     created = plugbox(config, "tokens", "create", "ci-bot", "--scopes", "trigger,read")
     secret = created.stdout.strip()
     assert secret.startswith("pbx_") and len(secret) > 40
@@ -49,19 +56,13 @@ def test_create_list_revoke(setup: tuple[Path, Path]) -> None:  # noqa: F811
         (["revoke", "nobody"], "no token named 'nobody'"),
     ],
 )
-def test_bad_input_is_explained(
-    setup: tuple[Path, Path],  # noqa: F811
-    args: list[str],
-    message: str,
-) -> None:
-    config, _ = setup
+def test_bad_input_is_explained(config: Path, args: list[str], message: str) -> None:
     out = plugbox(config, "tokens", *args, check=False)
     assert out.returncode == 2
     assert message in out.stderr
 
 
-def test_a_name_is_taken_once(setup: tuple[Path, Path]) -> None:  # noqa: F811
-    config, _ = setup
+def test_a_name_is_taken_once(config: Path) -> None:
     plugbox(config, "tokens", "create", "ops", "--scopes", "admin")
     out = plugbox(config, "tokens", "create", "ops", check=False)
     assert out.returncode == 2 and "exists; revoke it first" in out.stderr

@@ -1,8 +1,8 @@
 """A real ``plugbox serve`` with its HTTP API, driven as an operator would: the installed script,
 a real config and SQLite, tokens made with ``plugbox tokens create``, requests with httpx.
 
-Besides the example plugin, an installed-looking ``apitest`` plugin brings a job that naps (to
-cancel it while it runs), a quick one, and a disabled one; ``broken`` fails at import.
+Besides the example plugin, an installed-looking ``apitest`` plugin brings two jobs that sleep (to
+cancel them while they run, or to keep both workers busy), a quick one, and a disabled one; ``broken`` fails at import.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def nap(ctx):
     return {"slept": True}
 
 
+@job("doze", timeout="120s", tags=["slow"])
+def doze(ctx):
+    time.sleep(60)
+    return {"slept": True}
+
+
 @job("quick", tags=["fast"])
 def quick(ctx):
     return {"ok": True}
@@ -43,7 +49,7 @@ def off(ctx):
     return {"ok": True}
 
 
-manifest = define_manifest(id="apitest", version="1.0", name="API test", jobs=[nap, quick, off])
+manifest = define_manifest(id="apitest", version="1.0", name="API test", jobs=[nap, doze, quick, off])
 
 
 @hookimpl

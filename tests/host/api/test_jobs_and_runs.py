@@ -99,7 +99,12 @@ def test_jobs_filters(api: Api) -> None:
         by_plugin = client.get("/jobs", params={"plugin": "apitest"}).json()["jobs"]
         by_tag = client.get("/jobs", params={"tag": "fast"}).json()["jobs"]
         disabled = client.get("/jobs", params={"state": "disabled"}).json()["jobs"]
-    assert {j["id"] for j in by_plugin} == {"apitest:nap", "apitest:quick", "apitest:off"}
+    assert {j["id"] for j in by_plugin} == {
+        "apitest:nap",
+        "apitest:doze",
+        "apitest:quick",
+        "apitest:off",
+    }
     assert [j["id"] for j in by_tag] == ["apitest:quick"]
     assert [j["id"] for j in disabled] == ["apitest:off"]
 
@@ -193,3 +198,38 @@ def test_every_error_has_one_shape(
         body = error(client.request(method, path, params=params), status, code)
     if status == 422:
         assert body["problems"] or "cursor" in body["message"] or "time zone" in body["message"]
+
+
+def test_a_trigger_obeys_the_concurrency_policy(api: Api) -> None:
+    with api.client("admin") as client:
+        first = client.post("/jobs/apitest:nap/trigger").json()["run_id"]
+        wait_until(lambda: client.get(f"/runs/{first}").json()["status"] == "running")
+        # concurrency = "forbid": the second run is recorded, skipped, and says why.
+        second = client.post("/jobs/apitest:nap/trigger").json()["run_id"]
+        record = finished(client, second)
+        client.post(f"/runs/{first}/cancel")
+        finished(client, first)
+    assert (record["status"], record["requested_by"]) == ("skipped", "admin-bot")
+    assert "still active" in record["reason"]
+
+
+def test_a_queued_run_is_cancelled_before_it_starts(api: Api) -> None:
+    with api.client("admin") as client:
+        sleepers = [
+            client.post(f"/jobs/apitest:{job}/trigger").json()["run_id"] for job in ("nap", "doze")
+        ]
+        for run_id in sleepers:  # both workers are busy now
+            wait_until(
+                lambda run_id=run_id: client.get(f"/runs/{run_id}").json()["status"] == "running"
+            )
+        queued = client.post("/jobs/apitest:quick/trigger").json()["run_id"]
+        answer = client.post(f"/runs/{queued}/cancel")
+        for run_id in sleepers:
+            client.post(f"/runs/{run_id}/cancel")
+        for run_id in sleepers:
+            finished(client, run_id)
+        record = client.get(f"/runs/{queued}").json()
+    assert answer.status_code == 202
+    assert answer.json()["status"] == "cancelled" == record["status"]
+    assert record["cancelled_by"] == "admin-bot" and "before it started" in record["reason"]
+    assert record["started_at"] is None

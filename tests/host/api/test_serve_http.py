@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.host.api.conftest import cli, plugbox_path, start_serve, write_config
+from tests.host.api.conftest import cli, plugbox_path, start_serve, wait_until, write_config
 
 
 def test_a_reachable_address_needs_a_token_first(tmp_path: Path) -> None:
@@ -75,13 +75,53 @@ def test_no_http_runs_the_scheduler_alone(tmp_path: Path) -> None:
     )
     deadline = time.monotonic() + 60
     assert process.stderr is not None
-    events = []
+    lines = []
     for line in process.stderr:
-        events.append(json.loads(line)["event"])
-        if events[-1] == "started" or time.monotonic() > deadline:
+        lines.append(line)
+        if '"event": "started"' in line or time.monotonic() > deadline:
             break
     process.send_signal(signal.SIGTERM)
     _, rest = process.communicate(timeout=30)
-    events += [json.loads(line)["event"] for line in rest.splitlines() if line.startswith("{")]
-    assert process.returncode == 0
+    lines += rest.splitlines()
+    events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
+    assert process.returncode == 0, "".join(lines)
     assert "started" in events and "http_listening" not in events
+
+
+def test_a_pause_through_the_api_survives_a_restart(tmp_path: Path) -> None:
+    config = write_config(tmp_path, napping=False)
+    token = cli(config, "tokens", "create", "ops", "--scopes", "admin").stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    served = start_serve(config)
+    try:
+        answer = httpx.post(f"{served.url}/jobs/example:hello-cron/pause", headers=auth)
+        assert answer.status_code == 200, answer.text
+    finally:
+        assert served.stop() == 0
+    served = start_serve(config)
+    try:
+        job = httpx.get(f"{served.url}/jobs/example:hello-cron", headers=auth).json()
+    finally:
+        assert served.stop() == 0
+    assert (job["state"], job["next_fire"]) == ("paused", None)
+    assert (job["pause"]["paused"], job["pause"]["changed_by"]) == (True, "ops")
+
+
+def test_readyz_says_503_while_serve_stops(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('shutdown_grace = "1s"', 'shutdown_grace = "60s"'))
+    token = cli(config, "tokens", "create", "ops", "--scopes", "admin").stdout.strip()
+    served = start_serve(config)
+    try:
+        with httpx.Client(
+            base_url=served.url, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            run_id = client.post("/jobs/apitest:nap/trigger").json()["run_id"]
+            wait_until(lambda: client.get(f"/runs/{run_id}").json()["status"] == "running")
+            served.process.send_signal(signal.SIGTERM)  # the grace keeps serve up for the nap
+            ready = wait_until(lambda: (r := client.get("/readyz")).status_code == 503 and r)
+            client.post(f"/runs/{run_id}/cancel")  # so serve need not wait out the grace
+    finally:
+        assert served.stop() == 0, "".join(served.stderr)
+    assert ready.json()["ready"] is False and ready.json()["scheduler_ticking"] is False
+    assert "stopping" in ready.json()["detail"]

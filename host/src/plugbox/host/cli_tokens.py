@@ -1,10 +1,13 @@
 """``plugbox tokens create|list|revoke``: the bearer tokens the HTTP API accepts.
 
 Needs no plugins and no run store: only the state directory, where
-:mod:`plugbox.host.tokens` keeps each token's hash.
+:mod:`plugbox.host.tokens` keeps each token's hash. That module is imported by the commands, not
+here, so ``plugbox --help`` does not build its models.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -12,7 +15,9 @@ from rich.table import Table
 from plugbox.host.cli_common import config_of, console, fail, print_json
 from plugbox.host.cli_text import text
 from plugbox.host.config import ensure_state_dir
-from plugbox.host.tokens import SCOPES, TokenError, TokenStore, parse_scopes
+
+if TYPE_CHECKING:
+    from plugbox.host.tokens import TokenStore
 
 
 @click.group()
@@ -21,6 +26,8 @@ def tokens() -> None:
 
 
 def _store(ctx: click.Context) -> TokenStore:
+    from plugbox.host.tokens import TokenStore
+
     config = config_of(ctx)
     return TokenStore(ensure_state_dir(config))
 
@@ -31,11 +38,13 @@ def _store(ctx: click.Context) -> TokenStore:
     "--scopes",
     default="read",
     show_default=True,
-    help=f"comma-separated, from {', '.join(SCOPES)}; each includes the ones before it",
+    help="comma-separated, from read, trigger, admin; each includes the ones before it",
 )
 @click.pass_context
 def tokens_create(ctx: click.Context, name: str, scopes: str) -> None:
     """Make a token called NAME and print it once (only its hash is kept)."""
+    from plugbox.host.tokens import TokenError, parse_scopes
+
     store = _store(ctx)
     try:
         info, secret = store.create(name, parse_scopes(scopes))
@@ -78,6 +87,8 @@ def tokens_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def tokens_revoke(ctx: click.Context, name: str) -> None:
     """Delete the token NAME; a running serve refuses it from its next request on."""
+    from plugbox.host.tokens import TokenError
+
     try:
         _store(ctx).revoke(name)
     except TokenError as err:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import queue
@@ -23,22 +22,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from plugbox.host.daemon_operations import OperationsMixin
+from plugbox.host.daemon_operations import RunningRun as _Active
+from plugbox.host.events import emit as emit
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
-from plugbox.host.operations import (
-    JobDisabledError,
-    JobPausedError,
-    Readiness,
-    RunElsewhereError,
-    RunFinishedError,
-)
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
-from plugbox.host.store import PauseState, RunRecord
-from plugbox.host.store.records import ACTIVE_STATUSES
+from plugbox.host.store import RunRecord
 from plugbox.sdk import ScheduleError
 from plugbox.sdk.firing import concurrency_decision
 
@@ -49,27 +41,9 @@ PRUNE_EVERY_S = 3600.0
 #: Where ``plugbox serve`` records its pid (in the state dir) so ``plugins reload`` can signal it.
 PID_FILE = "serve.pid"
 _FAILED = {"failed", "timeout", "killed", "interrupted"}
-#: The loop wakes at least every _IDLE_WAKE_S; one that has not turned for this long is stuck.
-_TICK_STALE_S = 10.0
 
 
-def emit(event: str, **fields: Any) -> None:
-    """One structured line about a host decision."""
-    sys.stderr.write(
-        json.dumps({"at": datetime.now(UTC).isoformat(), "event": event, **fields}, default=str)
-        + "\n"
-    )
-    sys.stderr.flush()
-
-
-@dataclass
-class _Active:
-    run_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
-    cancelled_by: str | None = None
-
-
-class Daemon:
+class Daemon(OperationsMixin):
     """One scheduling host for the lifetime of ``plugbox serve``."""
 
     def __init__(self, host: Host, on_started: Callable[[], None] | None = None) -> None:
@@ -87,6 +61,7 @@ class Daemon:
         self._order = itertools.count()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._stop_signal = ""  # the name of the signal that stopped us
         self._reload = threading.Event()
         self._workers: list[threading.Thread] = []
 
@@ -140,6 +115,7 @@ class Daemon:
             with self._lock:
                 due = self.plan.due()
             self._dispatch(due)
+        emit("stopping", signal=self._stop_signal, grace_ms=self.host.config.shutdown_grace_ms)
         self._shutdown()
         with contextlib.suppress(OSError):
             pid_file.unlink()
@@ -154,13 +130,12 @@ class Daemon:
             emit("pruned", runs=removed, days=retention.days, per_job=retention.per_job)
 
     def _on_stop(self, signum: int, _frame: object) -> None:
+        # Nothing is written here: the signal can land while the main thread is inside a write
+        # to stderr, and writing again from the handler raises "reentrant call" and kills serve.
+        # The loop says "stopping" once it wakes.
         if self._stopping.is_set():
             return
-        emit(
-            "stopping",
-            signal=signal.Signals(signum).name,
-            grace_ms=self.host.config.shutdown_grace_ms,
-        )
+        self._stop_signal = signal.Signals(signum).name
         self._stopping.set()
         self._wake.set()
 
@@ -421,132 +396,3 @@ class Daemon:
                 after=record.run_id,
             )
             self._wake.set()
-
-    # -- operations the HTTP API asks for (plugbox.host.operations.Operations) -----------------
-    def trigger(self, job: str, requested_by: str) -> RunRecord:
-        """Record a manual run of ``job`` as ``queued`` and hand it to the workers.
-
-        The same path as a scheduled fire from here on: the job's concurrency policy, the
-        bounded pool, :meth:`Host.execute` (which ``plugbox jobs run`` calls too).
-        """
-        _, spec = self.host.job(job)
-        with self._lock:
-            scheduled = self.plan.job(job)
-        override = self.host.config.job_override(*job.split(":", 1))
-        enabled = spec.enabled if override is None or override.enabled is None else override.enabled
-        if not enabled:
-            raise JobDisabledError(job)
-        if job in self.host.store.paused_jobs():
-            raise JobPausedError(job)
-        run_id, now = new_run_id(), datetime.now(UTC)
-        record = RunRecord(
-            run_id=run_id,
-            job=job,
-            status="queued",
-            trigger="manual",
-            scheduled_at=now,
-            host_id=self.host.config.host_id,
-            requested_by=requested_by,
-        )
-        with self._lock:
-            self._queued.add(run_id)
-        self.host.store.add(record)
-        fire = Fire(
-            job=job,
-            scheduled_at=now,
-            due_at=now,
-            trigger="manual",
-            priority=scheduled.priority if scheduled else spec.priority,
-            run_id=run_id,
-            requested_by=requested_by,
-        )
-        emit("triggered", job=job, run=run_id, by=requested_by)
-        self._dispatch([fire])
-        return record
-
-    def wait(self, run_id: str, timeout_s: float) -> RunRecord:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            record = self.host.store.get(run_id)
-            remaining = deadline - time.monotonic()
-            if record.status not in ACTIVE_STATUSES or remaining <= 0:
-                return record
-            with self._ended:
-                # Bounded: a run that ended between the read above and this wait was notified
-                # before we listened.
-                self._ended.wait(min(remaining, 0.5))
-
-    def set_paused(self, job: str, paused: bool, by: str) -> PauseState:
-        self.host.job(job)
-        self.host.store.set_paused(job, paused, by=by)
-        with self._lock:
-            if paused:
-                self.plan.pause(job)
-            else:
-                self.plan.resume(job)
-        emit("paused" if paused else "resumed", job=job, by=by)
-        self._wake.set()
-        return self.host.store.pause_state(job)
-
-    def cancel(self, run_id: str, by: str) -> RunRecord:
-        record = self.host.store.get(run_id)
-        if record.status not in ACTIVE_STATUSES:
-            raise RunFinishedError(record)
-        with self._lock:
-            if run_id in self._queued:
-                self._queued.discard(run_id)
-                waiting = True
-            else:
-                waiting = False
-                active = next(
-                    (
-                        a
-                        for runs in self._active.values()
-                        for a in runs.values()
-                        if a.run_id == run_id
-                    ),
-                    None,
-                )
-                if active is None:
-                    raise RunElsewhereError(record)
-                active.cancelled_by = by
-                active.cancel.set()
-        emit("cancelling", job=record.job, run=run_id, by=by)
-        if not waiting:
-            return record
-        cancelled = record.model_copy(
-            update={
-                "status": "cancelled",
-                "finished_at": max(datetime.now(UTC), record.sort_at),
-                "cancelled_by": by,
-                "reason": f"cancelled by {by} through the HTTP API before it started",
-            }
-        )
-        self.host.store.update(cancelled)
-        with self._ended:
-            self._ended.notify_all()
-        return cancelled
-
-    def readiness(self) -> Readiness:
-        problems = []
-        discovered = "discovery" in self.host.__dict__
-        if not discovered:
-            problems.append("plugins are not discovered yet")
-        try:
-            self.host.store.paused_jobs()
-            reachable = True
-        except Exception as err:  # any failure of the store means not ready; say which
-            reachable = False
-            problems.append(f"the run store does not answer: {type(err).__name__}: {err}")
-        ticking = (
-            self._tick > 0
-            and not self._stopping.is_set()
-            and time.monotonic() - self._tick < _TICK_STALE_S
-        )
-        if not ticking:
-            problems.append(
-                "the scheduler is stopping"
-                if self._stopping.is_set()
-                else "the scheduler loop has not turned recently"
-            )
-        return Readiness(discovered, reachable, ticking, "; ".join(problems))

@@ -18,8 +18,9 @@ Errors::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from plugbox.host.store import PauseState, RunRecord
 
@@ -60,15 +61,17 @@ class RunElsewhereError(OperationRefusedError):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Readiness:
+class Readiness(BaseModel):
     """Whether the host does its work: the three things ``GET /readyz`` checks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     plugins_discovered: bool
     store_reachable: bool
     scheduler_ticking: bool
     detail: str = ""
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ready(self) -> bool:
         return self.plugins_discovered and self.store_reachable and self.scheduler_ticking

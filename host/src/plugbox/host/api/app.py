@@ -19,7 +19,9 @@ def create_app(host: Host, operations: Operations, tokens: TokenStore | None = N
         summary="Scheduled plugin jobs in a permission sandbox: jobs, runs, plugins.",
         description="Send `Authorization: Bearer <token>` (from `plugbox tokens create`)."
         " Scopes nest: read < trigger < admin. /healthz and /readyz need no token.",
-        docs_url="/docs",
+        # FastAPI's documentation pages load their scripts from a CDN: an operator's host must
+        # not reach out to one, and must work offline. /openapi.json is the reference.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.host = host

@@ -6,20 +6,13 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from plugbox.host.api.deps import OperationsDep
+from plugbox.host.operations import Readiness
 
 router = APIRouter(tags=["health"])
 
 
 class Health(BaseModel):
     status: str = "ok"
-
-
-class Ready(BaseModel):
-    ready: bool
-    plugins_discovered: bool
-    store_reachable: bool
-    scheduler_ticking: bool
-    detail: str
 
 
 @router.get("/healthz", operation_id="healthz")
@@ -31,17 +24,11 @@ def healthz() -> Health:
 @router.get(
     "/readyz",
     operation_id="readyz",
-    responses={503: {"model": Ready, "description": "not ready; detail says why"}},
+    responses={503: {"model": Readiness, "description": "not ready; detail says why"}},
 )
-def readyz(operations: OperationsDep, response: Response) -> Ready:
+def readyz(operations: OperationsDep, response: Response) -> Readiness:
     """Plugins discovered, run store reachable, scheduler loop turning: 200, else 503."""
     state = operations.readiness()
     if not state.ready:
         response.status_code = 503
-    return Ready(
-        ready=state.ready,
-        plugins_discovered=state.plugins_discovered,
-        store_reachable=state.store_reachable,
-        scheduler_ticking=state.scheduler_ticking,
-        detail=state.detail,
-    )
+    return state
