@@ -261,3 +261,39 @@ def test_a_host_that_stops_answering_is_reported_and_the_page_recovers(
     page.unroute("**/ui/part/**")
     problem.wait_for(state="hidden")
     page.locator("#live.on").wait_for()
+
+
+FRAGMENTS = {
+    "/ui/part/jobs": 200,
+    "/ui/part/plugins": 200,
+    "/ui/part/jobs/example:hello-cron": 200,
+    "/ui/part/runs/no-such-run": 404,
+}
+
+
+def test_every_fragment_needs_a_read_token(site: Site) -> None:
+    from plugbox.host.web.pages import router
+
+    served = {route.path for route in router.routes if route.path.startswith("/ui/part")}
+    assert served == {
+        "/ui/part/jobs",
+        "/ui/part/plugins",
+        "/ui/part/jobs/{job_id}",
+        "/ui/part/runs/{run_id}",
+    }
+    for path, status in FRAGMENTS.items():
+        for token in (None, "pbx_not-a-token"):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            answer = httpx.get(site.url + path, headers=headers)
+            assert answer.status_code == 401, (path, answer.text)
+            assert answer.json()["code"] == "UNAUTHORIZED"
+        answer = httpx.get(
+            site.url + path, headers={"Authorization": f"Bearer {site.tokens['read']}"}
+        )
+        assert answer.status_code == status, (path, answer.text)
+        if status == 200:
+            assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+            assert answer.headers["cache-control"] == "no-store"
+            assert answer.headers["x-plugbox-token"] == "read-bot (read)"
+        else:
+            assert answer.json()["code"] == "RUN_NOT_FOUND"
