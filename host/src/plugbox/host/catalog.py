@@ -201,6 +201,7 @@ def schedule_for(host: Host, plugin_id: str, spec: JobSpec) -> tuple[str | None,
     return schedule, timezone
 
 
+@functools.lru_cache(maxsize=4096)  # cron_descriptor re-reads its locale file on every call
 def _in_words(resolved: str, has_seconds: bool, timezone: str) -> str | None:
     from cron_descriptor import ExpressionDescriptor, Options
 

@@ -30,4 +30,7 @@ def create_app(host: Host, operations: Operations, tokens: TokenStore | None = N
     errors.install(app)
     for router in (health.router, plugins.router, jobs.router, runs.router):
         app.include_router(router)
+    from plugbox.host.web import install as install_admin_page  # it imports this package
+
+    install_admin_page(app)
     return app
