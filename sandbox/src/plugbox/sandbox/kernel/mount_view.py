@@ -36,7 +36,7 @@ from typing import Any
 from plugbox.sandbox._libc import LIBC
 from plugbox.sandbox.run_identity import RunIdentity
 
-__all__ = ["MountView", "enter", "folders_to_open"]
+__all__ = ["MountView", "enter", "enter_for", "folders_to_open"]
 
 CLONE_NEWNS = 0x00020000
 _MS_NOSUID = 0x2
@@ -115,6 +115,13 @@ def enter(identity: RunIdentity | None, paths: Iterable[str]) -> MountView:
             return MountView(tuple(covered), f"{folder} could not be opened: {err.strerror}")
         covered.append(folder)
     return MountView(tuple(covered))
+
+
+def enter_for(hello: dict[str, Any]) -> dict[str, Any]:
+    """:func:`enter` for the zygote's ``hello`` (``run_as``, ``reach``), described for ``ready``."""
+    run_as = hello.get("run_as")
+    identity = RunIdentity(int(run_as[0]), int(run_as[1])) if run_as else None
+    return enter(identity, [str(p) for p in hello.get("reach", ())]).describe()
 
 
 def _cover(folder: str) -> None:
