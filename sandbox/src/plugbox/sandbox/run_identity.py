@@ -62,9 +62,9 @@ class RunIdentity:
             real = os.path.realpath(path)
             if not os.path.exists(real):
                 continue
-            steps = ["/"] + [
-                "/" + "/".join(real.split("/")[1 : i + 1]) for i in range(len(real.split("/")) - 1)
-            ]
+            parts = real.split("/")
+            # Every folder on the way, then the path itself (its own mode counts too).
+            steps = ["/"] + ["/" + "/".join(parts[1 : i + 1]) for i in range(1, len(parts))]
             for current in dict.fromkeys(steps):
                 info = os.stat(current)
                 if current != real:
