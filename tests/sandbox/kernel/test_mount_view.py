@@ -17,9 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from plugbox.sandbox import SandboxRunner
+from plugbox.sandbox import SandboxRunner, doctor
 from plugbox.sandbox.kernel import capabilities, mount_view
 from plugbox.sandbox.run_identity import RUN_ID, RunIdentity
+from plugbox.sandbox.spawn_spec import code_paths
 
 from .conftest import in_child
 
@@ -149,3 +150,18 @@ def test_a_zygote_with_a_view_leaves_the_hosts_mounts_untouched(closed: Path) ->
     if root_mode is not None:
         assert root_mode == os.stat("/root").st_mode & 0o7777
         assert "/root" not in [line.split()[4] for line in during.splitlines()]
+
+
+def test_doctor_says_so_where_the_view_cannot_be_made() -> None:
+    """A host without mount namespaces (here: CAP_SYS_ADMIN dropped) keeps uid 0, and says why."""
+    if IDENTITY.unreachable(code_paths()) is None:
+        pytest.skip("this machine's Python is reachable without a mount view")
+
+    def trial() -> object:
+        capabilities.drop_all()
+        return doctor._run_uid()
+
+    layer = in_child(trial).unwrap()
+    assert not layer.active
+    assert "jobs run as uid 0 with no capability" in layer.detail
+    assert "no private mount view" in layer.detail, layer.detail
