@@ -45,7 +45,9 @@ class Host:
 
         run_uid = self.config.run_uid
         identity = RunIdentity(run_uid, run_uid) if RunIdentity.for_this_host() else None
-        return SandboxRunner(identity=identity).start()
+        # The workspace and plugin paths: the zygote opens the way to them for the run uid.
+        reach = (str(self.config.workspace), *(str(p) for p in self.config.plugin_paths))
+        return SandboxRunner(identity=identity, reach=reach).start()
 
     @functools.cached_property
     def discovery(self) -> DiscoveryReport:
