@@ -94,6 +94,24 @@ with SandboxRunner(prewarm=False) as runner:
         if ask["op"] == "writable":
             reply({"writable": os.access(ask["path"], os.W_OK)})
             continue
+        if ask["op"] == "stalled":
+            # The zygote stopped while a spawn waits for it: the spawn times out, and the child
+            # the zygote forks for it once it runs again is killed (named by its host pid).
+            import signal
+            import plugbox.sandbox.runner as runner_module
+            runner_module.SPAWN_TIMEOUT_S = 0.5
+            zygote_process = psutil.Process(runner._zygote.pid)
+            zygote_process.send_signal(signal.SIGSTOP)
+            try:
+                outcome = run(ask)
+            finally:
+                zygote_process.send_signal(signal.SIGCONT)
+            runner_module.SPAWN_TIMEOUT_S = 10.0
+            deadline = time.monotonic() + 10
+            while zygote_process.children() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            reply({"outcome": outcome, "late": [p.pid for p in zygote_process.children()]})
+            continue
         if ask["op"] == "together":
             # Several runs at once, as plugbox serve runs them: each starts `after_s` seconds
             # after the first.
@@ -220,6 +238,22 @@ class Host:
             }
         )
         return Ran(Outcome.model_validate(reply["outcome"]), list(reply["survivors"]))
+
+    def stalled(self, handler: str, workspace: Path) -> tuple[Outcome, list[int]]:
+        """A run asked for while the zygote is stopped: its outcome, and the zygote's children
+        still alive once it ran again (the late child of the abandoned spawn must be killed)."""
+        reply = self._ask(
+            {
+                "op": "stalled",
+                "handler": handler,
+                "workspace": str(workspace),
+                "permissions": perms.presets.plugin_workspace("t").model_dump_json(),
+                "config": {},
+                "environment": {},
+                "jobs_dir": JOBS_DIR,
+            }
+        )
+        return Outcome.model_validate(reply["outcome"]), list(reply["late"])
 
     def together(self, runs: list[dict[str, Any]]) -> list[Outcome]:
         """Start runs at once (each dict: ``handler``, ``workspace``, ``permissions``,
@@ -417,6 +451,18 @@ def test_the_zygote_is_pid_1_of_a_pid_namespace_of_its_own(host: Host) -> None:
     assert psutil.Process(zygote).name() == "plugbox-zygote"
     assert nspid(started) == [started]
     assert nspid(zygote) == [zygote, 1]
+
+
+def test_a_stopped_zygote_is_named_and_its_late_child_killed(host: Host, workspace: Path) -> None:
+    # The parent knows the zygote by the host pid its `ready` carried (not the waiter's), and a
+    # `kill` names a run child by its host pid, which the zygote maps back to its own.
+    outcome, late = host.stalled("plugbox_attack_jobs:ok", workspace)
+    assert outcome.status == "failed" and outcome.error is not None
+    assert "took longer than 0.5 s to prepare" in outcome.error.message
+    assert "the zygote process is stopped" in outcome.error.message
+    assert late == []
+    ran = host.run("plugbox_attack_jobs:ok", workspace)  # and the runner carries on
+    assert ran.outcome.status == "success", ran.outcome.error
 
 
 def test_trivial_job_succeeds_and_reports_each_layer_honestly(host: Host, workspace: Path) -> None:
