@@ -71,6 +71,9 @@ class PidNamespaces:
         if namespaces.active or not own_userns:
             return namespaces
         try:
+            # Inside, every spawn's pid is translated (host_pid): make sure it can be, first.
+            if _pidfd_host_pid(os.getpid()) != os.getpid():
+                raise OSError(errno.ENOTSUP, "a pidfd's fdinfo names no pid on this kernel")
             enter_own(close=close)
         except OSError as err:
             return cls(None, f"no PID namespace of the zygote's own: {err.strerror or err}")
@@ -124,13 +127,15 @@ class PidNamespaces:
 
         The pidfd pins the very process, so the number read back is its own, whatever exits.
         """
-        if not self.own:
-            return child
-        pidfd = os.pidfd_open(child)
-        try:
-            return pidfd_pid(pidfd)
-        finally:
-            os.close(pidfd)
+        return _pidfd_host_pid(child) if self.own else child
+
+
+def _pidfd_host_pid(pid: int) -> int:
+    pidfd = os.pidfd_open(pid)
+    try:
+        return pidfd_pid(pidfd)
+    finally:
+        os.close(pidfd)
 
 
 def enter_own(*, close: Iterable[int] = ()) -> None:
