@@ -25,6 +25,7 @@ import pytest
 from plugbox.sandbox.kernel import namespaces
 from plugbox.sandbox.kernel.namespaces import unshare_network
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
+from plugbox.sandbox.limits import procfs
 from plugbox.sandbox.limits.procfs import own_pid
 from plugbox.sandbox.limits.reaper import become_subreaper, kill_orphans
 
@@ -153,15 +154,29 @@ def test_orphans_of_the_zygote_are_killed_and_a_run_is_kept(user: pwd.struct_pas
         os.waitpid(middle, 0)
         os.close(write_end)
         orphan = int(os.read(read_end, 64))
+        # Asked for the first time in here, as the zygote does: /proc's thread files are found
+        # (else every children() would scan the whole machine: 140 opens a run, measured).
+        procfs._has_children_files.cache_clear()
+        found_children_files = procfs._has_children_files()
         killed = kill_orphans(keep=[run_host])
         # kill_orphans reaped it: it is not even a zombie any more.
         orphan_gone = not os.path.exists(f"/proc/{orphan}")
         run_alive = psutil.Process(run_host).status() != psutil.STATUS_ZOMBIE
         os.kill(run, signal.SIGKILL)
         os.waitpid(run, 0)
-        return {"killed": killed, "orphan_gone": orphan_gone, "run_alive": run_alive}
+        return {
+            "killed": killed,
+            "orphan_gone": orphan_gone,
+            "run_alive": run_alive,
+            "children_files": found_children_files,
+        }
 
-    assert in_child(zygote).unwrap() == {"killed": 1, "orphan_gone": True, "run_alive": True}
+    assert in_child(zygote).unwrap() == {
+        "killed": 1,
+        "orphan_gone": True,
+        "run_alive": True,
+        "children_files": True,
+    }
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 from dataclasses import dataclass
 
 import psutil
@@ -145,7 +144,10 @@ def descendants(root_pid: int) -> list[int]:
 @functools.cache
 def _has_children_files() -> bool:
     """Whether the kernel has ``CONFIG_PROC_CHILDREN`` (most distribution kernels do)."""
-    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+    # thread-self, not task/<get_native_id()>: inside a PID namespace of its own (an
+    # unprivileged zygote) the thread id is that namespace's, which /proc does not know, and
+    # every children() would fall back to psutil's scan of the whole machine.
+    return os.path.exists("/proc/thread-self/children")
 
 
 # -- pids across PID namespaces -------------------------------------------------------------------
