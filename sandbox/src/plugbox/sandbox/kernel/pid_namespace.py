@@ -22,7 +22,9 @@ there the zygote first makes a PID namespace *its* user namespace owns and becom
 as on a root host. The process the host started stays behind as a thin waiter: it dies with the
 host and takes that namespace — the zygote and every run — with it, and exits when the zygote
 does. Inside, ``fork`` returns pids of the zygote's namespace while the host and ``/proc`` name
-processes by the host's: :meth:`PidNamespaces.host_pid` translates, once per spawn.
+processes by the host's: :meth:`PidNamespaces.host_pid` translates, once per spawn (~0.03 ms).
+Entering costs one ``fork`` at the zygote's start (~2 ms); a trivial run costs what it did without
+the layer (``tests/benchmarks/bench_spawn_pidns.py``; docs/adr/0009).
 
 Being pid 1 changes two things for a job: a signal it sends itself with no handler installed
 (``os.kill(os.getpid(), SIGTERM)``) is ignored, as for any init; and ``RLIMIT_CPU``'s SIGXCPU is
