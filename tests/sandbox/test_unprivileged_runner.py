@@ -76,7 +76,8 @@ with SandboxRunner(prewarm=False) as runner:
         for ns in ("user", "net")
     }
     reply({"pid": os.getpid(), "uid": os.getuid(), "euid": os.geteuid(),
-           "machine": runner.machine, "network": list(network), "zygote_unshared": unshared})
+           "machine": runner.machine, "network": list(network), "zygote_unshared": unshared,
+           "started": zygote.pid, "zygote": runner._zygote.pid})
     def run(ask):
         return runner.run(RunRequest(
             handler=ask["handler"],
@@ -92,6 +93,33 @@ with SandboxRunner(prewarm=False) as runner:
         ask = json.loads(line)
         if ask["op"] == "writable":
             reply({"writable": os.access(ask["path"], os.W_OK)})
+            continue
+        if ask["op"] == "stalled":
+            # The zygote stopped while a spawn waits for it: the spawn times out, and the child
+            # the zygote forks for it once it runs again is killed (named by its host pid).
+            import signal
+            import plugbox.sandbox.runner as runner_module
+            runner_module.SPAWN_TIMEOUT_S = 0.5
+            zygote_process = psutil.Process(runner._zygote.pid)
+            zygote_process.send_signal(signal.SIGSTOP)
+            try:
+                stalled = run(ask)
+            finally:
+                zygote_process.send_signal(signal.SIGCONT)
+            runner_module.SPAWN_TIMEOUT_S = 10.0
+            # The zygote answers in order: once the next run has its child, the late one was
+            # forked and its kill asked for. Then no child of the zygote may stay.
+            after = run(ask)
+            deadline = time.monotonic() + 10
+            while zygote_process.children() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            late = []
+            for child in zygote_process.children():
+                try:
+                    late.append(f"{child.pid} {child.name()} {child.status()}")
+                except psutil.Error:
+                    pass
+            reply({"outcomes": [stalled, after], "late": late})
             continue
         if ask["op"] == "together":
             # Several runs at once, as plugbox serve runs them: each starts `after_s` seconds
@@ -220,6 +248,24 @@ class Host:
         )
         return Ran(Outcome.model_validate(reply["outcome"]), list(reply["survivors"]))
 
+    def stalled(self, handler: str, workspace: Path) -> tuple[Outcome, Outcome, list[str]]:
+        """A run asked for while the zygote is stopped and one after it ran again: their
+        outcomes, and the zygote's children still alive then (the late child of the abandoned
+        spawn must be killed)."""
+        reply = self._ask(
+            {
+                "op": "stalled",
+                "handler": handler,
+                "workspace": str(workspace),
+                "permissions": perms.presets.plugin_workspace("t").model_dump_json(),
+                "config": {},
+                "environment": {},
+                "jobs_dir": JOBS_DIR,
+            }
+        )
+        stalled, after = (Outcome.model_validate(o) for o in reply["outcomes"])
+        return stalled, after, list(reply["late"])
+
     def together(self, runs: list[dict[str, Any]]) -> list[Outcome]:
         """Start runs at once (each dict: ``handler``, ``workspace``, ``permissions``,
         ``config``, ``after_s`` — its delay after the previous start); their outcomes."""
@@ -341,34 +387,41 @@ def attack(host: Host, workspace: Path, job: str, **config: Any) -> dict[str, An
     return result
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def survivors_of(pids: list[int], *, within_s: float = 2.0) -> list[int]:
-    """Which of ``pids`` are still alive once ``within_s`` has passed (returns as soon as none is)."""
-    deadline = time.monotonic() + within_s
-    alive = [pid for pid in pids if not gone(pid)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [pid for pid in alive if not gone(pid)]
-    return alive
-
-
-def kill_if_ours(pids: list[int], user: pwd.struct_passwd) -> None:
-    """Clean up daemons a run left behind (only processes of the test user, never a recycled pid)."""
-    for pid in pids:
+def named(name: str, user: pwd.struct_passwd) -> list[psutil.Process]:
+    """The test user's live processes called ``name`` (a daemon's pid is its run namespace's)."""
+    found = []
+    for proc in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            if proc.uids().real == user.pw_uid:
-                proc.kill()
+            if (
+                proc.name() == name
+                and proc.uids().real == user.pw_uid
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
+                found.append(proc)
+    return found
+
+
+def survivors_named(name: str, user: pwd.struct_passwd, *, within_s: float = 2.0) -> list[int]:
+    """The pids of ``name`` still alive once ``within_s`` has passed (returns once none is)."""
+    deadline = time.monotonic() + within_s
+    while (alive := named(name, user)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [proc.pid for proc in alive]
+
+
+def kill_named(name: str, user: pwd.struct_passwd) -> None:
+    """Clean up daemons a run left behind (only processes of the test user)."""
+    for proc in named(name, user):
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 def daemon_pid(outcome: Outcome) -> int:
     return int(outcome.output.split("daemon ", 1)[1].split()[0])
+
+
+def daemon_name() -> str:
+    return f"pbxd-{uuid.uuid4().hex[:8]}"
 
 
 # --- the host really is unprivileged, and says what it enforces -----------------------------------
@@ -390,6 +443,36 @@ def test_machine_layers_without_root(host: Host) -> None:
     assert host.hello["network"] == [True, "userns+netns"]
     assert host.hello["machine"]["netns"] is True
     assert host.hello["zygote_unshared"] == {"user": True, "net": True}
+
+
+def nspid(pid: int) -> list[int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return [int(n) for n in status.split("NSpid:", 1)[1].splitlines()[0].split()]
+
+
+def test_the_zygote_is_pid_1_of_a_pid_namespace_of_its_own(host: Host) -> None:
+    # ADR 0009: the process the host started waits; its child, the zygote, is pid 1 of a PID
+    # namespace owned by the zygote's user namespace, and every run's namespace is made in it.
+    assert host.hello["machine"]["pidns"] is True
+    assert "pidns_missing" not in host.hello["machine"]
+    started, zygote = host.hello["started"], host.hello["zygote"]
+    assert started != zygote
+    assert psutil.Process(started).name() == "plugbox-pidns"
+    assert psutil.Process(zygote).ppid() == started
+    assert psutil.Process(zygote).name() == "plugbox-zygote"
+    assert nspid(started) == [started]
+    assert nspid(zygote) == [zygote, 1]
+
+
+def test_a_stopped_zygote_is_named_and_its_late_child_killed(host: Host, workspace: Path) -> None:
+    # The parent knows the zygote by the host pid its `ready` carried (not the waiter's), and a
+    # `kill` names a run child by its host pid, which the zygote maps back to its own.
+    outcome, after, late = host.stalled("plugbox_attack_jobs:ok", workspace)
+    assert outcome.status == "failed" and outcome.error is not None
+    assert "took longer than 0.5 s to prepare" in outcome.error.message
+    assert "the zygote process is stopped" in outcome.error.message
+    assert after.status == "success", after.error  # the runner carries on
+    assert late == []
 
 
 def test_trivial_job_succeeds_and_reports_each_layer_honestly(host: Host, workspace: Path) -> None:
@@ -478,10 +561,12 @@ def test_subprocess_without_shell_capability_is_stopped_by_seccomp(
     assert (result["stopped"], result["errno"]) == (True, errno.EPERM), result
 
 
-def test_signalling_the_host_is_stopped_by_landlock_scoping(host: Host, workspace: Path) -> None:
-    # Same uid as the host: kill(2)'s own permission check would let this through.
+def test_signalling_the_host_finds_no_such_process(host: Host, workspace: Path) -> None:
+    # Same uid as the host: kill(2)'s own permission check would let this through. The run is
+    # pid 1 of its own PID namespace, where the host's pid does not exist (Landlock's signal
+    # scoping, EPERM, stays underneath).
     result = attack(host, workspace, "signal_parent", pid=host.pid)
-    assert (result["stopped"], result["errno"]) == (True, errno.EPERM), result
+    assert (result["stopped"], result["errno"]) == (True, errno.ESRCH), result
 
 
 # --- memory and processes without a cgroup: rlimits and the watchdog --------------------------------
@@ -673,36 +758,41 @@ def test_daemon_of_a_run_killed_while_alive_does_not_survive(
 ) -> None:
     # The run child is a subreaper: the setsid'd daemon is re-parented to it, so the kill loop's
     # tree walk finds it although it left the run's session.
-    ran = host.run(
-        "plugbox_unprivileged_jobs:daemonize_then_hang",
-        workspace,
-        permissions=quotas(timeout_ms=300),
-    )
-    assert (ran.outcome.status, ran.outcome.kill_reason) == ("timeout", "timeout")
-    pid = daemon_pid(ran.outcome)
+    name = daemon_name()
     try:
-        assert survivors_of([pid]) == []
+        ran = host.run(
+            "plugbox_unprivileged_jobs:daemonize_then_hang",
+            workspace,
+            permissions=quotas(timeout_ms=300),
+            config={"name": name},
+        )
+        assert (ran.outcome.status, ran.outcome.kill_reason) == ("timeout", "timeout")
+        assert daemon_pid(ran.outcome) > 1  # the daemon was forked (in the run's namespace)
+        assert survivors_named(name, user) == []
         assert ran.survivors == []
     finally:
-        kill_if_ours([pid], user)
+        kill_named(name, user)
 
 
 def test_no_setsid_daemon_survives_the_run(
     host: Host, user: pwd.struct_passwd, workspace: Path
 ) -> None:
-    """Without a cgroup, a daemon whose run child died first comes up to the zygote (the next
-    subreaper), which kills every such orphan when it reaps a run child."""
-    pids = []
+    """Without a cgroup, a daemon whose run child died first dies with the run's PID namespace
+    (its pid 1 was the run child); the zygote's orphan sweep stays underneath."""
+    name = daemon_name()
     try:
         # The child returns its result and exits while the parent starts killing: a race.
         for _ in range(5):
-            ran = host.run("plugbox_attack_jobs:daemonize", workspace)
+            ran = host.run("plugbox_attack_jobs:daemonize", workspace, config={"name": name})
             assert ran.outcome.status == "success", ran.outcome.error
-            pids.append(int(ran.outcome.result["daemon_pid"]))  # type: ignore[index,call-overload]
+            assert ran.outcome.result["daemon_pid"] > 1  # type: ignore[index,call-overload]
+            assert ran.survivors == []
         # The child exits by itself (no result) before the parent kills anything: every time.
-        ran = host.run("plugbox_unprivileged_jobs:daemonize_then_exit", workspace)
+        ran = host.run(
+            "plugbox_unprivileged_jobs:daemonize_then_exit", workspace, config={"name": name}
+        )
         assert ran.outcome.status == "failed"
-        pids.append(daemon_pid(ran.outcome))
-        assert survivors_of(pids) == []
+        assert daemon_pid(ran.outcome) > 1
+        assert survivors_named(name, user) == []
     finally:
-        kill_if_ours(pids, user)
+        kill_named(name, user)

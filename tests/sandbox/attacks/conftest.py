@@ -252,3 +252,21 @@ def run_uid_host(readable_python_plugbox: str, hostile_site: Path) -> Iterator[H
         yield made
     finally:
         shutil.rmtree(made.scratch, ignore_errors=True)
+
+
+@pytest.fixture
+def target(host: Host) -> Iterator[int]:
+    """A process of the host user, its pid where the job can read it."""
+    user = {"user": host.uid, "group": host.user.pw_gid} if host.user is not None else {}
+    proc = subprocess.Popen(["sleep", "120"], **user)  # type: ignore[call-overload]
+    folder = host.workspace / ".plugbox" / "eve"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "target.pid").write_text(str(proc.pid))
+    if host.user is not None:
+        for path in (folder, folder / "target.pid"):
+            os.chown(path, host.uid, host.user.pw_gid)
+    try:
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()

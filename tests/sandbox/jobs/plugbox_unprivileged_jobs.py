@@ -8,6 +8,7 @@ ends. A daemon's pid is printed, so the test can look for it after the run.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import time
@@ -46,13 +47,16 @@ def raise_limits(ctx):
     return {"refused": refused}
 
 
-def _daemon():
+def _daemon(name):
     """setsid double fork: the daemon's parent exits at once, so it is re-parented and alone in
-    its own session. Returns the daemon's pid in the caller; the daemon itself sleeps."""
+    its own session. Returns the daemon's pid in the caller; the daemon itself sleeps, named
+    ``name`` (its pid means nothing outside the run's PID namespace: the host finds it by name)."""
     r, w = os.pipe()
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
+            buffer = ctypes.create_string_buffer(name.encode())
+            ctypes.CDLL(None).prctl(15, buffer, 0, 0, 0)  # PR_SET_NAME
             os.write(w, str(os.getpid()).encode())
             os.close(w)
             time.sleep(3600)
@@ -67,11 +71,11 @@ def _daemon():
 
 def daemonize_then_exit(ctx):
     """The run child ends by itself before the parent kills anything: its orphan goes up a level."""
-    _daemon()
+    _daemon(ctx.config["name"])
     os._exit(0)
 
 
 def daemonize_then_hang(ctx):
     """The run child is still alive when the run is killed (timeout): its orphan is its own."""
-    _daemon()
+    _daemon(ctx.config["name"])
     time.sleep(3600)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from plugbox.sandbox._openat2 import openat2_available
 from plugbox.sandbox.kernel import LayerStatus, mount_view, probe_all
-from plugbox.sandbox.kernel.namespaces import in_forked_child
+from plugbox.sandbox.kernel.namespaces import in_forked_child, unshare_network
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.cgroup_probe import cgroup_support, favors_dynamic_moves
 from plugbox.sandbox.outcome import Level, capability_levels
@@ -63,12 +63,20 @@ class DoctorReport:
         return "\n".join(lines)
 
 
-def _probe_pid_namespace() -> LayerStatus:
+def _probe_pid_namespace(*, shared_netns: bool) -> LayerStatus:
+    """What the zygote will do (zygote.serve): the same steps, in a throw-away child."""
+
     def trial() -> str:
-        namespaces = PidNamespaces.open()
+        how = unshare_network() if shared_netns else ""
+        namespaces = PidNamespaces.for_zygote(own_userns=how == "userns+netns")
         if not namespaces.active:
             raise OSError(namespaces.reason)
-        return "each run is pid 1 of its own PID namespace: no other process exists for it"
+        where = (
+            " (the sandbox's fork server is pid 1 of a PID namespace its own user namespace owns)"
+            if namespaces.own
+            else ""
+        )
+        return f"each run is pid 1 of its own PID namespace: no other process exists for it{where}"
 
     ok, detail = in_forked_child(trial)
     if not ok:
@@ -125,7 +133,11 @@ def _run_uid() -> LayerStatus:
 
 def diagnose() -> DoctorReport:
     layers = list(probe_all())
-    layers.append(_probe_pid_namespace())
+    found = {layer.name: layer.active for layer in layers}
+    # The zygote shares one network namespace (and, unprivileged, its user namespace) only where
+    # seccomp works too (MachineLayers.shared_netns).
+    shared_netns = found.get("network namespace", False) and found.get("seccomp", False)
+    layers.append(_probe_pid_namespace(shared_netns=shared_netns))
     layers.append(_run_uid())
     cgroups = cgroup_support()
     layers.append(LayerStatus("cgroups", cgroups.version is not None, cgroups.detail))

@@ -406,9 +406,10 @@ class SandboxRunner:
                 "that other users cannot search keep the run uid out, and such runs keep uid 0"
             )
         if not machine.get("pidns"):
+            why = machine.get("pidns_missing") or "this machine cannot make one"
             notes.append(
-                "no PID namespace for this run (the host is not root): other processes' pids "
-                "exist for the job, though seccomp and Landlock refuse acting on them"
+                f"no PID namespace for this run ({why}): other processes' pids exist for the "
+                "job, though seccomp and Landlock refuse acting on them"
             )
         levels = capability_levels(
             landlock=landlock_on,

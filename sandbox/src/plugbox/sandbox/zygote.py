@@ -11,7 +11,9 @@ server we need instead.
 Messages (framed JSON, :mod:`plugbox.sandbox.protocol`):
 parent -> zygote: ``hello``, ``spawn`` (with the run's control socket and output pipe as fds),
 ``kill`` (a run child whose run gave up waiting for it), ``shutdown``; zygote -> parent:
-``ready``, ``spawned`` (pid), ``exited`` (pid, wait status, rusage).
+``ready``, ``spawned`` (pid), ``exited`` (pid, wait status, rusage). Every pid in a message is
+the host's (as ``/proc`` names it): an unprivileged zygote lives in a PID namespace of its own
+(kernel/pid_namespace.py) and translates its run children's pids, in ``_RUN_CHILDREN``.
 """
 
 from __future__ import annotations
@@ -32,15 +34,17 @@ from plugbox.sandbox.child import run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
 from plugbox.sandbox.kernel import mount_view, namespaces
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
+from plugbox.sandbox.limits.procfs import own_pid
 from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent, kill_orphans
 from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
 from plugbox.sandbox.request import RunContext, SpawnSpec
 from plugbox.sdk.permissions import effective_policy
 
-#: The run children this zygote forked and has not reaped yet (a registry, on purpose): any other
-#: child of the zygote is an orphan a finished run left behind.
-_RUN_CHILDREN: set[int] = set()
+#: The run children this zygote forked and has not reaped yet (a registry, on purpose), by the pid
+#: ``fork`` returned, to the pid the host knows them by: any other child of the zygote is an
+#: orphan a finished run left behind.
+_RUN_CHILDREN: dict[int, int] = {}
 
 
 def _warm_up() -> None:
@@ -61,12 +65,16 @@ def serve(sock: socket.socket) -> None:
     machine = MachineLayers.probe(cgroups=bool(hello.get("cgroups")))
     # A root host's view where the run uid can pass every folder on the way to what jobs need.
     view = mount_view.enter_for(hello)
+    netns = ""
     if machine.shared_netns:
         # One empty network namespace (only a down `lo`) for the zygote and every child it forks:
         # no run can reach any network, and no child pays ~0.3 ms to create and the kernel more
         # to tear down a namespace of its own. The broker lives in the parent, outside it.
-        namespaces.unshare_network()
-    pid_namespaces = PidNamespaces.open()
+        netns = namespaces.unshare_network()
+    # Unprivileged, this process forks here and the child goes on as the zygote (ADR 0009).
+    pid_namespaces = PidNamespaces.for_zygote(
+        own_userns=netns == "userns+netns", close=(sock.fileno(),)
+    )
     become_subreaper()
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
@@ -74,7 +82,7 @@ def serve(sock: socket.socket) -> None:
     described = {**_describe(machine), "pidns": pid_namespaces.active, "mount_view": view}
     if not pid_namespaces.active:
         described["pidns_missing"] = pid_namespaces.reason
-    send(sock, {"type": "ready", "pid": os.getpid(), "machine": described})
+    send(sock, {"type": "ready", "pid": own_pid(), "machine": described})
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ, "parent")
         selector.register(wake_r, selectors.EVENT_READ, "sigchld")
@@ -131,7 +139,7 @@ def _spawn(
     pid = os.fork()
     if pid != 0:
         pid_namespaces.after_fork()
-        _RUN_CHILDREN.add(pid)
+        _RUN_CHILDREN[pid] = pid_namespaces.host_pid(pid)
     if pid == 0:
         die_with_parent(zygote)  # and each run child with the zygote
         signal.set_wakeup_fd(-1)
@@ -143,14 +151,15 @@ def _spawn(
         run_child(spec, confinement, control_fd, output_fd)
     os.close(control_fd)
     os.close(output_fd)
-    send(sock, {"type": "spawned", "spawn_id": spawn_id, "pid": pid})
+    send(sock, {"type": "spawned", "spawn_id": spawn_id, "pid": _RUN_CHILDREN[pid]})
 
 
-def _kill_run_child(pid: int) -> None:
-    """Kill a run child this zygote forked (only those: the parent names it by pid)."""
-    if pid in _RUN_CHILDREN:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+def _kill_run_child(host_pid: int) -> None:
+    """Kill a run child this zygote forked (only those: the parent names it by host pid)."""
+    for pid, known_as in _RUN_CHILDREN.items():
+        if known_as == host_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @functools.lru_cache(maxsize=64)
@@ -185,14 +194,15 @@ def _reap(sock: socket.socket) -> None:
             break
         if pid == 0:
             break
-        if pid in _RUN_CHILDREN:
-            _RUN_CHILDREN.discard(pid)
-            run_ended = True
+        host_pid = _RUN_CHILDREN.pop(pid, None)
+        if host_pid is None:
+            continue  # an orphan (below): no run waits for it
+        run_ended = True
         send(
             sock,
             {
                 "type": "exited",
-                "pid": pid,
+                "pid": host_pid,
                 "status": status,
                 "cpu_ms": int((usage.ru_utime + usage.ru_stime) * 1000),
                 "maxrss_kb": usage.ru_maxrss,
@@ -202,7 +212,7 @@ def _reap(sock: socket.socket) -> None:
         # A run child is a subreaper, so what its job left running (a setsid double-forked
         # daemon) was its child; as it died, those orphans came up to this subreaper. No run is
         # theirs any more: without a cgroup to kill them, nothing else would.
-        kill_orphans(keep=_RUN_CHILDREN)
+        kill_orphans(keep=_RUN_CHILDREN.values())
 
 
 def _describe(machine: MachineLayers) -> dict[str, Any]:

@@ -72,6 +72,9 @@ class ZygoteClient:
         self._process: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self.machine: dict[str, Any] = {}
+        #: The zygote's host pid (``ready``): not the started process's where the zygote is pid 1
+        #: of a PID namespace of its own (kernel/pid_namespace.py), and that process its waiter.
+        self.pid: int | None = None
 
     def start(self) -> bool:
         """Make sure a zygote runs; ``True`` when one was (re)started just now."""
@@ -106,6 +109,7 @@ class ZygoteClient:
         if ready.get("type") != "ready":
             raise RuntimeError(f"the sandbox zygote did not start: {ready}")
         self.machine = dict(ready["machine"])
+        self.pid = int(ready["pid"])
         threading.Thread(
             target=self._demux, args=(ours,), name="plugbox-zygote", daemon=True
         ).start()
@@ -181,7 +185,7 @@ class ZygoteClient:
             why = "the zygote exited"
         else:
             with contextlib.suppress(psutil.Error):
-                if psutil.Process(process.pid).status() == psutil.STATUS_STOPPED:
+                if psutil.Process(self.pid or process.pid).status() == psutil.STATUS_STOPPED:
                     why = "the zygote process is stopped"
         return (
             f"the sandbox took longer than {timeout:g} s to prepare this run's child "

@@ -16,12 +16,21 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 from dataclasses import dataclass
 
 import psutil
 
-__all__ = ["Memory", "Stat", "children", "descendants", "read_memory", "read_stat"]
+__all__ = [
+    "Memory",
+    "Stat",
+    "children",
+    "descendants",
+    "local_pid",
+    "own_pid",
+    "pidfd_pid",
+    "read_memory",
+    "read_stat",
+]
 
 _TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 
@@ -135,4 +144,49 @@ def descendants(root_pid: int) -> list[int]:
 @functools.cache
 def _has_children_files() -> bool:
     """Whether the kernel has ``CONFIG_PROC_CHILDREN`` (most distribution kernels do)."""
-    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+    # thread-self, not task/<get_native_id()>: inside a PID namespace of its own (an
+    # unprivileged zygote) the thread id is that namespace's, which /proc does not know, and
+    # every children() would fall back to psutil's scan of the whole machine.
+    return os.path.exists("/proc/thread-self/children")
+
+
+# -- pids across PID namespaces -------------------------------------------------------------------
+# /proc prints every pid in the namespace of its mount (the host's), while fork(), waitpid() and
+# kill() speak the caller's own. An unprivileged zygote is pid 1 of a namespace of its own
+# (kernel/pid_namespace.py), so there the two differ and these translate.
+def own_pid() -> int:
+    """The calling process's pid as ``/proc`` names it (``os.getpid()`` inside a namespace)."""
+    return int(os.readlink("/proc/self"))
+
+
+def pidfd_pid(pidfd: int) -> int:
+    """The pid, as ``/proc`` names it, of the process ``pidfd`` pins (-1 once it is reaped).
+
+    A pidfd's ``fdinfo`` prints its ``Pid:`` in the namespace of the ``/proc`` it is read through.
+    """
+    with open(f"/proc/self/fdinfo/{pidfd}", "rb") as info:
+        for line in info:
+            if line.startswith(b"Pid:"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/fdinfo/{pidfd} has no Pid: line (not a pidfd?)")
+
+
+def local_pid(pid: int) -> int | None:
+    """The caller's own number for process ``pid`` (a ``/proc`` pid); ``None``: gone or not in
+    the caller's namespace. The same number where the caller lives in ``/proc``'s namespace."""
+    mine, theirs = _nspid("self"), _nspid(str(pid))
+    if mine is None or theirs is None or len(theirs) < len(mine):
+        return None
+    return theirs[len(mine) - 1]
+
+
+def _nspid(pid: str) -> list[int] | None:
+    """``NSpid:`` of ``/proc/<pid>/status``: the pid in each namespace, ``/proc``'s first."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"NSpid:"):
+                    return [int(field) for field in line.split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return None

@@ -13,9 +13,11 @@ subreaper* instead of to init; so
 * a run child may call :func:`become_subreaper` too, before any plugin code: then its own orphans
   stay inside its tree for as long as it lives, and :func:`kill_tree` alone finds them.
 
-Pids here are always read by the caller from ``/proc`` in its own pid namespace — never taken from
-a message the run sent — and every signal goes through a pidfd opened *before* the process's
-identity is checked, so a recycled pid is never signalled.
+Pids here are always read by the caller from ``/proc`` — never taken from a message the run sent —
+and are ``/proc``'s numbers, which are not the caller's own where it lives in a PID namespace of
+its own (an unprivileged zygote, kernel/pid_namespace.py): so every signal goes through the
+process's ``/proc/<pid>`` directory, opened as a pidfd *before* the process's identity is checked,
+and a recycled pid is never signalled.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections.abc import Collection, Iterable
 import psutil
 
 from plugbox.sandbox._libc import LIBC
-from plugbox.sandbox.limits.procfs import children, descendants
+from plugbox.sandbox.limits.procfs import children, descendants, local_pid, own_pid
 
 __all__ = ["become_subreaper", "is_subreaper", "kill_orphans", "kill_tree"]
 
@@ -119,6 +121,9 @@ def kill_tree(root_pid: int, *, session_id: int | None = None) -> int:
     And a process that leaves the process group *and* hops pids faster than ``/proc`` can be read
     can outrun the walk. The run's cgroup (or a pid namespace) has neither hole; with neither,
     :func:`kill_orphans` in the subreaper is the last line.
+
+    ``session_id`` is for a caller in ``/proc``'s own PID namespace (the host's runner):
+    ``killpg`` and ``getsid`` take the caller's numbers.
     """
     if session_id is not None and session_id in (os.getsid(0), os.getpgid(0)):
         raise ValueError(
@@ -167,11 +172,13 @@ def kill_orphans(keep: Collection[int]) -> int:
     were killed.
     """
     killed = 0
-    for child in children(os.getpid()) - set(keep):
+    for child in children(own_pid()) - set(keep):
+        ours = local_pid(child)  # waitpid's number for it (readable until it is reaped)
         with contextlib.suppress(psutil.Error):
             if psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
                 killed += kill_tree(child)
-        _reap(child)
+        if ours is not None:
+            _reap(ours)
     return killed
 
 
@@ -195,12 +202,12 @@ def _members(root_pid: int, session_id: int | None, protected: set[int]) -> set[
 
 def _protected() -> set[int]:
     """The caller and its ancestors: a misdirected session id must never take the host down."""
-    pids = {0, 1, os.getpid()}
-    parent = os.getppid()
-    while parent > 1 and parent not in pids:
-        pids.add(parent)
+    pids = {0, 1}
+    pid = own_pid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
         try:
-            parent = psutil.Process(parent).ppid()
+            pid = psutil.Process(pid).ppid()
         except psutil.Error:
             break
     return pids
@@ -208,14 +215,15 @@ def _protected() -> set[int]:
 
 def _signal(proc: psutil.Process, sig: int) -> bool:
     """Send ``sig`` to exactly the process ``proc`` names, never to a recycled pid."""
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:  # not Linux: psutil checks the start time just before kill()
+    if not hasattr(signal, "pidfd_send_signal"):  # not Linux: psutil checks the start time first
         with contextlib.suppress(psutil.Error):
             proc.send_signal(sig)
             return True
         return False
     try:
-        fd = pidfd_open(proc.pid)
+        # A /proc/<pid> directory is a pidfd (Linux 5.1), named in /proc's namespace: the
+        # caller's own may differ (pidfd_open would look the number up there).
+        fd = os.open(f"/proc/{proc.pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return False
     try:

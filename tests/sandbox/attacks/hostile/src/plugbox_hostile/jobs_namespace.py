@@ -27,14 +27,29 @@ def _probe(limit: int) -> dict[str, list[int]]:
     return {"exists": exists, "signalable": signalable}
 
 
-@job("pid-scan", schedule="@daily", timeout="30s", permissions=perms.Permissions())
+def _target() -> int | None:
+    """A process of the host user, its pid put where the job can read it (the suite's `target`;
+    none under serve)."""
+    try:
+        with open(".plugbox/eve/target.pid") as named:
+            return int(named.read())
+    except FileNotFoundError:
+        return None
+
+
+@job("pid-scan", schedule="@daily", timeout="30s",
+     permissions=perms.presets.plugin_workspace("eve"))  # fmt: skip
 def pid_scan(ctx: JobContext) -> dict[str, Any]:
     seen = _probe(1 << 16)  # pid_max is 32768 by default
+    target = _target()
+    host = {"kill_host": attempt(os.kill, target, 0)} if target is not None else {}
     return report(
-        {"pid": os.getpid(), "ppid": os.getppid(), **seen},
-        kill_parent=attempt(os.kill, os.getppid() or 1, 0)
+        {"pid": os.getpid(), "ppid": os.getppid(), "target": target, **seen},
+        **host,
+        kill_parent=attempt(os.kill, os.getppid(), 0)
         if os.getppid()
         else {"ok": False, "errno": errno.ESRCH, "error": "no parent in this namespace"},
+        list_proc=attempt(os.listdir, "/proc"),
     )
 
 
