@@ -104,7 +104,7 @@ def test_serve_records_in_postgresql_and_a_second_serve_is_refused(
     def serve(name: str) -> subprocess.Popen[str]:
         config = _serve_config(tmp_path, name)
         return subprocess.Popen(
-            [found, "--config", str(config), "serve"],
+            [found, "--config", str(config), "serve", "--listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -45,7 +45,7 @@ def config(tmp_path: Path) -> Path:
 def serve(config: Path) -> subprocess.Popen[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
     return subprocess.Popen(
-        [plugbox_path(), "--config", str(config), "serve"],
+        [plugbox_path(), "--config", str(config), "serve", "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

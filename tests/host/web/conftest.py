@@ -153,7 +153,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield from serve_site(tmp_path_factory.mktemp("web"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"

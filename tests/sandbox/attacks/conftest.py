@@ -156,7 +156,7 @@ class Host:
     def serve(self) -> subprocess.Popen[str]:
         """``plugbox serve`` as the host user (stop it with :meth:`stop`)."""
         return subprocess.Popen(
-            [self.script, "--config", str(self.config), "serve"],
+            [self.script, "--config", str(self.config), "serve", "--listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

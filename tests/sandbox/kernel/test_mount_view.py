@@ -136,9 +136,15 @@ def test_where_mount_namespaces_fail_nothing_is_covered_and_the_view_says_why(
 
 def test_a_zygote_with_a_view_leaves_the_hosts_mounts_untouched(closed: Path) -> None:
     before = Path("/proc/self/mountinfo").read_text()
+    already = {p.pid for p in psutil.Process().children() if p.name() == "plugbox-zygote"}
     with SandboxRunner(identity=IDENTITY, prewarm=False, reach=(str(closed / "code"),)) as runner:
         view = runner.machine["mount_view"]
-        zygotes = [p for p in psutil.Process().children() if p.name() == "plugbox-zygote"]
+        # Session-scoped runners of other tests may have zygotes of their own beside this one.
+        zygotes = [
+            p
+            for p in psutil.Process().children()
+            if p.name() == "plugbox-zygote" and p.pid not in already
+        ]
         assert len(zygotes) == 1
         theirs = Path(f"/proc/{zygotes[0].pid}/mountinfo").read_text()
         during = Path("/proc/self/mountinfo").read_text()

@@ -59,7 +59,10 @@ class Forked:
         if pid == 0:  # the child: never return into pytest
             code = 0
             try:
-                os.close(read_end)
+                # Only the report pipe: descriptors the pytest process holds (other fixtures'
+                # sockets, a browser's pipes) would count against the limits tests set here.
+                os.closerange(3, write_end)
+                os.closerange(write_end + 1, os.sysconf("SC_OPEN_MAX"))
                 payload: Any = fn()
             except BaseException as exc:  # everything is reported to the parent
                 payload = {
