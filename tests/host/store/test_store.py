@@ -92,6 +92,7 @@ def test_record_bounds_log_and_output() -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(store_pkg.__all__) == [
+        "DeliveryLog",
         "JobStats",
         "LATEST_VERSION",
         "MemoryRunStore",
@@ -104,6 +105,8 @@ def test_public_api_is_pinned() -> None:
         "SqlRunStore",
         "StoreClosedError",
         "Trigger",
+        "WebhookAttempt",
+        "WebhookDelivery",
     ]
 
 

@@ -22,6 +22,7 @@ from plugbox.host.cli_jobs import jobs
 from plugbox.host.cli_plugins import plugins
 from plugbox.host.cli_runs import runs
 from plugbox.host.cli_text import text
+from plugbox.host.cli_webhooks import webhooks
 from plugbox.host.scaffold import ScaffoldError, create_project
 from plugbox.sandbox.doctor import diagnose
 
@@ -122,3 +123,4 @@ def serve(ctx: click.Context) -> None:
 main.add_command(plugins)
 main.add_command(jobs)
 main.add_command(runs)
+main.add_command(webhooks)

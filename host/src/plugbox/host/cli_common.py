@@ -72,7 +72,7 @@ def open_host(ctx: click.Context) -> Iterator[Host]:
     host = Host(config)
     try:
         yield host
-    except (UnknownJobError, RunLookupError) as err:
+    except (UnknownJobError, RunLookupError, ConfigError) as err:
         fail(str(err).strip("'\""))
     finally:
         host.close()

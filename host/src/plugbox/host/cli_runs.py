@@ -12,7 +12,9 @@ from rich.text import Text
 
 from plugbox.host.cli_common import STATUS_STYLE, console, open_host, print_json
 from plugbox.host.cli_text import dumps, text
+from plugbox.host.cli_webhooks import print_deliveries
 from plugbox.host.store import RunRecord
+from plugbox.host.store.records import SUMMARY_EXCLUDED
 
 #: Characters of output shown by ``runs show``; ``--json`` has all that was kept.
 OUTPUT_TAIL_CHARS = 2_000
@@ -37,8 +39,13 @@ def runs_list(
     with open_host(ctx) as host:
         records = host.store.list(job=job, status=status, limit=limit)  # type: ignore[arg-type]
         if as_json:
-            excluded = {"log", "output", "events"}
-            print_json({"runs": [r.model_dump(mode="json", exclude=excluded) for r in records]})
+            print_json(
+                {
+                    "runs": [
+                        r.model_dump(mode="json", exclude=set(SUMMARY_EXCLUDED)) for r in records
+                    ]
+                }
+            )
             return
         # The id is what `runs show` takes: never cut it short, fold it if the terminal is narrow.
         run_column = Column("run", overflow="fold", min_width=32)
@@ -67,10 +74,14 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run in full: result, error, log, events, resources, enforcement."""
     with open_host(ctx) as host:
         record = host.store.get(host.store.resolve_id(run_id))
+        sent = host.deliveries.list(run_id=record.run_id)
         if as_json:
-            print_json(record.model_dump(mode="json"))
+            webhooks = [d.model_dump(mode="json") for d in sent]
+            print_json({**record.model_dump(mode="json"), "webhooks": webhooks})
             return
         print_record(record)
+        if sent:
+            print_deliveries(sent)
 
 
 def print_record(record: RunRecord) -> None:

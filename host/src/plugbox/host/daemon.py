@@ -77,6 +77,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
+        self.host.start_webhooks(resume=True, emit=emit)
         store = self.host.store
         recovered = store.mark_interrupted(
             self.host.config.host_id, "the host stopped while the run was active"
@@ -344,6 +345,7 @@ class Daemon:
             store.update(record)
         else:
             store.add(record)
+        self.host.finished(record)
         return record
 
     def _fire_for(self, record: RunRecord) -> Fire:

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from plugbox.host.config.webhooks import WebhookConfig
 from plugbox.sandbox.run_identity import RUN_ID
 from plugbox.sdk import parse_duration_ms, parse_schedule
 from plugbox.sdk.manifest import ID_PATTERN
@@ -156,6 +157,7 @@ class HostConfig(_Frozen):
     )
     plugins: Mapping[PluginId, PluginConfig] = Field(default_factory=dict)
     jobs: Mapping[JobKey, JobOverride] = Field(default_factory=dict)
+    webhooks: tuple[WebhookConfig, ...] = Field((), description="[[webhooks]]: run reports")
 
     _source: Path | None = PrivateAttr(None)
 

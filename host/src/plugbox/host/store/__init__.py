@@ -16,9 +16,13 @@ from plugbox.host.store.records import RunRecord as RunRecord
 from plugbox.host.store.records import RunStatus as RunStatus
 from plugbox.host.store.records import Trigger as Trigger
 from plugbox.host.store.sql import SqlRunStore as SqlRunStore
+from plugbox.host.store.webhooks import DeliveryLog as DeliveryLog
+from plugbox.host.store.webhooks import WebhookAttempt as WebhookAttempt
+from plugbox.host.store.webhooks import WebhookDelivery as WebhookDelivery
 
 __all__ = [
     "LATEST_VERSION",
+    "DeliveryLog",
     "JobStats",
     "MemoryRunStore",
     "RunExistsError",
@@ -30,4 +34,6 @@ __all__ = [
     "SqlRunStore",
     "StoreClosedError",
     "Trigger",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

@@ -121,9 +121,63 @@ def _v2_denials(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE runs ADD COLUMN denials JSON"))
 
 
+def _v3_webhooks_and_last_success(conn: Connection) -> None:
+    metadata = MetaData()
+    # One row per (run, event, receiver): the delivery queue itself, so a delivery outlives the
+    # process that made it (docs/adr/0015-webhook-delivery.md).
+    Table(
+        "webhook_deliveries",
+        metadata,
+        Column("delivery_id", String(64), primary_key=True),
+        Column("run_id", String(64), nullable=False),
+        Column("job", String(255), nullable=False),
+        Column("event", String(32), nullable=False),
+        Column("url", Text, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at_us", BigInteger, nullable=False),
+        Column("next_attempt_us", BigInteger),
+        Column("give_up_at_us", BigInteger, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("leased_until_us", BigInteger),
+        Column("reason", Text),
+        Index("ix_webhook_deliveries_run", "run_id"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_us"),
+        Index("ix_webhook_deliveries_created", "created_at_us"),
+    )
+    Table(
+        "webhook_attempts",
+        metadata,
+        Column("delivery_id", String(64), primary_key=True),
+        Column("attempt", Integer, primary_key=True, autoincrement=False),
+        Column("at_us", BigInteger, nullable=False),
+        Column("duration_ms", BigInteger, nullable=False),
+        Column("status_code", Integer),
+        Column("error", Text),
+        Column("next_retry_us", BigInteger),
+    )
+    metadata.create_all(conn)
+    # Read by the metrics scrape instead of aggregating every stored run (ADR 0014); filled in
+    # for history written before it.
+    conn.execute(text("ALTER TABLE job_state ADD COLUMN last_success_us BIGINT"))
+    conn.execute(
+        text(
+            "INSERT INTO job_state (job, paused) SELECT DISTINCT job, 0 FROM runs"
+            " WHERE status = 'success' AND job NOT IN (SELECT job FROM job_state)"
+        )
+    )
+    conn.execute(
+        text(
+            "UPDATE job_state SET last_success_us = (SELECT max(finished_at_us) FROM runs"
+            " WHERE runs.job = job_state.job AND runs.status = 'success')"
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and job state", _v1_runs_and_job_state),
     Migration(2, "the runtime calls each run was refused", _v2_denials),
+    Migration(3, "webhook deliveries and each job's last success", _v3_webhooks_and_last_success),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

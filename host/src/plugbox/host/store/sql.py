@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     create_engine,
     delete,
     event,
@@ -62,7 +63,7 @@ OPEN_RETRY_S = 10.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_WRITE = "plugbox_write"
+_WRITE = "plugbox_write"  # also used by store.webhooks
 _ACTIVE = sorted(ACTIVE_STATUSES)
 
 # The schema as of migrations.LATEST_VERSION, for queries only; migrations create it.
@@ -105,6 +106,7 @@ job_state = Table(
     Column("job", String(255), primary_key=True),
     Column("paused", Boolean, nullable=False),
     Column("last_fire_us", BigInteger),
+    Column("last_success_us", BigInteger),
 )
 
 _PLAIN = (
@@ -161,6 +163,22 @@ def _from_row(row: RowMapping) -> RunRecord:
         value = row[f"{name}_us"]
         data[name] = None if value is None else from_us(value)
     return RunRecord.model_validate(data)
+
+
+def _note_success(conn: Connection, record: RunRecord) -> None:
+    """Keep ``job_state.last_success_us`` in the transaction that records the success, so it is
+    true for every process writing runs and a scrape reads one row per job (ADR 0014)."""
+    if record.status != "success" or record.finished_at is None:
+        return
+    when = to_us(record.finished_at)
+    # CASE, not two-argument max(): portable, and a NULL (never succeeded) compares false.
+    latest = job_state.c.last_success_us
+    later = case((latest >= when, latest), else_=when)
+    done = conn.execute(
+        update(job_state).where(job_state.c.job == record.job).values(last_success_us=later)
+    )
+    if done.rowcount == 0:
+        conn.execute(insert(job_state).values(job=record.job, paused=False, last_success_us=when))
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -251,6 +269,7 @@ class SqlRunStore:
         try:
             with self._write() as conn:
                 conn.execute(insert(runs).values(_to_row(record)))
+                _note_success(conn, record)
         except IntegrityError as err:
             raise RunExistsError(record.run_id) from err
 
@@ -261,6 +280,7 @@ class SqlRunStore:
             )
             if done.rowcount == 0:
                 raise RunLookupError(record.run_id)
+            _note_success(conn, record)
 
     def get(self, run_id: str) -> RunRecord:
         with self._read() as conn:
@@ -403,6 +423,13 @@ class SqlRunStore:
 
     def set_last_fire(self, job: str, when: datetime) -> None:
         self._set_job_state(job, last_fire_us=to_us(utc(when, "when")))
+
+    def last_successes(self) -> dict[str, datetime]:
+        with self._read() as conn:
+            query = select(job_state.c.job, job_state.c.last_success_us).where(
+                job_state.c.last_success_us.is_not(None)
+            )
+            return {job: from_us(value) for job, value in conn.execute(query)}
 
     def last_fire(self, job: str) -> datetime | None:
         with self._read() as conn:
