@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
+from plugbox.host.metrics import HostMetrics, ServeSnapshot
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
 from plugbox.host.store import RunRecord
@@ -71,6 +72,8 @@ class Daemon:
         self._stopping = threading.Event()
         self._reload = threading.Event()
         self._workers: list[threading.Thread] = []
+        self.metrics = HostMetrics(lambda: host.store, self.snapshot)
+        host.listeners.append(self.metrics.observe_run)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def run(self) -> int:
@@ -149,6 +152,21 @@ class Daemon:
 
     def plan_keys(self) -> list[str]:
         return [f"{p.manifest.id}:{j.id}" for p in self.host.plugins for j in p.manifest.jobs]
+
+    def snapshot(self) -> ServeSnapshot:
+        """The scheduler's state for a metrics scrape; never starts discovery itself."""
+        discovered = "discovery" in self.host.__dict__
+        keys = self.plan_keys() if discovered else []
+        with self._lock:
+            fires = {key: self.plan.next_fire(key) for key in keys}
+            busy = sum(len(runs) for runs in self._active.values())
+        return ServeSnapshot(
+            queue_depth=self._queue.qsize(),
+            workers_busy=busy,
+            next_fires={key: fire.due_at for key, fire in fires.items() if fire is not None},
+            plugins_loaded=len(self.host.plugins) if discovered else 0,
+            plugin_load_errors=len(self.host.problems) if discovered else 0,
+        )
 
     def _load(self, *, starting: bool, rescan: bool = False) -> list[Fire]:
         if rescan:
@@ -267,6 +285,7 @@ class Daemon:
                 emit("worker_error", job=fire.job)
 
     def _run(self, fire: Fire) -> None:
+        self.metrics.observe_lag((datetime.now(UTC) - fire.due_at).total_seconds())
         plugin_id, _, job_id = fire.job.partition(":")
         try:
             plugin = self.host.plugin(plugin_id)

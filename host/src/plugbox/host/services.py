@@ -58,7 +58,13 @@ class Host:
             return
         keys = load_secrets(self.config)
         self._notifier = Notifier(
-            self.config.webhooks, keys, self.store, self.deliveries, resume=resume, emit=emit
+            self.config.webhooks,
+            keys,
+            self.store,
+            self.deliveries,
+            resume=resume,
+            emit=emit,
+            keep_days=self.config.retention.days,
         )
 
     def finished(self, record: RunRecord) -> None:

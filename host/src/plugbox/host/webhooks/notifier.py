@@ -54,6 +54,8 @@ POLL_S = 2.0
 #: Deliveries claimed per look; each is sent before the next is claimed.
 CLAIM_BATCH = 10
 USER_AGENT = "plugbox-webhooks/0.1"
+#: A resuming sender removes finished deliveries older than the retention this often.
+PRUNE_EVERY_S = 3600.0
 #: How long a resuming sender's stop waits for the attempt in flight.
 SHUTDOWN_JOIN_S = 2.0
 
@@ -83,6 +85,7 @@ class Notifier:
         resume: bool,
         emit: Emit | None = None,
         rng: random.Random | None = None,
+        keep_days: int = 0,
     ) -> None:
         self._hooks = {hook.url: hook for hook in webhooks}
         self._keys = dict(keys)
@@ -91,6 +94,8 @@ class Notifier:
         self._resume = resume
         self._emit = emit or _no_emit
         self._rng = rng or random.Random()
+        self._keep = timedelta(days=keep_days) if keep_days else None
+        self._next_prune = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Condition()
@@ -151,6 +156,7 @@ class Notifier:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self._prune()
                 sent = self._send_due()
                 wait = 0.0 if sent else self._idle_wait()
             except Exception:  # a store hiccup must not end delivery for the process's lifetime
@@ -159,6 +165,16 @@ class Notifier:
             if wait > 0:
                 self._wake.wait(wait)
             self._wake.clear()
+
+    def _prune(self) -> None:
+        # Finished deliveries follow the run history's retention (days); the resuming sender,
+        # the one long-lived process, does it.
+        if not self._resume or self._keep is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
+        removed = self._log.prune(datetime.now(UTC) - self._keep)
+        if removed:
+            self._emit("webhooks_pruned", deliveries=removed)
 
     def _scope(self) -> set[str] | None:
         if self._resume:
