@@ -4,7 +4,8 @@ Run: ``.venv/bin/python tests/benchmarks/bench_metrics.py``. Fills a SQLite run 
 100,000 finished runs of 1,000 jobs, gives the host's metrics every series a busy host would have
 (every job has finished runs in this process: counters and both histograms for 1,000 jobs, a next
 fire and a last success each), then renders the exposition as scrapes do. Prints one JSON
-object: ``render_p50_ms``/``render_p99_ms`` (a fresh render each time), ``metrics_p99_ms``
+object: ``render_p50_ms``/``render_p99_ms`` (a fresh render each time, wall clock),
+``render_cpu_p50_ms`` (its CPU time, which the machine's other load does not inflate), ``metrics_p99_ms``
 (scrapes as served: one render serves a second of them), ``body_bytes``, ``series`` and the
 machine's load. The target for the whole request is p99 <= 50 ms; this is the part plugbox adds
 to the HTTP stack's own.
@@ -80,12 +81,14 @@ def fill(store: SqlRunStore, start: datetime) -> list[RunRecord]:
     return [store.get(row["run_id"]) for row in rows[-5 * JOBS :]]
 
 
-def timed(render: Callable[[], object], times: int) -> list[float]:
+def timed(
+    render: Callable[[], object], times: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
     timings = []
     for _ in range(times):
-        began = time.perf_counter()
+        began = clock()
         render()
-        timings.append((time.perf_counter() - began) * 1000)
+        timings.append((clock() - began) * 1000)
     return sorted(timings)
 
 
@@ -114,6 +117,8 @@ def main() -> None:
         cached = timed(metrics.render_metrics, SCRAPES * 10)
         metrics.max_age_s = 0
         fresh = timed(metrics.render_metrics, SCRAPES)
+        # CPU time of this thread: what a render costs without the machine's other load.
+        cpu = timed(metrics.render_metrics, SCRAPES // 4, time.thread_time)
         store.close()
     series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
     result = {
@@ -121,7 +126,8 @@ def main() -> None:
         "runs_stored": RUNS,
         "render_p50_ms": round(statistics.median(fresh), 2),
         "render_p99_ms": p99(fresh),
-        "metrics_p99_ms": p99(cached),
+        "render_cpu_p50_ms": round(statistics.median(cpu), 2),
+        "metrics_p99_ms": round(cached[max(0, int(0.99 * len(cached)) - 1)], 3),
         "body_bytes": len(body),
         "series": series,
         "load_avg_1m": round(os.getloadavg()[0], 2),

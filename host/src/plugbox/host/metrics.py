@@ -18,6 +18,8 @@ can hold two hosts' metrics side by side.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +44,9 @@ MEMORY_BUCKETS = tuple(
 )
 #: How late a run started after it was due, seconds; the target is under 50 ms.
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
+
+#: A rendered exposition is served again for this long (seconds) before it is rendered anew.
+MAX_AGE_S = 1.0
 
 # The *_created series would double every counter and histogram, and nothing here uses them.
 # This process is plugbox's own, so switching them off process-wide is ours to decide.
@@ -113,31 +118,31 @@ class HostMetrics:
         self, store: Callable[[], RunStore], snapshot: Callable[[], ServeSnapshot]
     ) -> None:
         self.registry = CollectorRegistry()
-        run_labels = ["plugin", "job"]
         self.runs = Counter(
             "plugbox_runs_total",
             "Runs this host finished, by outcome and by what started them",
             ["plugin", "job", "status", "trigger"],
             registry=self.registry,
         )
+        # The histograms carry no labels: per job they would be 15 series each for every job
+        # (30,000 lines at 1,000 jobs, seconds to render); per-job percentiles are in
+        # GET /jobs/stats, from the store.
         self.duration = Histogram(
             "plugbox_run_duration_seconds",
             "Wall time of each run this host finished",
-            run_labels,
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
         self.peak_memory = Histogram(
             "plugbox_run_peak_memory_bytes",
             "Peak resident memory of each run's process tree",
-            run_labels,
             buckets=MEMORY_BUCKETS,
             registry=self.registry,
         )
         self.cpu = Counter(
             "plugbox_run_cpu_seconds_total",
-            "CPU time (user + system) the runs of each job used",
-            run_labels,
+            "CPU time (user + system) the runs of each plugin used",
+            ["plugin"],
             registry=self.registry,
         )
         self.kills = Counter(
@@ -159,17 +164,21 @@ class HostMetrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(store, snapshot))
+        #: How long one render serves later scrapes (seconds); 0 renders every time.
+        self.max_age_s = MAX_AGE_S
+        self._render_lock = threading.Lock()
+        self._rendered: dict[str, tuple[float, bytes, str]] = {}  # encoding -> (at, body, type)
 
     def observe_run(self, record: RunRecord) -> None:
         """Count one finished run (a :attr:`Host.listeners` entry)."""
         plugin, job = record.plugin_id, record.job
         self.runs.labels(plugin, job, record.status, record.trigger).inc()
         if record.duration_ms is not None:
-            self.duration.labels(plugin, job).observe(record.duration_ms / 1000)
+            self.duration.observe(record.duration_ms / 1000)
         if record.peak_memory_mb is not None:
-            self.peak_memory.labels(plugin, job).observe(record.peak_memory_mb * 1024 * 1024)
+            self.peak_memory.observe(record.peak_memory_mb * 1024 * 1024)
         if record.cpu_ms:
-            self.cpu.labels(plugin, job).inc(record.cpu_ms / 1000)
+            self.cpu.labels(plugin).inc(record.cpu_ms / 1000)
         if record.kill_reason:
             self.kills.labels(record.kill_reason).inc()
         for denial in record.denials:
@@ -187,4 +196,15 @@ class HostMetrics:
         classic text format 0.0.4, which every Prometheus reads.
         """
         encoder, content_type = choose_encoder(accept)
-        return encoder(self.registry), content_type
+        # One render serves every scrape for MAX_AGE_S: with 1,000 jobs a render is thousands
+        # of lines of Python formatting, and a scraper (or a dashboard's burst) asking again
+        # within the second learns nothing new. The lock makes concurrent scrapes wait for one
+        # render instead of each doing its own.
+        with self._render_lock:
+            cached = self._rendered.get(content_type)
+            now = time.monotonic()
+            if cached is not None and now - cached[0] < self.max_age_s:
+                return cached[1], cached[2]
+            body = encoder(self.registry)
+            self._rendered[content_type] = (time.monotonic(), body, content_type)
+            return body, content_type

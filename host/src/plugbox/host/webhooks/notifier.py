@@ -111,7 +111,9 @@ class Notifier:
         hooks = [hook for hook in self._hooks.values() if wants_job(hook, record.job)]
         if not hooks:
             return []
-        events = events_for(record, self._previous)
+        # The previous run is looked up (one indexed query) only when someone wants recoveries.
+        wants_recovery = any("run.recovered" in hook.events for hook in hooks)
+        events = events_for(record, self._previous if wants_recovery else _no_previous)
         now = datetime.now(UTC)
         new = []
         for event in events:
@@ -311,6 +313,10 @@ class Notifier:
     @property
     def longest_timeout_s(self) -> float:
         return max((h.timeout_ms for h in self._hooks.values()), default=0) / 1000
+
+
+def _no_previous(_record: RunRecord) -> None:
+    return None
 
 
 def _gave_up(hook: WebhookConfig, attempts: int) -> str:
