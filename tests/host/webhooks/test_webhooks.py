@@ -237,7 +237,9 @@ def test_a_receiver_that_never_answers_does_not_delay_fires(home: Path, receiver
         events = stop(process)
     # The sender is stuck on its first request for the whole test...
     assert len(receiver.of("/silent")) == 1
-    # ...while every fire started on time (a generous bound: normally a few milliseconds).
+    # ...while every fire started on time. The bound is generous (normally a few milliseconds;
+    # a shared CI machine can be slow) and far below the receiver's 60 s timeout, which a
+    # sender blocking the scheduler or its workers would add.
     fired = [e for e in events if e["event"] == "fired"]
     assert len(fired) >= 6
     late = [
@@ -246,7 +248,7 @@ def test_a_receiver_that_never_answers_does_not_delay_fires(home: Path, receiver
         ).total_seconds()
         for e in fired
     ]
-    assert max(late) < 1.0, late
+    assert max(late) < 5.0, late
     (left,) = [e for e in events if e["event"] == "webhooks_left_pending"]
     assert left["deliveries"] >= 5  # kept in the store for the next start, not lost
 
