@@ -162,11 +162,12 @@ def test_serve_delivers_on_the_third_attempt_and_every_attempt_is_logged(
     assert body["data"]["job"] == "example:hello-cron" and body["data"]["status"] == "success"
     assert "log" not in body["data"] and "output" not in body["data"]  # a summary
 
-    shown = json.loads(plugbox(config, "runs", "show", done["run_id"], "--json").stdout)
-    assert shown["webhooks"][0]["delivery_id"] == done["delivery_id"]
-    assert [a["status_code"] for a in shown["webhooks"][0]["attempts"]] == [500, 500, 200]
-    text = plugbox(config, "webhooks", "log", "--run", done["run_id"][:12]).stdout
-    assert done["delivery_id"] in text and "attempt 3" in text and "delivered" in text
+    (logged,) = deliveries(config, "--run", done["run_id"][:12])
+    assert logged == done
+    for command in (("webhooks", "log", "--run", done["run_id"]), ("runs", "show", done["run_id"])):
+        text = plugbox(config, *command).stdout
+        assert done["delivery_id"] in text and "attempt 3" in text and "delivered" in text
+        assert text.count("500") >= 2 and "200" in text
 
 
 def test_jobs_run_makes_the_first_attempt_and_serve_carries_on(home: Path, receiver: Any) -> None:

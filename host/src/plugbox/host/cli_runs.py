@@ -74,12 +74,13 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run in full: result, error, log, events, resources, enforcement."""
     with open_host(ctx) as host:
         record = host.store.get(host.store.resolve_id(run_id))
-        sent = host.deliveries.list(run_id=record.run_id)
         if as_json:
-            webhooks = [d.model_dump(mode="json") for d in sent]
-            print_json({**record.model_dump(mode="json"), "webhooks": webhooks})
+            # Exactly the run record, as GET /runs/{id} returns it; its webhook deliveries are
+            # `plugbox webhooks log --run ID --json`.
+            print_json(record.model_dump(mode="json"))
             return
         print_record(record)
+        sent = host.deliveries.list(run_id=record.run_id)
         if sent:
             print_deliveries(sent)
 
