@@ -71,7 +71,7 @@ def fill(store: SqlRunStore, start: datetime) -> list[RunRecord]:
         )
     with store.engine.begin() as conn:
         conn.execute(insert(runs), rows)
-        # As migration 3 fills job_state.last_success_us for history written before it.
+        # As migration 4 fills job_state.last_success_us for history written before it.
         conn.execute(
             text(
                 "INSERT INTO job_state (job, paused, last_success_us) SELECT job, 0,"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,15 +26,28 @@ def test_doctor_json_reports_every_layer_active_here() -> None:
     layers = {layer["name"]: layer for layer in report["layers"]}
     assert {"landlock", "seccomp", "pid namespace", "cgroups", "openat2"} <= set(layers)
     inactive = [name for name, layer in layers.items() if not layer["active"]]
-    # The run uid depends on where Python lives, not on the kernel: on this project's machines
-    # it sits under /root (0700), and doctor must then say so and name the path.
-    if "run uid" in inactive:
-        assert "jobs run as uid 0 with no capability" in layers["run uid"]["detail"]
-        assert sys.base_prefix.split("/")[1] in layers["run uid"]["detail"]
-        inactive.remove("run uid")
     assert inactive == [], f"layers not active on this machine: {inactive}"
     assert "ABI" in layers["landlock"]["detail"]
     assert set(report["capabilities"].values()) == {"kernel"}
+
+
+def test_doctor_says_which_folder_the_mount_view_opens_for_the_run_uid() -> None:
+    """Python lives under /root (0700) on this project's machines: doctor names the way round."""
+    if os.geteuid() != 0:
+        pytest.skip("the run uid is a root host's")
+    out = subprocess.run(
+        [plugbox(), "doctor", "--json"], check=True, capture_output=True, text=True
+    )
+    layer = next(x for x in json.loads(out.stdout)["layers"] if x["name"] == "run uid")
+    assert layer["active"], layer
+    assert "jobs run as uid 65532" in layer["detail"]
+    closed = [
+        folder
+        for folder in ("/root", "/home")
+        if sys.base_prefix.startswith(folder + "/") and not os.stat(folder).st_mode & 0o001
+    ]
+    for folder in closed:
+        assert f"lets it pass {folder}" in layer["detail"], layer
 
 
 def test_doctor_hints_at_favordynmods_exactly_when_no_cgroup_mount_has_it() -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -192,3 +193,21 @@ def test_doctor_agrees_with_the_run_record(doctor: dict[str, Any], record: dict[
     assert layers["cgroups"]["active"] is False
     assert "user namespace" in layers["network namespace"]["detail"]
     assert doctor["capabilities"] == {name: record["enforcement"][name] for name in CAPABILITIES}
+
+
+def test_plugins_are_remembered_in_the_users_own_state_dir(
+    setup: tuple[pwd.struct_passwd, str, Path],
+) -> None:
+    user, _, home = setup
+    first = plugbox(setup, "plugins", "list")
+    cache = home / "state" / "discovery-cache.json"
+    written = cache.stat()
+    assert (written.st_uid, stat.S_IMODE(written.st_mode)) == (user.pw_uid, 0o600)
+    assert plugbox(setup, "plugins", "list") == first
+    served = cache.stat()
+    # Answered from the file, which was not rewritten: nothing was imported again.
+    assert (served.st_ino, served.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    if os.geteuid() == 0:
+        os.chown(cache, 0, 0)  # a file this user does not own is not trusted...
+        assert plugbox(setup, "plugins", "list") == first
+        assert cache.stat().st_uid == user.pw_uid  # ...it is ignored and replaced

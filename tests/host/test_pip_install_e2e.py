@@ -30,6 +30,20 @@ broken = "plugbox_broken"
 packages = ["plugbox_broken"]
 """
 
+FIXED_PLUGIN = """
+from plugbox.sdk import define_manifest, hookimpl, job
+
+
+@job("tick", schedule="@daily")
+def tick(ctx):
+    return None
+
+
+@hookimpl
+def plugbox_manifest():
+    return define_manifest(id="broken", version="0.2.0", name="Fixed", jobs=[tick])
+"""
+
 
 @pytest.mark.slow
 def test_operator_installs_host_and_plugins_with_pip(tmp_path: Path) -> None:
@@ -79,3 +93,27 @@ def test_operator_installs_host_and_plugins_with_pip(tmp_path: Path) -> None:
     assert record["status"] == "success"
     assert record["enforcement"]["mode"] == "sandbox"
     assert (workspace / ".plugbox" / "example" / "cron.log").read_text() == "run 1\n"
+
+    # The broken plugin's failure is remembered (it is not imported again for every command)
+    # until pip upgrades it: the fixed release loads on the next command.
+    (broken / "pyproject.toml").write_text(BROKEN_PYPROJECT.replace("0.1.0", "0.2.0"))
+    (broken / "plugbox_broken" / "__init__.py").write_text(FIXED_PLUGIN)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(broken),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
+    listed = subprocess.run(
+        [*plugbox, "plugins", "list", "--json"], capture_output=True, text=True, env=env, check=True
+    )
+    report = json.loads(listed.stdout)
+    assert sorted(p["id"] for p in report["plugins"]) == ["broken", "example"], report
+    assert report["problems"] == []

@@ -16,6 +16,7 @@ from plugbox.host.config import (
     ENV_OVERRIDES,
     ConfigError,
     HostConfig,
+    HttpConfig,
     JobOverride,
     PluginConfig,
     RetentionConfig,
@@ -202,13 +203,21 @@ def test_every_key_and_variable_is_documented() -> None:
     keys = {
         "state_dir", "database_url", "workspace", "workers", "host_id", "shutdown_grace",
         "disabled_plugins", "plugin_paths", "retention", "days", "per_job", "plugins.<id>", "enabled",
-        "run_uid", "webhooks", "url", "events", "secret_env", "timeout", "retry_for",
+        "run_uid", "http", "listen", "metrics_public", "webhooks", "url", "events", "secret_env",
+        "timeout", "retry_for",
         "permissions", 'jobs."<plugin>:<job>"', "schedule", "timezone", "quotas",
     }  # fmt: skip
     for key in keys | set(ENV_OVERRIDES) | {"PLUGBOX_CONFIG"}:
         assert f"`{key}`" in text, f"{key} is not documented in docs/configuration.md"
     documented = {key.split(".")[0] for key in keys}
-    for model in (HostConfig, RetentionConfig, PluginConfig, JobOverride, WebhookConfig):
+    for model in (
+        HostConfig,
+        RetentionConfig,
+        HttpConfig,
+        PluginConfig,
+        JobOverride,
+        WebhookConfig,
+    ):
         for name, field in model.model_fields.items():
             assert (field.validation_alias or name) in documented | keys, name
 
@@ -263,11 +272,7 @@ def test_empty_variables(env: dict[str, str], write: Callable[..., Path]) -> Non
         ("PLUGBOX_DISABLED_PLUGINS", "ok,Not OK", "not a plugin id"),
         ("PLUGBOX_DATABASE_URL", "mysql://x/y", "unsupported database"),
         ("PLUGBOX_DATABASE_URL", "not a url", "not a database URL"),
-        (
-            "PLUGBOX_DATABASE_URL",
-            "postgresql://db/plugbox",
-            "PostgreSQL run stores are not supported yet",
-        ),
+        ("PLUGBOX_DATABASE_URL", "postgresql+psycopg2://db/plugbox", "psycopg 3"),
     ],
 )
 def test_a_bad_environment_value_names_the_variable(
@@ -278,6 +283,25 @@ def test_a_bad_environment_value_names_the_variable(
     found = problems_of(error)
     assert list(found) == [f"environment variable {variable}"]
     assert reason in found[f"environment variable {variable}"]
+
+
+def test_a_postgresql_url_is_kept_as_written(
+    env: dict[str, str], write: Callable[..., Path]
+) -> None:
+    url = "postgresql://plugbox:hunter2@db.internal:5432/plugbox"
+    assert load_config(write(FULL), env={**env, "PLUGBOX_DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://plugbox:hunter2@db/plugbox", "postgresql+pg8000://plugbox:hunter2@db/x"]
+)
+def test_a_refused_url_is_quoted_without_its_password(
+    env: dict[str, str], write: Callable[..., Path], url: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(FULL), env={**env, "PLUGBOX_DATABASE_URL": url})
+    assert "hunter2" not in str(error.value)
+    assert "unsupported database" in str(error.value)
 
 
 # -- bad files ----------------------------------------------------------------------------

@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import inspect, select
 
 import plugbox.host.store as store_pkg
 from plugbox.host.store import (
@@ -22,6 +21,7 @@ from plugbox.host.store import (
     SchemaTooNewError,
     SqlRunStore,
     StoreClosedError,
+    dialect,
     migrations,
 )
 from plugbox.host.store import sql as sql_store
@@ -96,17 +96,23 @@ def test_public_api_is_pinned() -> None:
         "JobStats",
         "LATEST_VERSION",
         "MemoryRunStore",
+        "PauseState",
+        "RunCursor",
         "RunExistsError",
         "RunLookupError",
         "RunRecord",
         "RunStatus",
         "RunStore",
+        "SchedulerTakenError",
         "SchemaTooNewError",
         "SqlRunStore",
         "StoreClosedError",
+        "StoreUnavailableError",
         "Trigger",
+        "UnsupportedDatabaseError",
         "WebhookAttempt",
         "WebhookDelivery",
+        "redact",
     ]
 
 
@@ -482,9 +488,10 @@ def test_an_empty_file_is_migrated_to_the_schema_queries_use(
             assert columns[column.name]["nullable"] == column.nullable, column.name
     indexes = {i["name"] for i in found.get_indexes("runs")}
     assert {"ix_runs_job_sort_at", "ix_runs_status_sort_at"} <= indexes
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    if store.engine.dialect.name == "sqlite":
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_reopening_applies_nothing_twice(open_sql: Callable[[], SqlRunStore]) -> None:
@@ -508,7 +515,7 @@ def test_a_database_newer_than_the_code_is_refused(
     message = str(caught.value)
     assert f"schema version {LATEST_VERSION + 1}" in message
     assert f"versions up to {LATEST_VERSION}" in message
-    assert "plugbox.db" in message
+    assert ("plugbox.db" if db_url.startswith("sqlite") else "/store_tests?") in message
 
 
 def test_a_failing_migration_leaves_the_old_schema(
@@ -536,12 +543,11 @@ def test_a_failing_migration_leaves_the_old_schema(
 def test_runs_stored_before_denials_were_recorded_read_back_with_none(
     db_url: str, clock: Any
 ) -> None:
-    path = Path(db_url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True)
-    engine = create_engine(db_url)
+    engine = dialect.create(dialect.parse_url(db_url))
     migrations.upgrade(engine, migrations.MIGRATIONS[:1])  # a database from plugbox 0.1.0
     old = make("r-old")
-    row = {k: v for k, v in sql_store._to_row(old).items() if k != "denials"}
+    later = {"denials", "requested_by", "cancelled_by"}  # columns of later migrations
+    row = {k: v for k, v in sql_store._to_row(old).items() if k not in later}
     with engine.begin() as conn:
         conn.execute(sql_store.runs.insert().values(row))
     engine.dispose()
@@ -637,3 +643,35 @@ def test_a_unique_beginning_of_a_run_id_names_the_run(store: RunStore) -> None:
         store.resolve_id("x_%")
     with pytest.raises(RunLookupError, match="no run"):
         store.resolve_id("x%")
+
+
+def test_run_id_prefixes_are_case_sensitive_and_glob_characters_are_plain(
+    store: RunStore,
+) -> None:
+    for run_id in ("abc1", "ABD2", "g*1", "g?2", "g[3]", "h1"):
+        store.add(make(run_id))
+    assert store.resolve_id("AB") == "ABD2"  # SQLite's LIKE would also see abc1
+    assert store.resolve_id("ab") == "abc1"
+    with pytest.raises(RunLookupError, match="no run"):
+        store.resolve_id("aBc")
+    assert store.resolve_id("g*") == "g*1"
+    assert store.resolve_id("g?") == "g?2"
+    assert store.resolve_id("g[") == "g[3]"
+    with pytest.raises(RunLookupError, match="no run"):
+        store.resolve_id("?")
+
+
+def test_nul_characters_in_what_a_job_wrote_are_kept(store: RunStore) -> None:
+    # PostgreSQL refuses NUL in text columns and in jsonb; a job may print one all the same.
+    record = make(
+        "r-nul",
+        output="before\x00after",
+        result={"k\x00": "v\x00"},
+        log=[{"level": "info", "message": "a\x00b", "at": 1.5}],
+    )
+    assert record.output == "before\ufffdafter"  # the same text in every store
+    store.add(record)
+    stored = store.get("r-nul")
+    assert stored == record
+    assert stored.result == {"k\x00": "v\x00"}
+    assert stored.log[0].message == "a\x00b"

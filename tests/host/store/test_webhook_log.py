@@ -6,9 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import column, inspect, table
 
-from plugbox.host.store import DeliveryLog, RunRecord, RunStore, SqlRunStore, WebhookAttempt
+from plugbox.host.store import (
+    DeliveryLog,
+    RunRecord,
+    RunStore,
+    SqlRunStore,
+    WebhookAttempt,
+    dialect,
+)
+from plugbox.host.store import sql as sql_store
 from plugbox.host.store.migrations import MIGRATIONS, upgrade
 from plugbox.host.store.webhooks import NewDelivery
 
@@ -54,26 +62,19 @@ def test_last_success_is_the_latest_finish_of_a_success(store: RunStore) -> None
 def test_an_old_database_is_migrated_and_its_last_successes_filled_in(
     db_url: str, open_sql: Callable[[], SqlRunStore]
 ) -> None:
-    engine = create_engine(db_url)
-    upgrade(engine, MIGRATIONS[:2])  # the schema as plugbox 0.1 left it
-    old = run("1", "success", T0)
+    engine = dialect.create(dialect.parse_url(db_url))
+    upgrade(engine, MIGRATIONS[:3])  # the schema before webhooks and last successes
     with engine.begin() as conn:
-        for record in (old, run("2", "success", T0 + timedelta(minutes=5)), run("3", "failed", T0)):
-            conn.execute(
-                text(
-                    "INSERT INTO runs (run_id, job, plugin_id, job_id, status, trigger, attempt,"
-                    " first_run_id, scheduled_at_us, started_at_us, finished_at_us, sort_at_us,"
-                    " events, events_truncated, log, log_truncated, output, output_truncated)"
-                    " VALUES (:id, 'a:b', 'a', 'b', :status, 'schedule', 1, :id, 0, 0, :fin, 0,"
-                    " '[]', 0, '[]', 0, '', 0)"
-                ),
-                {
-                    "id": record.run_id,
-                    "status": record.status,
-                    "fin": int(record.finished_at.timestamp() * 1_000_000),  # type: ignore[union-attr]
-                },
-            )
-        conn.execute(text("INSERT INTO job_state (job, paused) VALUES ('x:y', 1)"))
+        for record in (
+            run("1", "success", T0),
+            run("2", "success", T0 + timedelta(minutes=5)),
+            run("3", "failed", T0),
+        ):
+            conn.execute(sql_store.runs.insert().values(sql_store._to_row(record)))
+        conn.execute(
+            table("job_state", column("job"), column("paused")).insert(),
+            {"job": "x:y", "paused": True},
+        )
     engine.dispose()
     store = open_sql()
     assert store.last_successes() == {"a:b": T0 + timedelta(minutes=5)}

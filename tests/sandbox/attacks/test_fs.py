@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Host
+from plugbox.sandbox.run_identity import RUN_ID
+
+from .conftest import ROOT, Host
 
 OWN = Path(".plugbox/eve")
 
@@ -112,6 +114,12 @@ def test_hard_links_and_renames_never_carry_a_file_across_grants(host: Host) -> 
     if host.user is not None and os.geteuid() == 0:
         for item in (docs, docs / "readme.txt"):
             os.chown(item, host.user.pw_uid, host.user.pw_gid)
+    if host.kind == ROOT:
+        # A root host's job runs as the run uid, which may hard-link only files it owns
+        # (protected_hardlinks, EPERM): hand it the two targets, so that Landlock is what is
+        # tried here, as on the unprivileged host where the job owns them.
+        for item in (docs / "readme.txt", host.victim / "file.txt"):
+            os.chown(item, RUN_ID, RUN_ID)
     attack = host.attack("fs-links-renames")
     assert attack.control == "eve\n"  # a rename inside its own folder works
     # Landlock: a link or rename that would give the file more rights than it had is EXDEV;

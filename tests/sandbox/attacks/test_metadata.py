@@ -13,6 +13,8 @@ import os
 import stat
 from pathlib import Path
 
+from plugbox.sandbox.run_identity import RUN_ID
+
 from .conftest import ROOT, Host
 
 OUTSIDE = (
@@ -74,7 +76,8 @@ def test_no_set_id_program_can_be_planted(host: Host) -> None:
 def test_a_job_holds_no_capability(host: Host) -> None:
     attack = host.attack("capabilities")
     held = attack.control
-    assert held["uid"][0] == (0 if host.kind == ROOT else host.uid)  # it ran, as this uid
+    # It ran, as this uid: a root host's run uid (test_run_identity.py), else the host user's.
+    assert held["uid"][0] == (RUN_ID if host.kind == ROOT else host.uid)
     sets = ("effective", "permitted", "inheritable", "ambient", "bounding")
     assert {s: held[s] for s in sets} == dict.fromkeys(sets, 0)
     assert held["no_new_privs"] == 1

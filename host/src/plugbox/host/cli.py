@@ -3,9 +3,13 @@
 Exit status: 0 when the command did what was asked; 1 when a run did not succeed; 2 for bad
 input (an unknown job, a bad config file), with a message that says what to do.
 
-One module per view: ``cli_plugins``, ``cli_jobs``, ``cli_runs``; what they share is in
-``cli_common``, and every string a job or a plugin wrote is printed through ``cli_text``, so that
-it reaches the terminal as text and never as markup or a control sequence.
+One module per view: ``cli_plugins``, ``cli_jobs``, ``cli_runs``, ``cli_webhooks``; what they
+share is in ``cli_common``, and every string a job or a plugin wrote is printed through
+``cli_text``, so that it reaches the terminal as text and never as markup or a control sequence.
+
+Start-up is paid by every command, so this module imports click and nothing heavy: the views
+load when their command runs (:class:`~plugbox.host.cli_lazy.LazyGroup`), and the commands
+below import what they need inside their bodies.
 """
 
 from __future__ import annotations
@@ -14,32 +18,51 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
-from rich.text import Text
 
-from plugbox.host.cli_common import console, fail, open_host
-from plugbox.host.cli_jobs import jobs
-from plugbox.host.cli_plugins import plugins
-from plugbox.host.cli_runs import runs
-from plugbox.host.cli_text import text
-from plugbox.host.cli_webhooks import webhooks
-from plugbox.host.scaffold import ScaffoldError, create_project
-from plugbox.sandbox.doctor import diagnose
+from plugbox.host.cli_lazy import LazyGroup
 
 _LEVEL_STYLE = {"kernel": "green", "best-effort": "yellow", "advisory": "red"}
 
+#: Views loaded when one of their commands runs; the help line is checked against each
+#: group's docstring by tests/host/test_cli_lazy.py.
+_VIEWS = {
+    "plugins": ("plugbox.host.cli_plugins:plugins", "Installed plugins and their permissions."),
+    "jobs": ("plugbox.host.cli_jobs:jobs", "Jobs of the installed plugins."),
+    "runs": ("plugbox.host.cli_runs:runs", "Run history."),
+    "tokens": (
+        "plugbox.host.cli_tokens:tokens",
+        "Bearer tokens for the HTTP API (scopes: read < trigger < admin).",
+    ),
+    "webhooks": (
+        "plugbox.host.cli_webhooks:webhooks",
+        "Webhook deliveries ([[webhooks]] in plugbox.toml).",
+    ),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=_VIEWS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
     help="plugbox.toml to use (default: $PLUGBOX_CONFIG or ./plugbox.toml)",
 )
+@click.option(
+    "--db",
+    metavar="URL",
+    help="run store to use, sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
+    " (default: $PLUGBOX_DATABASE_URL, else database_url in plugbox.toml, else"
+    " plugbox.db in the state directory)",
+)
 @click.pass_context
-def main(ctx: click.Context, config: str | None) -> None:
+def main(ctx: click.Context, config: str | None, db: str | None) -> None:
     """plugbox: scheduled plugin jobs in a permission sandbox."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    ctx.obj["db"] = db
 
 
 # -- doctor ---------------------------------------------------------------------------------
@@ -47,6 +70,13 @@ def main(ctx: click.Context, config: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def doctor(as_json: bool) -> None:
     """Show which enforcement layers work on this machine, and what each capability gets."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from plugbox.host.cli_common import console
+    from plugbox.host.cli_text import text
+    from plugbox.sandbox.doctor import diagnose
+
     report = diagnose()
     if as_json:
         click.echo(report.to_json())
@@ -90,6 +120,9 @@ def new(name: str, directory: Path) -> None:
     package (acme_notes) and the distribution (plugbox-acme-notes). Use lowercase letters,
     digits and - or _ between them. Nothing that exists is ever overwritten.
     """
+    from plugbox.host.cli_common import fail
+    from plugbox.host.scaffold import ScaffoldError, create_project
+
     try:
         project = create_project(name, directory)
     except ScaffoldError as err:
@@ -107,20 +140,29 @@ def new(name: str, directory: Path) -> None:
 
 # -- serve --------------------------------------------------------------------------------
 @main.command()
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="where the HTTP API answers (default: [http] listen in plugbox.toml, else 127.0.0.1:8377)",
+)
+@click.option("--no-http", is_flag=True, help="run the scheduler without the HTTP API")
 @click.pass_context
-def serve(ctx: click.Context) -> None:
-    """Run the scheduler in the foreground: fire jobs on their schedules until Ctrl-C.
+def serve(ctx: click.Context, listen: str | None, no_http: bool) -> None:
+    """Run the scheduler and the HTTP API in the foreground until Ctrl-C.
 
     Ctrl-C or SIGTERM stops firing, waits `shutdown_grace` for runs in flight, then cancels them.
     SIGHUP re-scans the installed plugins. Decisions are logged as JSON lines on stderr.
     """
-    from plugbox.host.daemon import Daemon
+    from plugbox.host.api.server import ListenError
+    from plugbox.host.api.serving import serve as serve_with_api
+    from plugbox.host.cli_common import fail, open_host
+    from plugbox.host.config.models import parse_listen
 
     with open_host(ctx) as host:
-        sys.exit(Daemon(host).run())
-
-
-main.add_command(plugins)
-main.add_command(jobs)
-main.add_command(runs)
-main.add_command(webhooks)
+        address = None if no_http else (listen or host.config.http.listen)
+        try:
+            if address is not None:
+                parse_listen(address)
+            sys.exit(serve_with_api(host, address))
+        except (ValueError, ListenError) as err:
+            fail(str(err))

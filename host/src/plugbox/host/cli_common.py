@@ -12,16 +12,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
 
 from plugbox.host.cli_text import dumps, inert
-from plugbox.host.config import ConfigError, HostConfig, load_config
-from plugbox.host.config.state import untrusted_code_paths
-from plugbox.host.services import Host, UnknownJobError
-from plugbox.host.store import RunLookupError
+
+if TYPE_CHECKING:
+    from plugbox.host.config import HostConfig
+    from plugbox.host.services import Host
 
 # Piped or redirected, rich would assume 80 columns and cut job ids and times short; a log file
 # or `| grep` wants whole values, so tables get room to spare there ($COLUMNS still wins).
@@ -53,8 +53,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def config_of(ctx: click.Context) -> HostConfig:
     """The configuration ``--config`` (or the environment, or ./plugbox.toml) names, checked
     also against this process: a host never imports code from where its jobs may write."""
+    # Here, not at the top: `plugbox runs --help` should not pay for the configuration models.
+    from plugbox.host.config import ConfigError, load_config
+    from plugbox.host.config.state import untrusted_code_paths
+
     try:
-        config = load_config(ctx.obj.get("config"))
+        config = load_config(ctx.obj.get("config"), database_url=ctx.obj.get("db"))
     except ConfigError as err:
         fail(str(err))
     problems = untrusted_code_paths(config, sys.path)
@@ -68,12 +72,37 @@ def config_of(ctx: click.Context) -> HostConfig:
 
 @contextmanager
 def open_host(ctx: click.Context) -> Iterator[Host]:
+    from plugbox.host.config import ConfigError
+    from plugbox.host.services import Host, UnknownJobError
+
     config = config_of(ctx)
     host = Host(config)
     try:
         yield host
-    except (UnknownJobError, RunLookupError, ConfigError) as err:
+    except LookupError as err:
+        # An unknown job or run is the operator's typo (exit 2), any other LookupError a bug.
+        # The store's error is looked up only if the store was loaded: importing it means
+        # importing SQLAlchemy, which a command that never opened the store does not pay for.
+        store = sys.modules.get("plugbox.host.store")
+        expected = (UnknownJobError, getattr(store, "RunLookupError", UnknownJobError))
+        if not isinstance(err, expected):
+            raise
         fail(str(err).strip("'\""))
+    except ConfigError as err:
+        # Found only once the host starts on something, e.g. a webhook's secret variable unset.
+        fail(str(err))
+    except Exception as err:
+        # The store's start-up errors (server unreachable, schema too new, scheduler taken) are
+        # the operator's to fix; looked up only if the store was loaded, as above.
+        store = sys.modules.get("plugbox.host.store")
+        operator_errors = tuple(
+            getattr(store, name)
+            for name in ("StoreUnavailableError", "SchemaTooNewError", "SchedulerTakenError")
+            if store is not None and hasattr(store, name)
+        )
+        if not isinstance(err, operator_errors):
+            raise
+        fail(str(err))  # the URL in it has its password masked
     finally:
         host.close()
 
@@ -82,6 +111,12 @@ def report_problems(host: Host) -> None:
     """Plugins that were skipped, on stderr; the reasons quote plugin code, so inert."""
     for problem in host.problems:
         click.echo(f"skipped {inert(problem)}", err=True)
+    if any(problem.remembered for problem in host.problems):
+        click.echo(
+            "  (remembered from when these versions were first seen, not imported again;"
+            " fixed the cause without upgrading? run `plugbox plugins reload`)",
+            err=True,
+        )
 
 
 def signal_serve(state_dir: Path) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -26,10 +26,11 @@ from plugbox.host.cli_common import (
 )
 from plugbox.host.cli_runs import print_record
 from plugbox.host.cli_text import inert, text
-from plugbox.host.execute import RunPlan
-from plugbox.host.services import Host
-from plugbox.host.store import RunRecord
-from plugbox.sdk import JobSpec, ScheduleError, parse_schedule
+
+if TYPE_CHECKING:
+    from plugbox.host.services import Host
+    from plugbox.host.store import RunRecord
+    from plugbox.sdk import JobSpec
 
 
 @click.group()
@@ -45,6 +46,8 @@ def _schedule_for(host: Host, plugin_id: str, spec: JobSpec) -> tuple[str | None
 
 
 def _next_fires(host: Host, plugin_id: str, spec: JobSpec, n: int) -> list[datetime] | str:
+    from plugbox.sdk import ScheduleError, parse_schedule
+
     schedule, timezone = _schedule_for(host, plugin_id, spec)
     if schedule is None:
         return []
@@ -151,6 +154,8 @@ def jobs_next(ctx: click.Context, job: str, count: int, as_json: bool) -> None:
 @click.pass_context
 def jobs_run(ctx: click.Context, job: str, as_json: bool) -> None:
     """Run PLUGIN:JOB now, in the sandbox, in the workspace; record it and print the run."""
+    from plugbox.host.execute import RunPlan
+
     with open_host(ctx) as host:
         plugin, spec = host.job(job)
         previous = host.store.stats(job).get(job)

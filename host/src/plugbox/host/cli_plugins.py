@@ -7,26 +7,23 @@ and glob classes such as ``[abc]`` look like rich markup: all of it is printed a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
 from plugbox.host.cli_common import (
-    config_of,
     console,
-    fail,
     open_host,
     print_json,
     report_problems,
     signal_serve,
 )
-from plugbox.host.cli_text import dumps, text
-from plugbox.sandbox import fs_roots
-from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, run_permissions
-from plugbox.sandbox.spawn_spec import code_paths, kernel_grants
-from plugbox.sdk.permissions import Permissions
+from plugbox.host.cli_text import dumps, inert, text
+
+if TYPE_CHECKING:
+    from plugbox.sdk.permissions import Permissions
 
 
 @click.group()
@@ -86,19 +83,31 @@ def _permissions_json(permissions: Permissions) -> dict[str, Any]:
 
 
 @plugins.command("reload")
+@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def plugins_reload(ctx: click.Context) -> None:
-    """Ask the running `plugbox serve` to re-scan plugins (runs in flight are not touched)."""
-    from plugbox.host.daemon import PID_FILE
+def plugins_reload(ctx: click.Context, as_json: bool) -> None:
+    """Import every plugin again, forgetting what was remembered, and tell `plugbox serve`.
 
-    config = config_of(ctx)
-    pid = signal_serve(config.state_dir)
-    if pid is None:
-        fail(
-            f"no running `plugbox serve` found for this configuration "
-            f"({config.state_dir / PID_FILE}); start it first"
-        )
-    click.echo(f"asked plugbox serve (pid {pid}) to reload its plugins")
+    Plugins are imported once per installed version; use this after fixing what a broken
+    plugin needed without upgrading it. A running serve re-reads them (runs in flight go on).
+    """
+    with open_host(ctx) as host:
+        report = host.rediscover()
+        pid = signal_serve(host.config.state_dir)
+        if as_json:
+            print_json(
+                {
+                    "plugins": [p.manifest.id for p in report.plugins],
+                    "problems": len(report.problems),
+                    "serve_pid": pid,
+                }
+            )
+            return
+        loaded = ", ".join(p.manifest.id for p in report.plugins) or "none"
+        click.echo(f"imported the installed plugins again: loaded {inert(loaded)}")
+        report_problems(host)
+        if pid is not None:
+            click.echo(f"asked plugbox serve (pid {pid}) to reload its plugins")
 
 
 @plugins.command("inspect")
@@ -107,42 +116,17 @@ def plugins_reload(ctx: click.Context) -> None:
 @click.pass_context
 def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
     """Show a plugin's declared permissions, the operator's grants, and what each job gets."""
+    from plugbox.host.catalog import job_permissions
+
     with open_host(ctx) as host:
         plugin = host.plugin(plugin_id)
+
         manifest = plugin.manifest
         grants = host.config.grants_for(manifest.id)
-        jobs: dict[str, dict[str, Any]] = {}
-        for spec in manifest.jobs:
-            override = host.config.job_override(manifest.id, spec.id)
-            declared = run_permissions(
-                manifest, spec.id, quotas=override.quotas if override else None
-            )
-            read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
-            request = RunRequest(
-                handler=spec.handler,
-                workspace=str(host.config.workspace),
-                context=RunContext(
-                    job_id=spec.id,
-                    plugin_id=manifest.id,
-                    plugin_version=manifest.version,
-                    run_id="-",
-                ),
-                permissions=declared,
-                grants=grants,
-                python_path=tuple(str(path) for path in host.config.plugin_paths),
-            )
-            in_force = request.quotas(DEFAULT_QUOTAS)
-            # The same computation every run record's enforcement.kernel comes from.
-            kernel = kernel_grants(request, code_paths())
-            jobs[spec.id] = {
-                "declared": _permissions_json(declared),
-                "granted": [_permissions_json(g) for g in grants],
-                "effective": "declared ∩ every grant" if grants else "declared",
-                "quotas_in_force": in_force.model_dump(),
-                "kernel_read_roots": [r or "." for r in read_roots],
-                "kernel_write_roots": [r or "." for r in write_roots],
-                "kernel": kernel.model_dump(mode="json"),
-            }
+        jobs: dict[str, dict[str, Any]] = {
+            spec.id: job_permissions(host, plugin, spec).model_dump(mode="json")
+            for spec in manifest.jobs
+        }
         data = {
             "plugin": manifest.id,
             "version": manifest.version,

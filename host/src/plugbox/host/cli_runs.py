@@ -6,15 +6,17 @@ Almost everything in a record was written by a job, so every string goes through
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.table import Column, Table
 from rich.text import Text
 
 from plugbox.host.cli_common import STATUS_STYLE, console, open_host, print_json
 from plugbox.host.cli_text import dumps, text
-from plugbox.host.cli_webhooks import print_deliveries
-from plugbox.host.store import RunRecord
-from plugbox.host.store.records import SUMMARY_EXCLUDED
+
+if TYPE_CHECKING:
+    from plugbox.host.store import RunRecord
 
 #: Characters of output shown by ``runs show``; ``--json`` has all that was kept.
 OUTPUT_TAIL_CHARS = 2_000
@@ -36,6 +38,8 @@ def runs_list(
     ctx: click.Context, job: str | None, status: str | None, limit: int, as_json: bool
 ) -> None:
     """List recent runs, newest first."""
+    from plugbox.host.store.records import SUMMARY_EXCLUDED
+
     with open_host(ctx) as host:
         records = host.store.list(job=job, status=status, limit=limit)  # type: ignore[arg-type]
         if as_json:
@@ -72,6 +76,8 @@ def runs_list(
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run in full: result, error, log, events, resources, enforcement."""
+    from plugbox.host.cli_webhooks import print_deliveries
+
     with open_host(ctx) as host:
         record = host.store.get(host.store.resolve_id(run_id))
         if as_json:

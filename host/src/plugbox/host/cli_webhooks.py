@@ -7,12 +7,16 @@ receiver answered (status code or error), how long it took, and when the next re
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.table import Column, Table
 
 from plugbox.host.cli_common import console, open_host, print_json
 from plugbox.host.cli_text import text
-from plugbox.host.store import WebhookDelivery
+
+if TYPE_CHECKING:  # the store (and SQLAlchemy) loads only when a command opens it
+    from plugbox.host.store import WebhookDelivery
 
 STATE_STYLE = {
     "delivered": "green",

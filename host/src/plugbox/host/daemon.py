@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import queue
@@ -22,15 +21,17 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from plugbox.host.daemon_operations import OperationsMixin
+from plugbox.host.daemon_operations import RunningRun as _Active
+from plugbox.host.events import emit as emit
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
 from plugbox.host.metrics import HostMetrics, ServeSnapshot
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
-from plugbox.host.store import RunRecord
+from plugbox.host.store import RunRecord, redact
 from plugbox.sdk import ScheduleError
 from plugbox.sdk.firing import concurrency_decision
 
@@ -43,33 +44,25 @@ PID_FILE = "serve.pid"
 _FAILED = {"failed", "timeout", "killed", "interrupted"}
 
 
-def emit(event: str, **fields: Any) -> None:
-    """One structured line about a host decision."""
-    sys.stderr.write(
-        json.dumps({"at": datetime.now(UTC).isoformat(), "event": event, **fields}, default=str)
-        + "\n"
-    )
-    sys.stderr.flush()
-
-
-@dataclass
-class _Active:
-    run_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-
-class Daemon:
+class Daemon(OperationsMixin):
     """One scheduling host for the lifetime of ``plugbox serve``."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, on_started: Callable[[], None] | None = None) -> None:
         self.host = host
+        #: Called once the plugins are loaded and the workers run (``serve`` starts HTTP there).
+        self.on_started = on_started
         self.plan = Plan(SystemClock())
-        self._lock = threading.Lock()  # guards plan and _active
+        self._lock = threading.Lock()  # guards plan, _active and _queued
+        self._ended = threading.Condition(self._lock)  # notified whenever a run ends
         self._active: dict[str, dict[str, _Active]] = {}
+        #: manual runs recorded ``queued`` and not yet taken by a worker
+        self._queued: set[str] = set()
+        self._tick = 0.0  # time.monotonic() of the loop's last turn; 0 until started
         self._queue: queue.PriorityQueue[tuple[int, int, Fire | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._stop_signal = ""  # the name of the signal that stopped us
         self._reload = threading.Event()
         self._workers: list[threading.Thread] = []
         self.metrics = HostMetrics(lambda: host.store, self.snapshot)
@@ -82,6 +75,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_reload)
         self.host.start_webhooks(resume=True, emit=emit)
         store = self.host.store
+        store.claim_scheduler()  # SchedulerTakenError: another serve fires from this store
         recovered = store.mark_interrupted(
             self.host.config.host_id, "the host stopped while the run was active"
         )
@@ -98,12 +92,17 @@ class Daemon:
             workers=self.host.config.workers,
             jobs=len(self.plan_keys()),
             workspace=str(self.host.config.workspace),
+            store=redact(self.host.config.database_url),
         )
         pid_file = self.host.config.state_dir / PID_FILE
         pid_file.write_text(f"{os.getpid()}\n")
         next_prune = 0.0
         self._dispatch(immediate)
+        self._tick = time.monotonic()
+        if self.on_started is not None:
+            self.on_started()
         while not self._stopping.is_set():
+            self._tick = time.monotonic()
             if time.monotonic() >= next_prune:
                 self._prune()
                 next_prune = time.monotonic() + PRUNE_EVERY_S
@@ -122,6 +121,7 @@ class Daemon:
             with self._lock:
                 due = self.plan.due()
             self._dispatch(due)
+        emit("stopping", signal=self._stop_signal, grace_ms=self.host.config.shutdown_grace_ms)
         self._shutdown()
         with contextlib.suppress(OSError):
             pid_file.unlink()
@@ -136,13 +136,12 @@ class Daemon:
             emit("pruned", runs=removed, days=retention.days, per_job=retention.per_job)
 
     def _on_stop(self, signum: int, _frame: object) -> None:
+        # Nothing is written here: the signal can land while the main thread is inside a write
+        # to stderr, and writing again from the handler raises "reentrant call" and kills serve.
+        # The loop says "stopping" once it wakes.
         if self._stopping.is_set():
             return
-        emit(
-            "stopping",
-            signal=signal.Signals(signum).name,
-            grace_ms=self.host.config.shutdown_grace_ms,
-        )
+        self._stop_signal = signal.Signals(signum).name
         self._stopping.set()
         self._wake.set()
 
@@ -248,22 +247,32 @@ class Daemon:
             self._queue.put((-fire.priority, next(self._order), fire))
 
     def _record_not_started(self, fire: Fire, status: str, reason: str) -> None:
-        run_id = new_run_id()
+        run_id = fire.run_id or new_run_id()
         now = datetime.now(UTC)
-        self.host.store.add(
-            RunRecord(
-                run_id=run_id,
-                job=fire.job,
-                status=status,
-                trigger=fire.trigger,
-                attempt=fire.attempt,
-                first_run_id=fire.first_run_id or run_id,
-                scheduled_at=fire.scheduled_at,
-                finished_at=now,
-                reason=reason,
-                host_id=self.host.config.host_id,
-            )
+        record = RunRecord(
+            run_id=run_id,
+            job=fire.job,
+            status=status,
+            trigger=fire.trigger,
+            attempt=fire.attempt,
+            first_run_id=fire.first_run_id or run_id,
+            scheduled_at=fire.scheduled_at,
+            finished_at=now,
+            reason=reason,
+            host_id=self.host.config.host_id,
+            requested_by=fire.requested_by,
         )
+        if fire.run_id is None:
+            self.host.store.add(record)
+        else:  # a manual run the API already answered with, recorded queued
+            with self._lock:
+                if run_id not in self._queued:
+                    return  # cancelled through the API while it waited: recorded then
+                self._queued.discard(run_id)
+            self.host.store.update(record)
+        self.host.finished(record)
+        with self._ended:
+            self._ended.notify_all()
         emit(status, job=fire.job, run=run_id, reason=reason)
 
     def _work(self) -> None:
@@ -292,15 +301,19 @@ class Daemon:
         except LookupError as err:
             self._record_not_started(fire, "skipped", str(err))
             return
+        run_id = fire.run_id or new_run_id()
+        active = _Active(run_id)
+        with self._lock:
+            if fire.run_id is not None:
+                if run_id not in self._queued:
+                    return  # cancelled while it waited; cancel() recorded it
+                self._queued.discard(run_id)
+            self._active.setdefault(fire.job, {})[run_id] = active
         if fire.trigger == "schedule":
             # Written by the worker, not the dispatch loop: a burst of fires is dispatched without
             # waiting on one database write each. A host that dies before this line treats the
             # fire as missed at its next start, and its misfire policy decides.
             self.host.store.set_last_fire(fire.job, fire.scheduled_at)
-        run_id = new_run_id()
-        active = _Active(run_id)
-        with self._lock:
-            self._active.setdefault(fire.job, {})[run_id] = active
         emit(
             "fired",
             job=fire.job,
@@ -320,16 +333,27 @@ class Daemon:
                     first_run_id=fire.first_run_id,
                     scheduled_at=fire.scheduled_at,
                     run_count=(previous.total if previous else 0) + 1,
+                    requested_by=fire.requested_by,
                 ),
                 run_id=run_id,
                 cancel=active.cancel,
+                queued=fire.run_id is not None,
             )
+            if active.cancelled_by is not None and record.status == "cancelled":
+                record = record.model_copy(
+                    update={
+                        "cancelled_by": active.cancelled_by,
+                        "reason": f"cancelled by {active.cancelled_by} through the HTTP API",
+                    }
+                )
+                self.host.store.update(record)
         except Exception as exc:
             log.exception("running %s (run %s) failed in the host", fire.job, run_id)
             record = self._record_host_failure(fire, run_id, exc)
         finally:
-            with self._lock:
+            with self._ended:
                 self._active.get(fire.job, {}).pop(run_id, None)
+                self._ended.notify_all()
         emit(
             "finished",
             job=fire.job,
@@ -357,6 +381,7 @@ class Daemon:
             "first_run_id": fire.first_run_id or run_id,
             "scheduled_at": fire.scheduled_at,
             "host_id": self.host.config.host_id,
+            "requested_by": fire.requested_by,
         }
         started = existing.started_at if existing and existing.started_at else datetime.now(UTC)
         record = host_failure(common, started, exc)

@@ -16,6 +16,9 @@ One child per entry point, run a few at a time: a plugin that hangs at import co
 timeout and nothing else, a plugin cannot tamper with another's import or manifest, and the
 reported time is exactly that plugin's. A broken plugin ends up in
 :attr:`DiscoveryReport.problems` with a reason a person can act on; the others load.
+
+Step 2 is the slow one, so its answers may be remembered (:mod:`plugbox.host.discovery_cache`):
+what is kept is the child's raw answer, never a verdict, and step 3 runs again on every use.
 """
 
 from __future__ import annotations
@@ -26,23 +29,26 @@ import re
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from plugbox.sandbox import Outcome, RunContext, RunRequest, SandboxRunner
-from plugbox.sandbox.discover import HANDLER
 from plugbox.sdk import ENTRY_POINT_GROUP, Manifest, ManifestError, validate_manifest
 from plugbox.sdk import __version__ as sdk_version
-from plugbox.sdk.permissions import Permissions, Quotas
+
+if TYPE_CHECKING:
+    from plugbox.host.discovery_cache import DiscoveryCache
+    from plugbox.sandbox import Outcome, RunRequest, SandboxRunner
 
 #: Children importing plugins at the same time.
 DEFAULT_PARALLEL = 4
 #: Largest manifest accepted, as compact JSON. Real manifests are a few KB; the bound keeps a
 #: hostile one from costing the host its memory and every later validation its time.
 MAX_MANIFEST_BYTES = 512 * 1024
+
+_NAME_HEADER = re.compile(r"^Name:[ \t]*(\S.*)$", re.MULTILINE | re.IGNORECASE)
 
 ProblemKind = Literal["load", "timeout", "crashed", "invalid", "sdk", "clash"]
 
@@ -76,6 +82,9 @@ class PluginProblem:
     kind: ProblemKind
     reason: str
     detail: str = ""
+    #: True when the child's answer came from the discovery cache: found when this version was
+    #: installed, not by this command (``plugbox plugins reload`` asks again).
+    remembered: bool = False
 
     def __str__(self) -> str:
         return f"{self.entry_point.describe()}: {self.reason}"
@@ -102,61 +111,101 @@ def list_entry_points(extra_paths: Sequence[str] = ()) -> tuple[PluginEntryPoint
     in front of its ``sys.path``), and a distribution found twice counts once, the first time,
     as ``importlib.metadata.entry_points`` itself does.
     """
-    found: list[PluginEntryPoint] = []
+    return tuple(entry for _, entries in plugin_distributions(extra_paths) for entry in entries)
+
+
+def plugin_distributions(
+    extra_paths: Sequence[str] = (),
+) -> list[tuple[metadata.Distribution, tuple[PluginEntryPoint, ...]]]:
+    """The distributions that declare ``plugbox`` entry points, each with its entry points."""
+    found: list[tuple[metadata.Distribution, tuple[PluginEntryPoint, ...]]] = []
     seen: set[str] = set()
     for dist in metadata.distributions(path=[*extra_paths, *sys.path]):
-        name = dist.metadata["Name"]
+        name = _name_of(dist)
         if not name:
             continue  # metadata without a name cannot be installed or uninstalled by anyone
         key = _normalise(name)
         if key in seen:
             continue
         seen.add(key)
-        for entry in dist.entry_points.select(group=ENTRY_POINT_GROUP):
-            found.append(PluginEntryPoint(entry.name, entry.value, name, dist.version))
-    return tuple(found)
+        entries = tuple(
+            PluginEntryPoint(entry.name, entry.value, name, dist.version)
+            for entry in dist.entry_points.select(group=ENTRY_POINT_GROUP)
+        )
+        if entries:
+            found.append((dist, entries))
+    return found
+
+
+#: What a confined child said about one entry point: its record (a manifest or the error its
+#: import or hook raised), or the problem that stopped it from answering (timeout, crash).
+Answer = Mapping[str, Any] | PluginProblem
 
 
 def discover(
-    runner: SandboxRunner,
+    runner: SandboxRunner | Callable[[], SandboxRunner],
     *,
     workspace: str | os.PathLike[str],
     timeout_s: float = 20.0,
     extra_paths: Sequence[str] = (),
     parallel: int = DEFAULT_PARALLEL,
+    cache: DiscoveryCache | None = None,
 ) -> DiscoveryReport:
     """Find, load (in confined children) and validate every installed plugin.
 
     ``workspace`` is the children's working directory; they may not even read it.
     ``timeout_s`` bounds each plugin's import and manifest. ``extra_paths`` are searched for
     distributions before ``sys.path``, here and in the children (plugins installed elsewhere).
+    ``runner`` may be a function that starts one: with a ``cache`` that knows every installed
+    plugin, no child is needed and none is started.
     """
-    entry_points = list_entry_points(extra_paths)
+    installed = plugin_distributions(extra_paths)
+    entry_points = [entry for _, entries in installed for entry in entries]
     if not entry_points:
+        if cache is not None:
+            cache.save({})
         return DiscoveryReport((), ())
-    request = RunRequest(
-        handler=HANDLER,
-        workspace=os.fspath(workspace),
-        context=RunContext(job_id="discover", plugin_id="plugbox", plugin_version="-", run_id=""),
-        # Default deny everywhere: no fs, net, env, shell or capabilities, only a timeout.
-        permissions=Permissions(quotas=Quotas(timeout_ms=max(1, int(timeout_s * 1000)))),
-        python_path=tuple(os.path.abspath(path) for path in extra_paths),
-    )
+    answers: dict[PluginEntryPoint, Answer] = {}
+    if cache is not None:
+        answers.update(
+            cache.lookup(installed, timeout_s=timeout_s, search_path=[*extra_paths, *sys.path])
+        )
+    missing = [entry for entry in entry_points if entry not in answers]
+    if missing:
+        # Only now: a command answered from the cache never loads the runner.
+        from plugbox.sandbox import RunContext, RunRequest
+        from plugbox.sandbox.discover import HANDLER
+        from plugbox.sdk.permissions import Permissions, Quotas
 
-    def resolve(entry_point: PluginEntryPoint) -> LoadedPlugin | PluginProblem:
-        return _resolve(runner, request, entry_point, timeout_s)
+        started = runner() if callable(runner) else runner
+        request = RunRequest(
+            handler=HANDLER,
+            workspace=os.fspath(workspace),
+            context=RunContext(
+                job_id="discover", plugin_id="plugbox", plugin_version="-", run_id=""
+            ),
+            # Default deny everywhere: no fs, net, env, shell or capabilities, only a timeout.
+            permissions=Permissions(quotas=Quotas(timeout_ms=max(1, int(timeout_s * 1000)))),
+            python_path=tuple(os.path.abspath(path) for path in extra_paths),
+        )
 
-    with ThreadPoolExecutor(max(1, min(parallel, len(entry_points)))) as pool:
-        resolved = list(pool.map(resolve, entry_points))
+        def ask(entry_point: PluginEntryPoint) -> Answer:
+            return _ask(started, request, entry_point, timeout_s)
+
+        with ThreadPoolExecutor(max(1, min(parallel, len(missing)))) as pool:
+            answers.update(zip(missing, pool.map(ask, missing), strict=True))
+        if cache is not None:
+            cache.save(answers)
+    resolved = [_resolved(entry, answers[entry]) for entry in entry_points]
     loaded = [item for item in resolved if isinstance(item, LoadedPlugin)]
     problems = [item for item in resolved if isinstance(item, PluginProblem)]
     kept, clashes = _without_clashes(loaded)
     return DiscoveryReport(tuple(kept), tuple(problems + clashes))
 
 
-def _resolve(
+def _ask(
     runner: SandboxRunner, base: RunRequest, entry_point: PluginEntryPoint, timeout_s: float
-) -> LoadedPlugin | PluginProblem:
+) -> Answer:
     context = base.context.model_copy(
         update={
             "plugin_id": entry_point.dist,
@@ -170,7 +219,11 @@ def _resolve(
         }
     )
     outcome = runner.run(base.model_copy(update={"context": context}))
-    answer = _answer(outcome, entry_point, timeout_s)
+    return _answer(outcome, entry_point, timeout_s)
+
+
+def _resolved(entry_point: PluginEntryPoint, answer: Answer) -> LoadedPlugin | PluginProblem:
+    """The child's answer judged by the host — every time, whether it is fresh or remembered."""
     if isinstance(answer, PluginProblem):
         return answer
     if "error" in answer:
@@ -181,6 +234,7 @@ def _resolve(
             "load",
             f"{what} failed: {error.get('type', 'Error')}: {error.get('message', '')}",
             str(error.get("traceback", "")),
+            remembered=bool(answer.get("remembered")),
         )
     return _checked(entry_point, answer.get("manifest"))
 
@@ -287,6 +341,18 @@ def _json_size(data: Mapping[str, Any]) -> int | None:
     except (TypeError, ValueError, RecursionError):
         return None
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _name_of(dist: metadata.Distribution) -> str:
+    """The distribution's ``Name`` header, read without ``dist.metadata``.
+
+    Every installed distribution is looked at on every command; parsing each one's whole
+    ``METADATA`` as an e-mail message (long descriptions included) was most of that cost.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    headers = text.split("\n\n", 1)[0]
+    found = _NAME_HEADER.search(headers)
+    return found.group(1).strip() if found else ""
 
 
 def _normalise(name: str) -> str:

@@ -34,6 +34,7 @@ class RunPlan:
     first_run_id: str | None = None
     scheduled_at: datetime | None = None
     run_count: int = 1
+    requested_by: str | None = None  #: who asked for a manual run (an API token's name)
 
     @property
     def key(self) -> str:
@@ -57,10 +58,13 @@ def execute(
     run_id: str | None = None,
     cancel: threading.Event | None = None,
     python_path: tuple[str, ...] = (),
+    queued: bool = False,
 ) -> RunRecord:
     """Run ``plan`` in the sandbox and return its final, stored record.
 
-    ``quotas`` is the operator's per-job override (see ``request_for_job``).
+    ``quotas`` is the operator's per-job override (see ``request_for_job``). ``queued``: a
+    ``queued`` record of ``run_id`` exists (a trigger through the API answered with it), and
+    the run replaces it instead of adding a second one.
     """
     run_id = run_id or new_run_id()
     now = datetime.now(UTC)
@@ -73,6 +77,7 @@ def execute(
         "first_run_id": plan.first_run_id or run_id,
         "scheduled_at": scheduled_at,
         "host_id": host_id,
+        "requested_by": plan.requested_by,
     }
     # Built before anything is recorded: an unknown job or a bad trigger fails here, unrecorded.
     request = request_for_job(
@@ -89,7 +94,11 @@ def execute(
         python_path=python_path,
         quotas=quotas,
     )
-    store.add(RunRecord(status="running", started_at=now, **common))
+    running = RunRecord(status="running", started_at=now, **common)
+    if queued:
+        store.update(running)
+    else:
+        store.add(running)
     try:
         record = record_from_outcome(runner.run(request, cancel=cancel), common)
     except Exception as exc:  # the runner never raises; a record that cannot be built might

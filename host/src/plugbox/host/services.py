@@ -1,7 +1,9 @@
 """The host's parts, built lazily from one configuration: store, runner, discovered plugins.
 
 The CLI builds one :class:`Host` per command and closes it; ``plugbox serve`` keeps one for its
-lifetime. Nothing here starts a child or opens the database until a command asks for it.
+lifetime. Nothing here starts a child or opens the database until a command asks for it, and
+nothing is imported before then either: ``plugbox runs list`` never loads discovery or the
+sandbox runner, and a command answered from the discovery cache never starts a child.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from plugbox.host.config import HostConfig, ensure_state_dir
-from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem, discover
-from plugbox.host.execute import RunPlan, execute
-from plugbox.host.store import DeliveryLog, RunRecord, RunStore, SqlRunStore
-from plugbox.host.webhooks.notifier import Emit, Notifier
-from plugbox.host.webhooks.signing import load_secrets
-from plugbox.sandbox import SandboxRunner
-from plugbox.sandbox.run_identity import RunIdentity
-from plugbox.sdk import JobSpec
+
+if TYPE_CHECKING:
+    from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem
+    from plugbox.host.execute import RunPlan
+    from plugbox.host.store import DeliveryLog, RunRecord, RunStore, SqlRunStore
+    from plugbox.host.webhooks.notifier import Emit, Notifier
+    from plugbox.sandbox import SandboxRunner
+    from plugbox.sdk import JobSpec
 
 log = logging.getLogger("plugbox.host")
 
@@ -38,6 +41,8 @@ class Host:
 
     @functools.cached_property
     def _sql(self) -> SqlRunStore:
+        from plugbox.host.store import SqlRunStore
+
         ensure_state_dir(self.config)
         return SqlRunStore(self.config.database_url)
 
@@ -48,6 +53,8 @@ class Host:
     @functools.cached_property
     def deliveries(self) -> DeliveryLog:
         """The webhook delivery log, kept in the run store's database."""
+        from plugbox.host.store import DeliveryLog
+
         return DeliveryLog(self._sql.engine)
 
     def start_webhooks(self, *, resume: bool, emit: Emit | None = None) -> None:
@@ -56,6 +63,9 @@ class Host:
         any run. ``resume``: also send what other processes left pending (``plugbox serve``)."""
         if self._notifier is not None or not self.config.webhooks:
             return
+        from plugbox.host.webhooks.notifier import Notifier
+        from plugbox.host.webhooks.signing import load_secrets
+
         keys = load_secrets(self.config)
         self._notifier = Notifier(
             self.config.webhooks,
@@ -85,16 +95,41 @@ class Host:
 
     @functools.cached_property
     def runner(self) -> SandboxRunner:
+        from plugbox.sandbox import SandboxRunner
+        from plugbox.sandbox.run_identity import RunIdentity
+
         run_uid = self.config.run_uid
         identity = RunIdentity(run_uid, run_uid) if RunIdentity.for_this_host() else None
-        return SandboxRunner(identity=identity).start()
+        # The workspace and plugin paths: the zygote opens the way to them for the run uid.
+        reach = (str(self.config.workspace), *(str(p) for p in self.config.plugin_paths))
+        return SandboxRunner(identity=identity, reach=reach).start()
 
     @functools.cached_property
     def discovery(self) -> DiscoveryReport:
+        """The installed plugins; a plugin whose files did not change since a previous command
+        asked is not imported again (:mod:`plugbox.host.discovery_cache`)."""
+        return self._discover(reuse=True)
+
+    def rediscover(self) -> DiscoveryReport:
+        """Import every plugin again, in confined children, and remember only these answers."""
+        self.__dict__["discovery"] = report = self._discover(reuse=False)
+        return report
+
+    def _discover(self, *, reuse: bool) -> DiscoveryReport:
+        from plugbox.host.discovery import discover
+        from plugbox.host.discovery_cache import DiscoveryCache
+
+        try:
+            ensure_state_dir(self.config)
+            cache: DiscoveryCache | None = DiscoveryCache(self.config.state_dir, reuse=reuse)
+        except OSError:
+            # Listing plugins never needed the state directory, and the cache only saves time.
+            cache = None
         return discover(
-            self.runner,
+            lambda: self.runner,
             workspace=str(self.config.workspace),
             extra_paths=tuple(str(path) for path in self.config.plugin_paths),
+            cache=cache,
         )
 
     @property
@@ -126,13 +161,20 @@ class Host:
             raise UnknownJobError(str(err)) from None
 
     def execute(
-        self, plan: RunPlan, *, run_id: str | None = None, cancel: threading.Event | None = None
+        self,
+        plan: RunPlan,
+        *,
+        run_id: str | None = None,
+        cancel: threading.Event | None = None,
+        queued: bool = False,
     ) -> RunRecord:
         """Run ``plan`` with everything the operator configured for it, record it, return it.
 
         The one place a run meets the configuration — workspace, grants, per-job quota
         overrides, plugin paths, host id — for ``plugbox jobs run`` and ``plugbox serve`` alike.
         """
+        from plugbox.host.execute import execute
+
         self.start_webhooks(resume=False)
         plugin_id = plan.plugin.manifest.id
         override = self.config.job_override(plugin_id, plan.job_id)
@@ -147,6 +189,7 @@ class Host:
             run_id=run_id,
             cancel=cancel,
             python_path=tuple(str(path) for path in self.config.plugin_paths),
+            queued=queued,
         )
         self.finished(record)
         return record

@@ -30,6 +30,16 @@ def _load() -> ctypes.CDLL | None:
     )
     libc.unshare.restype = ctypes.c_int
     libc.unshare.argtypes = (ctypes.c_int,)
+    libc.mount.restype = ctypes.c_int
+    libc.mount.argtypes = (
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_char_p,
+    )
+    libc.umount2.restype = ctypes.c_int
+    libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
     return libc
 
 

@@ -13,6 +13,7 @@ silently assumed.
 
 from __future__ import annotations
 
+import errno
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -78,6 +79,18 @@ class Confinement:
 
     @classmethod
     def prepare(cls, spec: SpawnSpec, machine: MachineLayers) -> Confinement:
+        if spec.run_as is not None:
+            # The parent chose the run uid from the mount view the zygote reported; here, in
+            # that view, is where the child will look. A difference fails the spawn, with why,
+            # rather than a job that cannot import its own code.
+            paths = (*spec.landlock_read_only, spec.request.workspace)
+            blocked = RunIdentity(*spec.run_as).unreachable(paths)
+            if blocked is not None:
+                raise PermissionError(
+                    errno.EACCES,
+                    f"the run uid cannot reach what this job needs in the sandbox's view of the "
+                    f"filesystem: {blocked} (changed since the host started?); restart the host",
+                )
         confinement = cls(spec, machine)
         if machine.landlock_abi:
             try:

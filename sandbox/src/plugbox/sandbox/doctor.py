@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 from plugbox.sandbox._openat2 import openat2_available
-from plugbox.sandbox.kernel import LayerStatus, probe_all
+from plugbox.sandbox.kernel import LayerStatus, mount_view, probe_all
 from plugbox.sandbox.kernel.namespaces import in_forked_child
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.cgroup_probe import cgroup_support, favors_dynamic_moves
@@ -80,7 +80,11 @@ def _probe_pid_namespace() -> LayerStatus:
 
 
 def _run_uid() -> LayerStatus:
-    """Whether a root host's jobs can leave uid 0 for the run uid (run_identity.py)."""
+    """Whether a root host's jobs can leave uid 0 for the run uid (run_identity.py).
+
+    Decided as a zygote decides: in a throw-away child that opens the way to the installed code
+    in a private mount view (kernel/mount_view.py), then looks at the paths in that view.
+    """
     identity = RunIdentity.for_this_host()
     if identity is None:
         return LayerStatus(
@@ -89,18 +93,33 @@ def _run_uid() -> LayerStatus:
             "jobs run as this host's own user: it is not root, so there is no other uid to give "
             "them (run the host as root for a dedicated run uid)",
         )
-    blocked = identity.unreachable(code_paths())
-    if blocked is None:
+    paths = code_paths()
+
+    def trial() -> str:
+        view = mount_view.enter(identity, paths)
+        blocked = identity.unreachable(paths)
+        if blocked is not None:
+            raise PermissionError(f"{blocked} ({view.problem})" if view.problem else blocked)
+        return ", ".join(view.covered)
+
+    ok, detail = in_forked_child(trial)
+    if ok:
+        opened = (
+            f"; the sandbox's private mount view lets it pass {detail} (search only, never list)"
+            if detail
+            else ""
+        )
         return LayerStatus(
             "run uid",
             True,
-            f"jobs run as uid {identity.uid}, not as root (where their workspace is readable too)",
+            f"jobs run as uid {identity.uid}, not as root (where their workspace is readable "
+            f"too){opened}",
         )
     return LayerStatus(
         "run uid",
         False,
-        f"jobs run as uid 0 with no capability: {blocked}; let other users read it "
-        "(chmod o+rx) or install Python and the plugins where they can",
+        f"jobs run as uid 0 with no capability: {detail.removeprefix('PermissionError: ')}; let "
+        "other users read it (chmod o+rx) or install Python and the plugins where they can",
     )
 
 

@@ -1,15 +1,20 @@
 """Who a job runs as: on a root host, a dedicated unprivileged uid — wherever the OS allows it.
 
 Dropping every capability takes away what root *may* do, but not what uid 0 *is*: the owner of
-most of the machine's files. So on a root host a run child switches to :data:`RUN_ID` (uid and
-gid, no supplementary groups, no passwd entry needed) after Landlock is applied and before job
-code runs. Then the files a job creates are visibly not the operator's, and owner-based access to
-root's files is gone as a layer under Landlock.
+most of the machine's files. So on a root host a run child switches to the run uid (``run_uid``
+in plugbox.toml, :data:`RUN_ID` by default; gid alike, no supplementary groups, no passwd entry
+needed) after Landlock is applied and before job code runs. Then the files a job creates are
+visibly not the operator's, and owner-based access to root's files is gone as a layer under
+Landlock.
 
 "Where the OS allows it": the job must still reach, as that uid, every path it needs — the
-Python prefix, installed code, its workspace and read roots. When one is out of reach (a Python
-under ``/root``, mode 0700, as on this project's CI machines) the run keeps uid 0 without
-capabilities, and its record says which path blocked the switch and how to fix it. The
+Python prefix, installed code, its workspace and read roots. A folder on the way that other users
+cannot search (a Python under ``/root``, mode 0700, as on this project's CI machines) is opened
+for the run uid in the zygote's private mount view (:mod:`plugbox.sandbox.kernel.mount_view`):
+searchable there, never listable, untouched for the host. :attr:`RunIdentity.searchable` names
+those folders, so the parent decides as the child will see. What stays out of reach — a needed
+path's own mode (a 0700 workspace), a machine without mount namespaces — keeps the run at uid 0
+without capabilities, and its record says which path blocked the switch and how to fix it. The
 directories a job may write are handed to the run uid by the parent before each spawn.
 """
 
@@ -19,7 +24,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from plugbox.sandbox.kernel import capabilities
 from plugbox.sandbox.limits.reaper import die_with_parent
@@ -34,11 +39,18 @@ _O_PATH_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class RunIdentity:
     uid: int
     gid: int
+    #: Folders this uid may search whatever their mode says: those the zygote's mount view
+    #: opened for it (kernel/mount_view.py). Only the zygote's processes see them so.
+    searchable: frozenset[str] = frozenset()
 
     @classmethod
     def for_this_host(cls) -> RunIdentity | None:
         """The dedicated identity on a root host; None where the host is the job's only uid."""
         return cls(RUN_ID, RUN_ID) if os.geteuid() == 0 else None
+
+    def seeing(self, searchable: Iterable[str]) -> RunIdentity:
+        """This identity as it sees the filesystem where ``searchable`` folders were opened."""
+        return replace(self, searchable=frozenset(searchable))
 
     def unreachable(self, paths: Iterable[str]) -> str | None:
         """Why this identity cannot use one of ``paths`` (reach and read it), or None.
@@ -50,25 +62,32 @@ class RunIdentity:
             real = os.path.realpath(path)
             if not os.path.exists(real):
                 continue
-            steps = ["/"] + [
-                "/" + "/".join(real.split("/")[1 : i + 1]) for i in range(len(real.split("/")) - 1)
-            ]
+            parts = real.split("/")
+            # Every folder on the way, then the path itself (its own mode counts too).
+            steps = ["/"] + ["/" + "/".join(parts[1 : i + 1]) for i in range(1, len(parts))]
             for current in dict.fromkeys(steps):
                 info = os.stat(current)
                 if current != real:
+                    if current in self.searchable:
+                        continue
                     need = 0o1  # search
                 elif stat.S_ISDIR(info.st_mode):
                     need = 0o5  # list and search
                 else:
                     need = 0o4  # read
-                if not self._may(info, need):
+                if not self.may(info, need):
                     return (
                         f"{current} (mode {stat.S_IMODE(info.st_mode):04o}, owner uid "
                         f"{info.st_uid}) keeps uid {self.uid} from {path}"
                     )
         return None
 
-    def _may(self, info: os.stat_result, need: int) -> bool:
+    def is_other(self, info: os.stat_result) -> bool:
+        """Whether only the "other" mode bits of a file with ``info`` apply to this identity."""
+        return info.st_uid != self.uid and info.st_gid != self.gid
+
+    def may(self, info: os.stat_result, need: int) -> bool:
+        """Whether the mode bits of a file with ``info`` grant this identity ``need`` (rwx bits)."""
         if info.st_uid == self.uid:
             bits = (info.st_mode >> 6) & 0o7
         elif info.st_gid == self.gid:

@@ -101,7 +101,9 @@ class SandboxRunner:
 
     ``prewarm`` keeps a child forked and confined for the next run of each job that ran (the
     ~1 ms a scheduler saves per run); a test suite whose every test has a new workspace never
-    reuses one, and turns it off.
+    reuses one, and turns it off. ``reach`` names paths beside the installed code that every run
+    needs — the host's workspace and plugin paths — so that on a root host the zygote's mount
+    view opens the folders on the way to them for the run uid too (kernel/mount_view.py).
     """
 
     def __init__(
@@ -110,15 +112,21 @@ class SandboxRunner:
         defaults: Quotas = DEFAULT_QUOTAS,
         prewarm: bool = True,
         identity: RunIdentity | Literal["host"] | None = "host",
+        reach: tuple[str, ...] = (),
     ) -> None:
         self._defaults = defaults
         # On a root host, jobs run as a dedicated uid where the paths they need allow it.
         self._identity = RunIdentity.for_this_host() if identity == "host" else identity
         self._prewarm_enabled = prewarm
         self._cgroups = cgroup_support()
-        self._zygote = ZygoteClient(cgroups=self._cgroups.version is not None)
         self._reaped = False
         self._system_paths = code_paths()
+        run_as = None if self._identity is None else (self._identity.uid, self._identity.gid)
+        self._zygote = ZygoteClient(
+            cgroups=self._cgroups.version is not None,
+            run_as=run_as,
+            reach=self._system_paths + reach,
+        )
         self._cgroup_pool = CgroupPool()
         self._cleaner = Cleaner(self._cgroup_pool)
         self._warm: dict[str, _Child] = {}
@@ -265,7 +273,7 @@ class SandboxRunner:
         spawn_id = uuid.uuid4().hex
         built = self._specs.get(key)
         if built is None:
-            spec, write_roots = spawn_spec(request, quotas, self._system_paths, self._identity)
+            spec, write_roots = spawn_spec(request, quotas, self._system_paths, self._seen())
             built = (spec.model_dump_json(), write_roots, spec.run_as)
             if len(self._specs) >= MAX_SPECS:
                 self._specs.pop(next(iter(self._specs)))
@@ -359,10 +367,17 @@ class SandboxRunner:
             cpu,
             # What Landlock granted this job beside its rules (cached per job in spawn_spec).
             with_kernel_grants(
-                self._enforcement(cgroup is not None), request, self._system_paths, self._identity
+                self._enforcement(cgroup is not None), request, self._system_paths, self._seen()
             ),
             broker_record,
         )
+
+    def _seen(self) -> RunIdentity | None:
+        """The run identity as the zygote's mount view lets it see the filesystem."""
+        if self._identity is None:
+            return None
+        covered = self._zygote.machine.get("mount_view", {}).get("covered", ())
+        return self._identity.seeing(covered) if covered else self._identity
 
     def _enforcement(self, cgroups: bool) -> Enforcement:
         """Levels for a run: the zygote's probe for the child layers, this run's own cgroup."""
@@ -383,6 +398,12 @@ class SandboxRunner:
         if landlock_on:
             notes.append(
                 "fs deny patterns inside an allowed directory are enforced by runtime.fs, not the kernel"
+            )
+        view_problem = machine.get("mount_view", {}).get("problem")
+        if self._identity is not None and view_problem:
+            notes.append(
+                f"{view_problem}: folders on the way to Python, the plugins or the workspace "
+                "that other users cannot search keep the run uid out, and such runs keep uid 0"
             )
         if not machine.get("pidns"):
             notes.append(

@@ -30,7 +30,7 @@ from typing import Any
 from plugbox.sandbox._libc import set_process_name
 from plugbox.sandbox.child import run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
-from plugbox.sandbox.kernel import namespaces
+from plugbox.sandbox.kernel import mount_view, namespaces
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent, kill_orphans
 from plugbox.sandbox.outcome import ErrorInfo, json_result
@@ -59,6 +59,8 @@ def serve(sock: socket.socket) -> None:
     _warm_up()
     hello, _ = receive(sock)
     machine = MachineLayers.probe(cgroups=bool(hello.get("cgroups")))
+    # A root host's view where the run uid can pass every folder on the way to what jobs need.
+    view = mount_view.enter_for(hello)
     if machine.shared_netns:
         # One empty network namespace (only a down `lo`) for the zygote and every child it forks:
         # no run can reach any network, and no child pays ~0.3 ms to create and the kernel more
@@ -69,7 +71,7 @@ def serve(sock: socket.socket) -> None:
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    described = {**_describe(machine), "pidns": pid_namespaces.active}
+    described = {**_describe(machine), "pidns": pid_namespaces.active, "mount_view": view}
     if not pid_namespaces.active:
         described["pidns_missing"] = pid_namespaces.reason
     send(sock, {"type": "ready", "pid": os.getpid(), "machine": described})

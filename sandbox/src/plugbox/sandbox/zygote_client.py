@@ -50,8 +50,18 @@ class RunState:
 class ZygoteClient:
     """One zygote process (restarted when it dies) and the spawns waiting on it."""
 
-    def __init__(self, *, cgroups: bool) -> None:
+    def __init__(
+        self,
+        *,
+        cgroups: bool,
+        run_as: tuple[int, int] | None = None,
+        reach: tuple[str, ...] = (),
+    ) -> None:
         self._cgroups = cgroups
+        # A root host's run uid and the paths every run needs: the zygote opens the way to them
+        # in a mount view of its own (kernel/mount_view.py).
+        self._run_as = run_as
+        self._reach = reach
         self._send_lock = threading.Lock()  # one writer at a time on the zygote socket
         self._start_lock = threading.Lock()
         # Held while a reply is handed to its spawn or the spawn gives up waiting for it, so a
@@ -90,7 +100,8 @@ class ZygoteClient:
         )
         theirs.close()
         self._sock = ours
-        send(ours, {"type": "hello", "cgroups": self._cgroups})
+        hello = {"type": "hello", "cgroups": self._cgroups, "run_as": self._run_as}
+        send(ours, {**hello, "reach": list(self._reach)})
         ready, _ = receive(ours)
         if ready.get("type") != "ready":
             raise RuntimeError(f"the sandbox zygote did not start: {ready}")

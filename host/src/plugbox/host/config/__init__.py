@@ -15,6 +15,7 @@ from plugbox.host.config.load import (
 )
 from plugbox.host.config.models import (
     HostConfig,
+    HttpConfig,
     JobOverride,
     PluginConfig,
     RetentionConfig,
@@ -28,6 +29,7 @@ __all__ = [
     "ENV_OVERRIDES",
     "ConfigError",
     "HostConfig",
+    "HttpConfig",
     "JobOverride",
     "PluginConfig",
     "RetentionConfig",

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from plugbox.host.config.models import HostConfig
 from plugbox.host.config.state import is_below, is_inside
@@ -53,6 +51,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
         "PLUGBOX_RETENTION_PER_JOB": ("retention", "per_job"),
         "PLUGBOX_SHUTDOWN_GRACE": ("shutdown_grace",),
         "PLUGBOX_DISABLED_PLUGINS": ("disabled_plugins",),
+        "PLUGBOX_HTTP_LISTEN": ("http", "listen"),
     }
 )
 
@@ -88,11 +87,16 @@ def find_config(
     return local if local.exists() else None
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> HostConfig:
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+) -> HostConfig:
     """Read, merge and check the configuration; raise :class:`ConfigError` listing every problem.
 
     ``env`` (default ``os.environ``) supplies the ``PLUGBOX_*`` overrides, ``$PLUGBOX_CONFIG``,
     the home and XDG directories for defaults, and ``${NAME}`` in job schedules.
+    ``database_url`` is the CLI's ``--db``, which wins over both.
     """
     env = os.environ if env is None else env
     source = find_config(path, env)
@@ -100,6 +104,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     cwd = Path.cwd()
     base = source.parent if source is not None else cwd
     data, origins = _with_env(raw, env)
+    if database_url is not None:
+        data["database_url"], origins[("database_url",)] = database_url, "--db"
     defaulted = {key for key in ("state_dir", "database_url") if key not in data}
     problems = _anchor(data, origins, base, cwd, env)
     try:
@@ -290,24 +296,19 @@ def _absolute(value: str, anchor: Path, home: Path) -> Path:
 
 
 def _anchor_url(url: str, anchor: Path, home: Path) -> str:
-    """Check a SQLAlchemy URL; a relative SQLite file path becomes absolute from ``anchor``."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ValueError(f"{url!r} is not a database URL; write sqlite:///PATH") from None
-    backend = parsed.drivername.split("+")[0]
-    if backend == "postgresql":
-        # The store is written for it (ADR 0006), but several hosts sharing one store also need
-        # fires claimed exactly once across them, and that is not built: refuse rather than
-        # let a second host run every job a second time.
-        raise ValueError(
-            "PostgreSQL run stores are not supported yet (several hosts sharing one store is"
-            " planned); use sqlite:///PATH, one store per host"
-        )
-    if backend != "sqlite":
-        raise ValueError(f"unsupported database {parsed.drivername!r}; use sqlite:///PATH")
+    """Check a run store URL; a relative SQLite file path becomes absolute from ``anchor``.
+
+    A PostgreSQL URL is kept as written (its password too: the store needs it); every message
+    about it shows the password masked.
+    """
+    # SQLAlchemy costs a command ~0.3 s to import: only a URL someone wrote is worth it here.
+    from plugbox.host.store.dialect import parse_url
+
+    parsed = parse_url(url)  # UnsupportedDatabaseError (a ValueError) names what is accepted
+    if parsed.get_backend_name() != "sqlite":
+        return url
     database = parsed.database
-    if parsed.drivername.startswith("sqlite") and database and database != ":memory:":
+    if database and database != ":memory:":
         if database.startswith("file:"):
             raise ValueError("SQLite URI filenames (file:...) are not supported; give a path")
         parsed = parsed.set(database=str(_absolute(database, anchor, home)))
@@ -349,6 +350,10 @@ def _check(
                 f"{config.state_dir}{hint} {reason}; set state_dir to a directory elsewhere",
             )
         )
+    if "database_url" in defaulted:
+        return problems  # the default is in state_dir, checked above
+    from sqlalchemy.engine import make_url
+
     database = make_url(config.database_url)
     if config.database_url.startswith("sqlite") and database.database not in (None, "", ":memory:"):
         path = Path(str(database.database))
@@ -387,7 +392,7 @@ def _is_internal(part: str | int) -> bool:
 def _where(loc: tuple[str | int, ...], origins: Mapping[tuple[str, ...], str]) -> str:
     for key, name in origins.items():
         if loc[: len(key)] == key:
-            return f"environment variable {name}"
+            return f"option {name}" if name.startswith("-") else f"environment variable {name}"
     return _location(loc)
 
 

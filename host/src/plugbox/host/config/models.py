@@ -82,6 +82,38 @@ class RetentionConfig(_Frozen):
     )
 
 
+#: Where ``plugbox serve`` answers HTTP unless told otherwise: this machine only.
+DEFAULT_LISTEN = "127.0.0.1:8377"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8377`` for IPv6) as a host and a port; ValueError says why not."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"{value!r} is not HOST:PORT; write e.g. 127.0.0.1:8377, 0.0.0.0:8377 or [::1]:8377"
+        )
+    return host, int(port)
+
+
+def _listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+class HttpConfig(_Frozen):
+    """``[http]``: the API ``plugbox serve`` answers on."""
+
+    listen: Annotated[str, AfterValidator(_listen)] = Field(
+        DEFAULT_LISTEN,
+        description="HOST:PORT; anything but loopback needs a token (plugbox tokens create)",
+    )
+    metrics_public: bool = Field(
+        False, description="true: GET /metrics answers without a token (a scraper on a trusted net)"
+    )
+
+
 class PluginConfig(_Frozen):
     """``[plugins.<id>]``: switch a plugin off, or narrow what it may do."""
 
@@ -137,8 +169,9 @@ class HostConfig(_Frozen):
     database_url: str = Field(min_length=1, description="SQLAlchemy URL of the run store")
     workspace: Path = Field(description="the workspace root jobs see as their cwd")
     workers: int = Field(ge=1, description="runs at once")
-    host_id: str = Field(description="this host's name in run records")
+    host_id: str = Field(max_length=255, description="this host's name in run records")
     retention: RetentionConfig = RetentionConfig()
+    http: HttpConfig = HttpConfig()
     shutdown_grace_ms: int = Field(
         DEFAULT_SHUTDOWN_GRACE_MS,
         validation_alias="shutdown_grace",

@@ -123,6 +123,9 @@ class Fire:
     attempt: int = 1  #: counts from 1; a retry of attempt n is attempt n + 1
     first_run_id: str | None = None  #: for retries: the run id of attempt 1
     priority: int = 5  #: 0-10, higher starts first when workers are busy
+    #: a manual run asked for through the API: its id, already recorded ``queued``
+    run_id: str | None = None
+    requested_by: str | None = None  #: who asked for a manual run (an API token's name)
 
 
 class Plan:

@@ -1,17 +1,23 @@
 """Run history and per-job scheduler state: the :class:`RunStore` interface and its two backends.
 
-``SqlRunStore("sqlite:///state/plugbox.db")`` is what the host uses; :class:`MemoryRunStore` has
-the same semantics for tests and the harness.
+``SqlRunStore("sqlite:///state/plugbox.db")`` (or ``"postgresql://…"``) is what the host uses;
+:class:`MemoryRunStore` has the same semantics for tests and the harness.
 """
 
 from plugbox.host.store.base import RunExistsError as RunExistsError
 from plugbox.host.store.base import RunLookupError as RunLookupError
 from plugbox.host.store.base import RunStore as RunStore
+from plugbox.host.store.base import SchedulerTakenError as SchedulerTakenError
 from plugbox.host.store.base import StoreClosedError as StoreClosedError
+from plugbox.host.store.base import StoreUnavailableError as StoreUnavailableError
+from plugbox.host.store.dialect import UnsupportedDatabaseError as UnsupportedDatabaseError
+from plugbox.host.store.dialect import redact as redact
 from plugbox.host.store.memory import MemoryRunStore as MemoryRunStore
 from plugbox.host.store.migrations import LATEST_VERSION as LATEST_VERSION
 from plugbox.host.store.migrations import SchemaTooNewError as SchemaTooNewError
 from plugbox.host.store.records import JobStats as JobStats
+from plugbox.host.store.records import PauseState as PauseState
+from plugbox.host.store.records import RunCursor as RunCursor
 from plugbox.host.store.records import RunRecord as RunRecord
 from plugbox.host.store.records import RunStatus as RunStatus
 from plugbox.host.store.records import Trigger as Trigger
@@ -25,15 +31,21 @@ __all__ = [
     "DeliveryLog",
     "JobStats",
     "MemoryRunStore",
+    "PauseState",
+    "RunCursor",
     "RunExistsError",
     "RunLookupError",
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "SchedulerTakenError",
     "SchemaTooNewError",
     "SqlRunStore",
     "StoreClosedError",
+    "StoreUnavailableError",
     "Trigger",
+    "UnsupportedDatabaseError",
     "WebhookAttempt",
     "WebhookDelivery",
+    "redact",
 ]

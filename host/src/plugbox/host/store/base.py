@@ -8,6 +8,8 @@ Errors::
     └── RunExistsError          add of a run_id that is already stored
     RuntimeError
     ├── StoreClosedError        any call after close()
+    ├── StoreUnavailableError   opening: the database cannot be reached or refused the login
+    ├── SchedulerTakenError     claim_scheduler(): another `plugbox serve` schedules from it
     └── SchemaTooNewError       the database was written by a newer plugbox (see migrations)
 """
 
@@ -18,7 +20,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from plugbox.host.store.records import JobStats, RunRecord, RunStatus
+from plugbox.host.store.records import (
+    JobStats,
+    PauseState,
+    RunCursor,
+    RunRecord,
+    RunStatus,
+    Trigger,
+)
 
 Clock = Callable[[], datetime]
 
@@ -54,6 +63,31 @@ class StoreClosedError(RuntimeError):
         super().__init__("the run store is closed")
 
 
+class StoreUnavailableError(RuntimeError):
+    """The database could not be opened; ``url`` has its password masked."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot open the run store at {url}: {reason}. Check that the database server is"
+            " running and that database_url (or PLUGBOX_DATABASE_URL, or --db) names it"
+        )
+        self.url = url
+        self.reason = reason
+
+
+class SchedulerTakenError(RuntimeError):
+    """Another process already schedules jobs from this store (one ``plugbox serve`` per store
+    until fires are claimed across replicas, issue 11)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"another `plugbox serve` already schedules jobs from the run store at {url}, and two"
+            " would run every fire twice (several hosts sharing one store is not built yet)."
+            " Stop the other one, or give this host a database of its own"
+        )
+        self.url = url
+
+
 @runtime_checkable
 class RunStore(Protocol):
     """Run history and per-job scheduler state.
@@ -81,8 +115,16 @@ class RunStore(Protocol):
         status: RunStatus | None = None,
         limit: int = DEFAULT_LIMIT,
         before: datetime | None = None,
+        *,
+        trigger: Trigger | None = None,
+        since: datetime | None = None,
+        cursor: RunCursor | None = None,
     ) -> builtins.list[RunRecord]:
-        """Up to ``limit`` runs, newest first; ``before`` (exclusive) pages back in time."""
+        """Up to ``limit`` runs, newest first, filtered by every argument given.
+
+        ``before`` (exclusive) and ``since`` (inclusive) bound :attr:`RunRecord.sort_at`;
+        ``cursor`` continues a listing after its last run, ties included.
+        """
 
     def running(self) -> builtins.list[RunRecord]:
         """Every run that is ``queued`` or ``running``, newest first."""
@@ -103,8 +145,11 @@ class RunStore(Protocol):
         Queued and running runs are never deleted. Returns how many runs were removed.
         """
 
-    def set_paused(self, job: str, paused: bool) -> None:
-        """Remember that ``job`` is paused (or not) across restarts."""
+    def set_paused(self, job: str, paused: bool, by: str | None = None) -> None:
+        """Remember that ``job`` is paused (or not) across restarts, and who said so."""
+
+    def pause_state(self, job: str) -> PauseState:
+        """Whether ``job`` is paused and who changed it last (not paused if never touched)."""
 
     def paused_jobs(self) -> set[str]:
         """Every job currently paused."""
@@ -118,6 +163,14 @@ class RunStore(Protocol):
 
     def last_fire(self, job: str) -> datetime | None:
         """The last fire time stored for ``job``, in UTC, or ``None``."""
+
+    def claim_scheduler(self) -> None:
+        """Make this store object the one scheduler of its database until :meth:`close`.
+
+        ``plugbox serve`` calls it before it fires anything; :class:`SchedulerTakenError` when
+        another process holds the claim. Only a store several machines can reach (PostgreSQL)
+        needs it: a SQLite file or a memory store belongs to one host, and succeeds.
+        """
 
     def close(self) -> None:
         """Release the store's resources; later calls raise :class:`StoreClosedError`."""

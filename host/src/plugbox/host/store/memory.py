@@ -24,8 +24,11 @@ from plugbox.host.store.base import (
 from plugbox.host.store.records import (
     ACTIVE_STATUSES,
     JobStats,
+    PauseState,
+    RunCursor,
     RunRecord,
     RunStatus,
+    Trigger,
     interrupted,
     job_stats,
     utc,
@@ -37,6 +40,7 @@ class _Row:
     sort_key: tuple[datetime, str]
     job: str
     status: str
+    trigger: str
     host_id: str | None
     duration_ms: int | None
     text: str
@@ -47,6 +51,7 @@ class _Row:
             (record.sort_at, record.run_id),
             record.job,
             record.status,
+            record.trigger,
             record.host_id,
             record.duration_ms,
             record.model_dump_json(),
@@ -63,7 +68,7 @@ class MemoryRunStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._runs: dict[str, _Row] = {}
-        self._paused: set[str] = set()
+        self._paused: dict[str, PauseState] = {}
         self._last_fire: dict[str, datetime] = {}
         self._last_success: dict[str, datetime] = {}
         self._closed = False
@@ -132,9 +137,15 @@ class MemoryRunStore:
         status: RunStatus | None = None,
         limit: int = DEFAULT_LIMIT,
         before: datetime | None = None,
+        *,
+        trigger: Trigger | None = None,
+        since: datetime | None = None,
+        cursor: RunCursor | None = None,
     ) -> builtins.list[RunRecord]:
         check_limits(limit)
         cutoff = None if before is None else utc(before, "before")
+        start = None if since is None else utc(since, "since")
+        below = None if cursor is None else (cursor.sort_at, cursor.run_id)
         with self._lock:
             self._check_open()
             rows = [
@@ -142,7 +153,10 @@ class MemoryRunStore:
                 for row in self._runs.values()
                 if (job is None or row.job == job)
                 and (status is None or row.status == status)
+                and (trigger is None or row.trigger == trigger)
                 and (cutoff is None or row.sort_key[0] < cutoff)
+                and (start is None or row.sort_key[0] >= start)
+                and (below is None or row.sort_key < below)
             ]
         return [row.record() for row in self._newest_first(rows)[:limit]]
 
@@ -206,18 +220,21 @@ class MemoryRunStore:
                 del self._runs[run_id]
         return len(doomed)
 
-    def set_paused(self, job: str, paused: bool) -> None:
+    def set_paused(self, job: str, paused: bool, by: str | None = None) -> None:
+        now = utc(self._clock(), "clock()")
         with self._lock:
             self._check_open()
-            if paused:
-                self._paused.add(job)
-            else:
-                self._paused.discard(job)
+            self._paused[job] = PauseState(job=job, paused=paused, changed_by=by, changed_at=now)
+
+    def pause_state(self, job: str) -> PauseState:
+        with self._lock:
+            self._check_open()
+            return self._paused.get(job) or PauseState(job=job, paused=False)
 
     def paused_jobs(self) -> set[str]:
         with self._lock:
             self._check_open()
-            return set(self._paused)
+            return {job for job, state in self._paused.items() if state.paused}
 
     def set_last_fire(self, job: str, when: datetime) -> None:
         when = utc(when, "when")
@@ -229,6 +246,9 @@ class MemoryRunStore:
         with self._lock:
             self._check_open()
             return self._last_fire.get(job)
+
+    def claim_scheduler(self) -> None:
+        self._check_open()  # one process's memory: nobody else can schedule from it
 
     def close(self) -> None:
         with self._lock:

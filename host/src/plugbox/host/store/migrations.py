@@ -9,6 +9,12 @@ Each migration builds its tables from its own ``MetaData`` and never imports the
 in :mod:`plugbox.host.store.sql`: those describe the *latest* schema, and a migration that used
 them would create columns a later migration then tries to add again. A test checks that the
 migrated schema and the query-time tables agree.
+
+Every migration must be right on SQLite and PostgreSQL alike: build tables with SQLAlchemy types
+and add columns with :func:`~plugbox.host.store.dialect.add_column`, never with a type name
+written into SQL text. Several hosts may start at once against one PostgreSQL database;
+:func:`upgrade` takes :func:`~plugbox.host.store.dialect.lock_for_migration` first, so they apply
+the missing migrations one after another and the later ones find nothing left to do.
 """
 
 from __future__ import annotations
@@ -31,11 +37,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    column,
     func,
     insert,
+    literal,
     select,
-    text,
+    table,
+    update,
 )
+
+from plugbox.host.store.dialect import add_column, lock_for_migration, redact
 
 
 class SchemaTooNewError(RuntimeError):
@@ -118,10 +129,18 @@ def _v1_runs_and_job_state(conn: Connection) -> None:
 
 def _v2_denials(conn: Connection) -> None:
     # Null in rows written before it: those runs recorded no denials (read back as none).
-    conn.execute(text("ALTER TABLE runs ADD COLUMN denials JSON"))
+    add_column(conn, "runs", Column("denials", JSON))
 
 
-def _v3_webhooks_and_last_success(conn: Connection) -> None:
+def _v3_who(conn: Connection) -> None:
+    # Null in older rows: nobody was recorded (the scheduler, or the CLI).
+    add_column(conn, "runs", Column("requested_by", String(255)))
+    add_column(conn, "runs", Column("cancelled_by", String(255)))
+    add_column(conn, "job_state", Column("paused_by", String(255)))
+    add_column(conn, "job_state", Column("paused_changed_at_us", BigInteger))
+
+
+def _v4_webhooks_and_last_success(conn: Connection) -> None:
     metadata = MetaData()
     # One row per (run, event, receiver): the delivery queue itself, so a delivery outlives the
     # process that made it (docs/adr/0015-webhook-delivery.md).
@@ -158,26 +177,33 @@ def _v3_webhooks_and_last_success(conn: Connection) -> None:
     )
     metadata.create_all(conn)
     # Read by the metrics scrape instead of aggregating every stored run (ADR 0014); filled in
-    # for history written before it.
-    conn.execute(text("ALTER TABLE job_state ADD COLUMN last_success_us BIGINT"))
+    # for history written before it, with Core statements so booleans and types are spelt right
+    # on SQLite and PostgreSQL alike.
+    add_column(conn, "job_state", Column("last_success_us", BigInteger))
+    runs = table("runs", column("job"), column("status"), column("finished_at_us"))
+    state = table("job_state", column("job"), column("paused"), column("last_success_us"))
+    succeeded = runs.c.status == "success"
     conn.execute(
-        text(
-            "INSERT INTO job_state (job, paused) SELECT DISTINCT job, 0 FROM runs"
-            " WHERE status = 'success' AND job NOT IN (SELECT job FROM job_state)"
+        insert(state).from_select(
+            ["job", "paused"],
+            select(runs.c.job, literal(False, Boolean))
+            .where(succeeded, runs.c.job.not_in(select(state.c.job)))
+            .distinct(),
         )
     )
-    conn.execute(
-        text(
-            "UPDATE job_state SET last_success_us = (SELECT max(finished_at_us) FROM runs"
-            " WHERE runs.job = job_state.job AND runs.status = 'success')"
-        )
+    latest = (
+        select(func.max(runs.c.finished_at_us))
+        .where(runs.c.job == state.c.job, succeeded)
+        .scalar_subquery()
     )
+    conn.execute(update(state).values(last_success_us=latest))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and job state", _v1_runs_and_job_state),
     Migration(2, "the runtime calls each run was refused", _v2_denials),
-    Migration(3, "webhook deliveries and each job's last success", _v3_webhooks_and_last_success),
+    Migration(3, "who asked for, cancelled, paused or resumed a job", _v3_who),
+    Migration(4, "webhook deliveries and each job's last success", _v4_webhooks_and_last_success),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -190,13 +216,16 @@ def current_version(conn: Connection) -> int:
 
 
 def upgrade(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
-    """Apply every migration the database lacks, in one transaction; return the new version."""
+    """Apply every migration the database lacks, in one transaction; return the new version.
+
+    Safe to call from several processes at once: they take turns (see the module docstring).
+    """
     latest = migrations[-1].version
     with engine.begin() as conn:
+        lock_for_migration(conn)
         found = current_version(conn)
         if found > latest:
-            url = engine.url.render_as_string(hide_password=True)
-            raise SchemaTooNewError(found, latest, url)
+            raise SchemaTooNewError(found, latest, redact(engine.url))
         for migration in migrations:
             if migration.version <= found:
                 continue

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from plugbox.sandbox import Access, ErrorInfo, Event, LogEntry
 
@@ -67,7 +75,6 @@ class RunRecord(BaseModel):
     duration_ms: int | None = Field(default=None, ge=0)
     result: JsonValue = None
     error: ErrorInfo | None = None
-    kill_reason: str | None = None
     peak_memory_mb: float | None = None
     cpu_ms: int | None = Field(default=None, ge=0)
     events: tuple[Event, ...] = ()
@@ -81,7 +88,20 @@ class RunRecord(BaseModel):
         default=(), description="runtime calls the run was refused, each with the deciding rule"
     )
     reason: str | None = Field(default=None, description="why skipped, cancelled or interrupted")
-    host_id: str | None = None
+    kill_reason: str | None = None  # the sandbox's KillReason, a short word
+    # Bounded like its column: PostgreSQL refuses a longer value where SQLite would keep it.
+    host_id: str | None = Field(default=None, max_length=255)
+    requested_by: str | None = Field(
+        default=None,
+        max_length=255,
+        description="who asked for the run: the API token's name for a trigger through the HTTP"
+        " API; none for the scheduler and the CLI",
+    )
+    cancelled_by: str | None = Field(
+        default=None,
+        max_length=255,
+        description="who cancelled the run: the API token's name (POST /runs/{id}/cancel)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -106,6 +126,12 @@ class RunRecord(BaseModel):
         output = data.get("output")
         if isinstance(output, str) and len(output) > MAX_OUTPUT_CHARS:
             data["output"], data["output_truncated"] = output[:MAX_OUTPUT_CHARS], True
+        # PostgreSQL text cannot hold NUL, and a job may print one: every store keeps U+FFFD in
+        # its place (JSON fields keep NUL as the escape \u0000, which both databases accept).
+        for name in ("output", "reason"):
+            value = data.get(name)
+            if isinstance(value, str) and "\x00" in value:
+                data[name] = value.replace("\x00", "\ufffd")
         return data
 
     @field_validator("scheduled_at", "started_at", "finished_at")
@@ -150,6 +176,13 @@ class RunRecord(BaseModel):
         return self.started_at or self.scheduled_at
 
 
+#: The statuses a success rate is taken over: runs that started and ended on their own merits.
+#: Skipped and cancelled runs say nothing about the job, and active ones have no outcome yet.
+RATED_STATUSES: frozenset[str] = frozenset(
+    {"success", "failed", "timeout", "killed", "interrupted"}
+)
+
+
 class JobStats(BaseModel):
     """What one job's retained history adds up to."""
 
@@ -161,6 +194,50 @@ class JobStats(BaseModel):
     last_run: RunRecord | None
     p50_duration_ms: int | None
     p95_duration_ms: int | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="success / (success + failed + timeout + killed + interrupted), 0..1;"
+        " null before the first such run"
+    )
+    @property
+    def success_rate(self) -> float | None:
+        rated = sum(n for status, n in self.counts.items() if status in RATED_STATUSES)
+        return None if rated == 0 else self.counts.get("success", 0) / rated
+
+
+class PauseState(BaseModel):
+    """Whether a job is paused, and who last paused or resumed it (kept across restarts)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: str
+    paused: bool
+    changed_by: str | None = Field(
+        default=None, description="the API token's name; none when the CLI changed it"
+    )
+    changed_at: datetime | None = None
+
+
+class RunCursor(BaseModel):
+    """A place in the newest-first run history: the runs strictly older than this one.
+
+    Both parts are needed: runs may share a start instant, and a cursor of the instant alone
+    would skip the rest of a tie across a page boundary.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sort_at: datetime
+    run_id: str
+
+    @classmethod
+    def after(cls, record: RunRecord) -> RunCursor:
+        return cls(sort_at=record.sort_at, run_id=record.run_id)
+
+    @field_validator("sort_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return utc(value, "cursor")
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> int | None:

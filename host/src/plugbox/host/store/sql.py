@@ -1,12 +1,13 @@
-"""The run store on SQLAlchemy 2 Core: SQLite (WAL) by default, any SQLAlchemy URL in principle.
+"""The run store on SQLAlchemy 2 Core: SQLite (WAL) by default, or PostgreSQL (psycopg 3).
 
 Queries use only portable Core constructs (window functions included: SQLite has them since
-3.25). What is SQLite-specific lives in :func:`_configure_sqlite` and runs only for SQLite URLs.
+3.25). Where the two databases differ, :mod:`plugbox.host.store.dialect` decides.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,24 +25,27 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     case,
-    create_engine,
     delete,
-    event,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from plugbox.host.store import dialect
 from plugbox.host.store.base import (
     DEFAULT_LIMIT,
     Clock,
     RunExistsError,
     RunLookupError,
+    SchedulerTakenError,
     StoreClosedError,
+    StoreUnavailableError,
     check_limits,
     system_clock,
 )
@@ -49,21 +53,21 @@ from plugbox.host.store.migrations import upgrade
 from plugbox.host.store.records import (
     ACTIVE_STATUSES,
     JobStats,
+    PauseState,
+    RunCursor,
     RunRecord,
     RunStatus,
+    Trigger,
     interrupted,
     job_stats,
     utc,
 )
 
-#: How long a SQLite writer waits for another one before giving up.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: How long opening a store keeps retrying a locked SQLite file (another process creating it).
 OPEN_RETRY_S = 10.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_WRITE = "plugbox_write"  # also used by store.webhooks
 _ACTIVE = sorted(ACTIVE_STATUSES)
 
 # The schema as of migrations.LATEST_VERSION, for queries only; migrations create it.
@@ -99,6 +103,8 @@ runs = Table(
     Column("reason", Text),
     Column("host_id", String(255)),
     Column("denials", JSON),
+    Column("requested_by", String(255)),
+    Column("cancelled_by", String(255)),
 )
 job_state = Table(
     "job_state",
@@ -106,6 +112,8 @@ job_state = Table(
     Column("job", String(255), primary_key=True),
     Column("paused", Boolean, nullable=False),
     Column("last_fire_us", BigInteger),
+    Column("paused_by", String(255)),
+    Column("paused_changed_at_us", BigInteger),
     Column("last_success_us", BigInteger),
 )
 
@@ -134,6 +142,8 @@ _PLAIN = (
     "reason",
     "host_id",
     "denials",
+    "requested_by",
+    "cancelled_by",
 )
 _TIMES = ("scheduled_at", "started_at", "finished_at")
 
@@ -178,53 +188,46 @@ def _note_success(conn: Connection, record: RunRecord) -> None:
         update(job_state).where(job_state.c.job == record.job).values(last_success_us=later)
     )
     if done.rowcount == 0:
-        conn.execute(insert(job_state).values(job=record.job, paused=False, last_success_us=when))
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control away from pysqlite, which would otherwise BEGIN lazily and
-        # never before DDL; the "begin" hook below issues BEGIN itself.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # A deferred transaction that reads and then writes fails at once with "database is
-        # locked" when another writer got there first: busy_timeout does not apply to that lock
-        # upgrade. Writers therefore take the write lock up front (and wait for it).
-        write = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # The job's first row; an upsert, as another process may be adding it right now.
+        dialect.upsert(
+            conn,
+            job_state,
+            {"job": record.job, "last_success_us": when},
+            defaults={"paused": False},
+        )
 
 
 class SqlRunStore:
-    """:class:`~plugbox.host.store.base.RunStore` in a SQL database, e.g. ``sqlite:///plugbox.db``.
+    """:class:`~plugbox.host.store.base.RunStore` in a SQL database: ``sqlite:///plugbox.db`` or
+    ``postgresql://user:password@host/database``.
 
     One engine (connection pool) per store; every call takes its own connection, so one store may
-    be shared by a pool of worker threads. Opening applies any pending schema migrations.
+    be shared by a pool of worker threads. Opening applies any pending schema migrations, and
+    raises :class:`StoreUnavailableError` when the database cannot be reached.
     """
 
     def __init__(self, url: str, clock: Clock = system_clock) -> None:
         self._clock = clock
-        self._engine = create_engine(url)
-        if self._engine.dialect.name == "sqlite":
-            if self._engine.url.database in (None, "", ":memory:"):
-                self._engine.dispose()
-                raise ValueError(
-                    f"{url!r} is an in-memory SQLite database, which each connection sees empty; "
-                    "give a file path, or use MemoryRunStore"
-                )
-            _configure_sqlite(self._engine)
-        self._writer = self._engine.execution_options(**{_WRITE: True})
+        self._shown_url = dialect.redact(url)  # as the operator wrote it, password masked
+        parsed = dialect.parse_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+            raise ValueError(
+                f"{url!r} is an in-memory SQLite database, which each connection sees empty; "
+                "give a file path, or use MemoryRunStore"
+            )
+        self._engine = dialect.create(parsed)
+        self._snapshot = dialect.snapshot_reader(self._engine)
+        self._writer = dialect.writer(self._engine)
         self._closed = False
+        self._scheduler: Connection | None = None
         try:
             self._upgrade()
+        except OperationalError as err:
+            self._engine.dispose()
+            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            if parsed.password:
+                reason = reason.replace(str(parsed.password), "***")
+            raise StoreUnavailableError(self._shown_url, reason) from None
         except BaseException:
             self._engine.dispose()
             raise
@@ -255,10 +258,10 @@ class SqlRunStore:
     def engine(self) -> Engine:
         return self._engine
 
-    def _read(self) -> Connection:
+    def _read(self, snapshot: bool = False) -> Connection:
         if self._closed:
             raise StoreClosedError()
-        return self._engine.connect()
+        return (self._snapshot if snapshot else self._engine).connect()
 
     def _write(self) -> Any:
         if self._closed:
@@ -295,7 +298,7 @@ class SqlRunStore:
                 return prefix
             query = (
                 select(runs.c.run_id)
-                .where(runs.c.run_id.startswith(prefix, autoescape=True))
+                .where(dialect.prefix_match(conn, runs.c.run_id, prefix))
                 .order_by(runs.c.run_id)
                 .limit(6)
             )
@@ -310,6 +313,10 @@ class SqlRunStore:
         status: RunStatus | None = None,
         limit: int = DEFAULT_LIMIT,
         before: datetime | None = None,
+        *,
+        trigger: Trigger | None = None,
+        since: datetime | None = None,
+        cursor: RunCursor | None = None,
     ) -> builtins.list[RunRecord]:
         check_limits(limit)
         query = select(runs).order_by(runs.c.sort_at_us.desc(), runs.c.run_id.desc()).limit(limit)
@@ -317,8 +324,20 @@ class SqlRunStore:
             query = query.where(runs.c.job == job)
         if status is not None:
             query = query.where(runs.c.status == status)
+        if trigger is not None:
+            query = query.where(runs.c.trigger == trigger)
         if before is not None:
             query = query.where(runs.c.sort_at_us < to_us(utc(before, "before")))
+        if since is not None:
+            query = query.where(runs.c.sort_at_us >= to_us(utc(since, "since")))
+        if cursor is not None:
+            at = to_us(cursor.sort_at)
+            query = query.where(
+                or_(
+                    runs.c.sort_at_us < at,
+                    and_(runs.c.sort_at_us == at, runs.c.run_id < cursor.run_id),
+                )
+            )
         with self._read() as conn:
             return [_from_row(row) for row in conn.execute(query).mappings()]
 
@@ -371,7 +390,7 @@ class SqlRunStore:
 
         counts: dict[str, dict[str, int]] = {}
         durations: dict[str, builtins.list[int]] = {}
-        with self._read() as conn:  # one transaction: one consistent snapshot
+        with self._read(snapshot=True) as conn:  # one transaction: one consistent snapshot
             for name, status, count in conn.execute(counts_query):
                 counts.setdefault(name, {})[status] = count
             for name, duration in conn.execute(durations_query):
@@ -409,12 +428,27 @@ class SqlRunStore:
 
     def _set_job_state(self, job: str, **values: Any) -> None:
         with self._write() as conn:
-            done = conn.execute(update(job_state).where(job_state.c.job == job).values(**values))
-            if done.rowcount == 0:
-                conn.execute(insert(job_state).values({"paused": False, **values, "job": job}))
+            dialect.upsert(conn, job_state, {"job": job, **values}, defaults={"paused": False})
 
-    def set_paused(self, job: str, paused: bool) -> None:
-        self._set_job_state(job, paused=paused)
+    def set_paused(self, job: str, paused: bool, by: str | None = None) -> None:
+        now = to_us(utc(self._clock(), "clock()"))
+        self._set_job_state(job, paused=paused, paused_by=by, paused_changed_at_us=now)
+
+    def pause_state(self, job: str) -> PauseState:
+        with self._read() as conn:
+            query = select(
+                job_state.c.paused, job_state.c.paused_by, job_state.c.paused_changed_at_us
+            ).where(job_state.c.job == job)
+            row = conn.execute(query).first()
+        if row is None:
+            return PauseState(job=job, paused=False)
+        paused, by, at = row
+        return PauseState(
+            job=job,
+            paused=bool(paused),
+            changed_by=by,
+            changed_at=None if at is None else from_us(at),
+        )
 
     def paused_jobs(self) -> set[str]:
         with self._read() as conn:
@@ -437,6 +471,19 @@ class SqlRunStore:
             value = conn.execute(query).scalar_one_or_none()
         return None if value is None else from_us(value)
 
+    def claim_scheduler(self) -> None:
+        if self._closed:
+            raise StoreClosedError()
+        if self._scheduler is not None or not dialect.is_postgresql(self._engine):
+            return
+        self._scheduler = dialect.hold_scheduler_lock(self._engine)
+        if self._scheduler is None:
+            raise SchedulerTakenError(self._shown_url)
+
     def close(self) -> None:
         self._closed = True
+        if self._scheduler is not None:
+            scheduler, self._scheduler = self._scheduler, None
+            with contextlib.suppress(DBAPIError):  # a lost connection holds no lock either
+                dialect.release_scheduler_lock(scheduler)
         self._engine.dispose()

@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
+from plugbox.host.store import dialect
 from plugbox.host.store.sql import from_us, metadata, to_us
 
 DeliveryState = Literal["pending", "delivered", "failed", "abandoned", "dropped"]
@@ -130,8 +131,8 @@ class DeliveryLog:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        # The run store's write option: SQLite takes the write lock up front (see sql.py).
-        self._writer = engine.execution_options(plugbox_write=True)
+        # The run store's write option: SQLite takes the write lock up front (see dialect.py).
+        self._writer = dialect.writer(engine)
 
     def add(self, new: Iterable[NewDelivery], now: datetime, max_pending: int) -> list[str]:
         """Queue deliveries due ``now``; those beyond ``max_pending`` are stored ``dropped``.
@@ -185,7 +186,15 @@ class DeliveryLog:
         ]
         if only is not None:
             due.append(deliveries.c.delivery_id.in_(sorted(only)))
-        query = select(deliveries).where(*due).order_by(deliveries.c.next_attempt_us).limit(limit)
+        # PostgreSQL: rows another sender is claiming right now are skipped, not sent twice
+        # (SQLite has no row locks; its write transaction, taken up front, serialises claims).
+        query = (
+            select(deliveries)
+            .where(*due)
+            .order_by(deliveries.c.next_attempt_us)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
         with self._writer.begin() as conn:
             rows = list(conn.execute(query).mappings())
             ids = [row["delivery_id"] for row in rows]

@@ -1,0 +1,47 @@
+"""The HTTP API as a FastAPI app over the host's services and the running host's operations."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from plugbox.host.api import errors
+from plugbox.host.api.routes import health, jobs, plugins, runs
+from plugbox.host.api.routes import metrics as metrics_routes
+from plugbox.host.metrics import HostMetrics
+from plugbox.host.operations import Operations
+from plugbox.host.services import Host
+from plugbox.host.tokens import TokenStore
+
+
+def create_app(
+    host: Host,
+    operations: Operations,
+    tokens: TokenStore | None = None,
+    metrics: HostMetrics | None = None,
+) -> FastAPI:
+    """The API of one host. ``tokens`` defaults to the host's state directory."""
+    app = FastAPI(
+        title="plugbox",
+        version="1",
+        summary="Scheduled plugin jobs in a permission sandbox: jobs, runs, plugins.",
+        description="Send `Authorization: Bearer <token>` (from `plugbox tokens create`)."
+        " Scopes nest: read < trigger < admin. /healthz and /readyz need no token.",
+        # FastAPI's documentation pages load their scripts from a CDN: an operator's host must
+        # not reach out to one, and must work offline. /openapi.json is the reference.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.host = host
+    app.state.operations = operations
+    app.state.tokens = tokens or TokenStore(host.config.state_dir)
+    app.state.metrics = metrics
+    errors.install(app)
+    routers = [health.router, plugins.router, jobs.router, runs.router]
+    if metrics is not None:
+        routers.append(metrics_routes.router)
+    for router in routers:
+        app.include_router(router)
+    from plugbox.host.web import install as install_admin_page  # it imports this package
+
+    install_admin_page(app)
+    return app

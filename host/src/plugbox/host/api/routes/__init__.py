@@ -1,0 +1,1 @@
+"""One router per area; :func:`plugbox.host.api.app.create_app` includes them."""
