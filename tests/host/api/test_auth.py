@@ -22,6 +22,7 @@ MATRIX = [
     ("GET", "/runs", "read"),
     ("GET", "/runs/no-such-run", "read"),
     ("POST", "/runs/no-such-run/cancel", "admin"),
+    ("GET", "/metrics", "read"),
 ]
 OPEN = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json")]
 RANK = ["read", "trigger", "admin"]

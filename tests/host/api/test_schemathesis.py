@@ -31,7 +31,7 @@ CHECKS = [
     "ignored_auth",
 ]
 #: Operations with no parameter: one request is all there is to generate.
-WITHOUT_INPUT = {"GET /healthz", "GET /readyz", "GET /plugins", "GET /jobs/stats"}
+WITHOUT_INPUT = {"GET /healthz", "GET /readyz", "GET /plugins", "GET /jobs/stats", "GET /metrics"}
 
 
 def _scenarios(report: Path) -> list[dict[str, Any]]:
@@ -108,14 +108,14 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     finally:
         assert served.stop() == 0, "".join(served.stderr)
     assert out.returncode == 0, out.stdout[-8000:] + out.stderr[-2000:]
-    assert "Operations:       13 selected / 13 total" in out.stdout, out.stdout[-3000:]
+    assert "Operations:       14 selected / 14 total" in out.stdout, out.stdout[-3000:]
 
     scenarios = _scenarios(report)
     fuzzed: Counter[str] = Counter()
     for scenario in scenarios:
         if scenario["phase"] == "fuzzing" and scenario.get("recorder"):
             fuzzed[scenario["recorder"]["label"]] += len(scenario["recorder"]["cases"])
-    assert len(fuzzed) == 13, fuzzed
+    assert len(fuzzed) == 14, fuzzed
     for operation, count in fuzzed.items():
         assert count >= (1 if operation in WITHOUT_INPUT else CASES), (operation, count)
     stateful = [s for s in scenarios if s["phase"] == "stateful"]

@@ -20,6 +20,7 @@ from plugbox.host.config import (
     JobOverride,
     PluginConfig,
     RetentionConfig,
+    WebhookConfig,
     ensure_state_dir,
     load_config,
 )
@@ -202,13 +203,21 @@ def test_every_key_and_variable_is_documented() -> None:
     keys = {
         "state_dir", "database_url", "workspace", "workers", "host_id", "shutdown_grace",
         "disabled_plugins", "plugin_paths", "retention", "days", "per_job", "plugins.<id>", "enabled",
-        "run_uid", "http", "listen",
+        "run_uid", "http", "listen", "metrics_public", "webhooks", "url", "events", "secret_env",
+        "timeout", "retry_for",
         "permissions", 'jobs."<plugin>:<job>"', "schedule", "timezone", "quotas",
     }  # fmt: skip
     for key in keys | set(ENV_OVERRIDES) | {"PLUGBOX_CONFIG"}:
         assert f"`{key}`" in text, f"{key} is not documented in docs/configuration.md"
     documented = {key.split(".")[0] for key in keys}
-    for model in (HostConfig, RetentionConfig, HttpConfig, PluginConfig, JobOverride):
+    for model in (
+        HostConfig,
+        RetentionConfig,
+        HttpConfig,
+        PluginConfig,
+        JobOverride,
+        WebhookConfig,
+    ):
         for name, field in model.model_fields.items():
             assert (field.validation_alias or name) in documented | keys, name
 

@@ -92,6 +92,7 @@ def test_record_bounds_log_and_output() -> None:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(store_pkg.__all__) == [
+        "DeliveryLog",
         "JobStats",
         "LATEST_VERSION",
         "MemoryRunStore",
@@ -109,6 +110,8 @@ def test_public_api_is_pinned() -> None:
         "StoreUnavailableError",
         "Trigger",
         "UnsupportedDatabaseError",
+        "WebhookAttempt",
+        "WebhookDelivery",
         "redact",
     ]
 

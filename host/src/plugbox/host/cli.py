@@ -3,9 +3,9 @@
 Exit status: 0 when the command did what was asked; 1 when a run did not succeed; 2 for bad
 input (an unknown job, a bad config file), with a message that says what to do.
 
-One module per view: ``cli_plugins``, ``cli_jobs``, ``cli_runs``; what they share is in
-``cli_common``, and every string a job or a plugin wrote is printed through ``cli_text``, so that
-it reaches the terminal as text and never as markup or a control sequence.
+One module per view: ``cli_plugins``, ``cli_jobs``, ``cli_runs``, ``cli_webhooks``; what they
+share is in ``cli_common``, and every string a job or a plugin wrote is printed through
+``cli_text``, so that it reaches the terminal as text and never as markup or a control sequence.
 
 Start-up is paid by every command, so this module imports click and nothing heavy: the views
 load when their command runs (:class:`~plugbox.host.cli_lazy.LazyGroup`), and the commands
@@ -32,6 +32,10 @@ _VIEWS = {
     "tokens": (
         "plugbox.host.cli_tokens:tokens",
         "Bearer tokens for the HTTP API (scopes: read < trigger < admin).",
+    ),
+    "webhooks": (
+        "plugbox.host.cli_webhooks:webhooks",
+        "Webhook deliveries ([[webhooks]] in plugbox.toml).",
     ),
 }
 

@@ -72,6 +72,7 @@ def config_of(ctx: click.Context) -> HostConfig:
 
 @contextmanager
 def open_host(ctx: click.Context) -> Iterator[Host]:
+    from plugbox.host.config import ConfigError
     from plugbox.host.services import Host, UnknownJobError
 
     config = config_of(ctx)
@@ -87,6 +88,9 @@ def open_host(ctx: click.Context) -> Iterator[Host]:
         if not isinstance(err, expected):
             raise
         fail(str(err).strip("'\""))
+    except ConfigError as err:
+        # Found only once the host starts on something, e.g. a webhook's secret variable unset.
+        fail(str(err))
     except Exception as err:
         # The store's start-up errors (server unreachable, schema too new, scheduler taken) are
         # the operator's to fix; looked up only if the store was loaded, as above.

@@ -38,11 +38,18 @@ def runs_list(
     ctx: click.Context, job: str | None, status: str | None, limit: int, as_json: bool
 ) -> None:
     """List recent runs, newest first."""
+    from plugbox.host.store.records import SUMMARY_EXCLUDED
+
     with open_host(ctx) as host:
         records = host.store.list(job=job, status=status, limit=limit)  # type: ignore[arg-type]
         if as_json:
-            excluded = {"log", "output", "events"}
-            print_json({"runs": [r.model_dump(mode="json", exclude=excluded) for r in records]})
+            print_json(
+                {
+                    "runs": [
+                        r.model_dump(mode="json", exclude=set(SUMMARY_EXCLUDED)) for r in records
+                    ]
+                }
+            )
             return
         # The id is what `runs show` takes: never cut it short, fold it if the terminal is narrow.
         run_column = Column("run", overflow="fold", min_width=32)
@@ -69,12 +76,19 @@ def runs_list(
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show one run in full: result, error, log, events, resources, enforcement."""
+    from plugbox.host.cli_webhooks import print_deliveries
+
     with open_host(ctx) as host:
         record = host.store.get(host.store.resolve_id(run_id))
         if as_json:
+            # Exactly the run record, as GET /runs/{id} returns it; its webhook deliveries are
+            # `plugbox webhooks log --run ID --json`.
             print_json(record.model_dump(mode="json"))
             return
         print_record(record)
+        sent = host.deliveries.list(run_id=record.run_id)
+        if sent:
+            print_deliveries(sent)
 
 
 def print_record(record: RunRecord) -> None:

@@ -28,6 +28,7 @@ from plugbox.host.daemon_operations import OperationsMixin
 from plugbox.host.daemon_operations import RunningRun as _Active
 from plugbox.host.events import emit as emit
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
+from plugbox.host.metrics import HostMetrics, ServeSnapshot
 from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
 from plugbox.host.store import RunRecord, redact
@@ -64,12 +65,15 @@ class Daemon(OperationsMixin):
         self._stop_signal = ""  # the name of the signal that stopped us
         self._reload = threading.Event()
         self._workers: list[threading.Thread] = []
+        self.metrics = HostMetrics(lambda: host.store, self.snapshot)
+        host.listeners.append(self.metrics.observe_run)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
+        self.host.start_webhooks(resume=True, emit=emit)
         store = self.host.store
         store.claim_scheduler()  # SchedulerTakenError: another serve fires from this store
         recovered = store.mark_interrupted(
@@ -147,6 +151,21 @@ class Daemon(OperationsMixin):
 
     def plan_keys(self) -> list[str]:
         return [f"{p.manifest.id}:{j.id}" for p in self.host.plugins for j in p.manifest.jobs]
+
+    def snapshot(self) -> ServeSnapshot:
+        """The scheduler's state for a metrics scrape; never starts discovery itself."""
+        discovered = "discovery" in self.host.__dict__
+        keys = self.plan_keys() if discovered else []
+        with self._lock:
+            fires = {key: self.plan.next_fire(key) for key in keys}
+            busy = sum(len(runs) for runs in self._active.values())
+        return ServeSnapshot(
+            queue_depth=self._queue.qsize(),
+            workers_busy=busy,
+            next_fires={key: fire.due_at for key, fire in fires.items() if fire is not None},
+            plugins_loaded=len(self.host.plugins) if discovered else 0,
+            plugin_load_errors=len(self.host.problems) if discovered else 0,
+        )
 
     def _load(self, *, starting: bool, rescan: bool = False) -> list[Fire]:
         if rescan:
@@ -251,6 +270,7 @@ class Daemon(OperationsMixin):
                     return  # cancelled through the API while it waited: recorded then
                 self._queued.discard(run_id)
             self.host.store.update(record)
+        self.host.finished(record)
         with self._ended:
             self._ended.notify_all()
         emit(status, job=fire.job, run=run_id, reason=reason)
@@ -274,6 +294,7 @@ class Daemon(OperationsMixin):
                 emit("worker_error", job=fire.job)
 
     def _run(self, fire: Fire) -> None:
+        self.metrics.observe_lag((datetime.now(UTC) - fire.due_at).total_seconds())
         plugin_id, _, job_id = fire.job.partition(":")
         try:
             plugin = self.host.plugin(plugin_id)
@@ -368,6 +389,7 @@ class Daemon(OperationsMixin):
             store.update(record)
         else:
             store.add(record)
+        self.host.finished(record)
         return record
 
     def _fire_for(self, record: RunRecord) -> Fire:

@@ -157,6 +157,7 @@ class OperationsMixin:
             }
         )
         self.host.store.update(cancelled)
+        self.host.finished(cancelled)
         with self._ended:
             self._ended.notify_all()
         return cancelled

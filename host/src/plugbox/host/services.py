@@ -9,8 +9,10 @@ sandbox runner, and a command answered from the discovery cache never starts a c
 from __future__ import annotations
 
 import functools
+import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from plugbox.host.config import HostConfig, ensure_state_dir
@@ -18,9 +20,12 @@ from plugbox.host.config import HostConfig, ensure_state_dir
 if TYPE_CHECKING:
     from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem
     from plugbox.host.execute import RunPlan
-    from plugbox.host.store import RunRecord, RunStore
+    from plugbox.host.store import DeliveryLog, RunRecord, RunStore, SqlRunStore
+    from plugbox.host.webhooks.notifier import Emit, Notifier
     from plugbox.sandbox import SandboxRunner
     from plugbox.sdk import JobSpec
+
+log = logging.getLogger("plugbox.host")
 
 
 class UnknownJobError(LookupError):
@@ -30,13 +35,63 @@ class UnknownJobError(LookupError):
 @dataclass
 class Host:
     config: HostConfig
+    #: Called with every run this host finishes (after it is stored), e.g. to count it.
+    listeners: list[Callable[[RunRecord], None]] = field(default_factory=list)
+    _notifier: Notifier | None = field(default=None, init=False, repr=False)
 
     @functools.cached_property
-    def store(self) -> RunStore:
+    def _sql(self) -> SqlRunStore:
         from plugbox.host.store import SqlRunStore
 
         ensure_state_dir(self.config)
         return SqlRunStore(self.config.database_url)
+
+    @property
+    def store(self) -> RunStore:
+        return self._sql
+
+    @functools.cached_property
+    def deliveries(self) -> DeliveryLog:
+        """The webhook delivery log, kept in the run store's database."""
+        from plugbox.host.store import DeliveryLog
+
+        return DeliveryLog(self._sql.engine)
+
+    def start_webhooks(self, *, resume: bool, emit: Emit | None = None) -> None:
+        """Start the webhook sender if ``[[webhooks]]`` are configured (once; later calls do
+        nothing). Reads the signing secrets now, so a missing one is a ``ConfigError`` before
+        any run. ``resume``: also send what other processes left pending (``plugbox serve``)."""
+        if self._notifier is not None or not self.config.webhooks:
+            return
+        from plugbox.host.webhooks.notifier import Notifier
+        from plugbox.host.webhooks.signing import load_secrets
+
+        keys = load_secrets(self.config)
+        self._notifier = Notifier(
+            self.config.webhooks,
+            keys,
+            self.store,
+            self.deliveries,
+            resume=resume,
+            emit=emit,
+            keep_days=self.config.retention.days,
+        )
+
+    def finished(self, record: RunRecord) -> None:
+        """Tell the webhooks and listeners that ``record`` (stored, final) is over.
+
+        The one place a finished run is reported, for ``jobs run`` and ``serve`` alike. Nothing
+        raised here may reach the caller: the run is recorded already, and a worker thread that
+        died on a report would shrink the pool.
+        """
+        reports: list[Callable[[RunRecord], object]] = list(self.listeners)
+        if self._notifier is not None:
+            reports.insert(0, self._notifier.notify)
+        for report in reports:
+            try:
+                report(record)
+            except Exception:
+                log.exception("reporting run %s failed", record.run_id)
 
     @functools.cached_property
     def runner(self) -> SandboxRunner:
@@ -120,9 +175,10 @@ class Host:
         """
         from plugbox.host.execute import execute
 
+        self.start_webhooks(resume=False)
         plugin_id = plan.plugin.manifest.id
         override = self.config.job_override(plugin_id, plan.job_id)
-        return execute(
+        record = execute(
             plan,
             runner=self.runner,
             store=self.store,
@@ -135,9 +191,13 @@ class Host:
             python_path=tuple(str(path) for path in self.config.plugin_paths),
             queued=queued,
         )
+        self.finished(record)
+        return record
 
     def close(self) -> None:
+        if self._notifier is not None:
+            self._notifier.close()
         if "runner" in self.__dict__:
             self.runner.close()
-        if "store" in self.__dict__:
-            self.store.close()
+        if "_sql" in self.__dict__:
+            self._sql.close()

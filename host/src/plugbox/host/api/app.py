@@ -6,12 +6,19 @@ from fastapi import FastAPI
 
 from plugbox.host.api import errors
 from plugbox.host.api.routes import health, jobs, plugins, runs
+from plugbox.host.api.routes import metrics as metrics_routes
+from plugbox.host.metrics import HostMetrics
 from plugbox.host.operations import Operations
 from plugbox.host.services import Host
 from plugbox.host.tokens import TokenStore
 
 
-def create_app(host: Host, operations: Operations, tokens: TokenStore | None = None) -> FastAPI:
+def create_app(
+    host: Host,
+    operations: Operations,
+    tokens: TokenStore | None = None,
+    metrics: HostMetrics | None = None,
+) -> FastAPI:
     """The API of one host. ``tokens`` defaults to the host's state directory."""
     app = FastAPI(
         title="plugbox",
@@ -27,8 +34,12 @@ def create_app(host: Host, operations: Operations, tokens: TokenStore | None = N
     app.state.host = host
     app.state.operations = operations
     app.state.tokens = tokens or TokenStore(host.config.state_dir)
+    app.state.metrics = metrics
     errors.install(app)
-    for router in (health.router, plugins.router, jobs.router, runs.router):
+    routers = [health.router, plugins.router, jobs.router, runs.router]
+    if metrics is not None:
+        routers.append(metrics_routes.router)
+    for router in routers:
         app.include_router(router)
     from plugbox.host.web import install as install_admin_page  # it imports this package
 

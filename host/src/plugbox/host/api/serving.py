@@ -29,7 +29,7 @@ def serve(host: Host, listen: str | None) -> int:
             " listen on 127.0.0.1"
         )
     server = HttpServer(listen)
-    app = create_app(host, daemon, tokens)
+    app = create_app(host, daemon, tokens, metrics=daemon.metrics)
 
     def started() -> None:
         server.start(app)

@@ -21,6 +21,7 @@ from plugbox.host.config.models import (
     RetentionConfig,
 )
 from plugbox.host.config.state import ensure_state_dir, is_inside
+from plugbox.host.config.webhooks import WebhookConfig, WebhookEvent
 
 __all__ = [
     "CONFIG_ENV",
@@ -32,6 +33,8 @@ __all__ = [
     "JobOverride",
     "PluginConfig",
     "RetentionConfig",
+    "WebhookConfig",
+    "WebhookEvent",
     "ensure_state_dir",
     "find_config",
     "is_inside",

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from plugbox.host.config.models import HostConfig
 from plugbox.host.config.state import is_below, is_inside
+from plugbox.host.config.webhooks import check_webhooks
 from plugbox.host.config.workspace_mark import MARK_NAME, mark_workspace, marked_workspace_above
 from plugbox.sdk import PlugboxError, Problem
 from plugbox.sdk.permissions import lint_permissions
@@ -330,6 +331,8 @@ def _check(
                     " elsewhere (pip install --target /opt/plugbox/plugins ...) and list that",
                 )
             )
+    for index, key, message in check_webhooks(config.webhooks):
+        problems.append(Problem(_location(("webhooks", index, key)), message))
     for plugin_id, plugin in config.plugins.items():
         if plugin.permissions is not None:
             where = _location(("plugins", plugin_id, "permissions"))

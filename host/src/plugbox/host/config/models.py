@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from plugbox.host.config.webhooks import WebhookConfig
 from plugbox.sandbox.run_identity import RUN_ID
 from plugbox.sdk import parse_duration_ms, parse_schedule
 from plugbox.sdk.manifest import ID_PATTERN
@@ -108,6 +109,9 @@ class HttpConfig(_Frozen):
         DEFAULT_LISTEN,
         description="HOST:PORT; anything but loopback needs a token (plugbox tokens create)",
     )
+    metrics_public: bool = Field(
+        False, description="true: GET /metrics answers without a token (a scraper on a trusted net)"
+    )
 
 
 class PluginConfig(_Frozen):
@@ -186,6 +190,7 @@ class HostConfig(_Frozen):
     )
     plugins: Mapping[PluginId, PluginConfig] = Field(default_factory=dict)
     jobs: Mapping[JobKey, JobOverride] = Field(default_factory=dict)
+    webhooks: tuple[WebhookConfig, ...] = Field((), description="[[webhooks]]: run reports")
 
     _source: Path | None = PrivateAttr(None)
 

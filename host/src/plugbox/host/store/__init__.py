@@ -22,9 +22,13 @@ from plugbox.host.store.records import RunRecord as RunRecord
 from plugbox.host.store.records import RunStatus as RunStatus
 from plugbox.host.store.records import Trigger as Trigger
 from plugbox.host.store.sql import SqlRunStore as SqlRunStore
+from plugbox.host.store.webhooks import DeliveryLog as DeliveryLog
+from plugbox.host.store.webhooks import WebhookAttempt as WebhookAttempt
+from plugbox.host.store.webhooks import WebhookDelivery as WebhookDelivery
 
 __all__ = [
     "LATEST_VERSION",
+    "DeliveryLog",
     "JobStats",
     "MemoryRunStore",
     "PauseState",
@@ -41,5 +45,7 @@ __all__ = [
     "StoreUnavailableError",
     "Trigger",
     "UnsupportedDatabaseError",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "redact",
 ]

@@ -157,6 +157,10 @@ class RunStore(Protocol):
     def set_last_fire(self, job: str, when: datetime) -> None:
         """Remember the last scheduled fire time of ``job`` (misfire decisions read it)."""
 
+    def last_successes(self) -> dict[str, datetime]:
+        """Per job, when its latest successful run finished (UTC), as the store was told by
+        every process writing to it; jobs that never succeeded are absent."""
+
     def last_fire(self, job: str) -> datetime | None:
         """The last fire time stored for ``job``, in UTC, or ``None``."""
 

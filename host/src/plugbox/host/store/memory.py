@@ -70,6 +70,7 @@ class MemoryRunStore:
         self._runs: dict[str, _Row] = {}
         self._paused: dict[str, PauseState] = {}
         self._last_fire: dict[str, datetime] = {}
+        self._last_success: dict[str, datetime] = {}
         self._closed = False
 
     def __enter__(self) -> MemoryRunStore:
@@ -91,6 +92,7 @@ class MemoryRunStore:
             if record.run_id in self._runs:
                 raise RunExistsError(record.run_id)
             self._runs[record.run_id] = _Row.of(record)
+            self._note_success(record)
 
     def update(self, record: RunRecord) -> None:
         with self._lock:
@@ -98,6 +100,18 @@ class MemoryRunStore:
             if record.run_id not in self._runs:
                 raise RunLookupError(record.run_id)
             self._runs[record.run_id] = _Row.of(record)
+            self._note_success(record)
+
+    def _note_success(self, record: RunRecord) -> None:
+        if record.status == "success" and record.finished_at is not None:
+            known = self._last_success.get(record.job)
+            if known is None or record.finished_at > known:
+                self._last_success[record.job] = record.finished_at
+
+    def last_successes(self) -> dict[str, datetime]:
+        with self._lock:
+            self._check_open()
+            return dict(self._last_success)
 
     def get(self, run_id: str) -> RunRecord:
         with self._lock:

@@ -37,9 +37,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    column,
     func,
     insert,
+    literal,
     select,
+    table,
+    update,
 )
 
 from plugbox.host.store.dialect import add_column, lock_for_migration, redact
@@ -136,10 +140,70 @@ def _v3_who(conn: Connection) -> None:
     add_column(conn, "job_state", Column("paused_changed_at_us", BigInteger))
 
 
+def _v4_webhooks_and_last_success(conn: Connection) -> None:
+    metadata = MetaData()
+    # One row per (run, event, receiver): the delivery queue itself, so a delivery outlives the
+    # process that made it (docs/adr/0015-webhook-delivery.md).
+    Table(
+        "webhook_deliveries",
+        metadata,
+        Column("delivery_id", String(64), primary_key=True),
+        Column("run_id", String(64), nullable=False),
+        Column("job", String(255), nullable=False),
+        Column("event", String(32), nullable=False),
+        Column("url", Text, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at_us", BigInteger, nullable=False),
+        Column("next_attempt_us", BigInteger),
+        Column("give_up_at_us", BigInteger, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("leased_until_us", BigInteger),
+        Column("reason", Text),
+        Index("ix_webhook_deliveries_run", "run_id"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_us"),
+        Index("ix_webhook_deliveries_created", "created_at_us"),
+    )
+    Table(
+        "webhook_attempts",
+        metadata,
+        Column("delivery_id", String(64), primary_key=True),
+        Column("attempt", Integer, primary_key=True, autoincrement=False),
+        Column("at_us", BigInteger, nullable=False),
+        Column("duration_ms", BigInteger, nullable=False),
+        Column("status_code", Integer),
+        Column("error", Text),
+        Column("next_retry_us", BigInteger),
+    )
+    metadata.create_all(conn)
+    # Read by the metrics scrape instead of aggregating every stored run (ADR 0014); filled in
+    # for history written before it, with Core statements so booleans and types are spelt right
+    # on SQLite and PostgreSQL alike.
+    add_column(conn, "job_state", Column("last_success_us", BigInteger))
+    runs = table("runs", column("job"), column("status"), column("finished_at_us"))
+    state = table("job_state", column("job"), column("paused"), column("last_success_us"))
+    succeeded = runs.c.status == "success"
+    conn.execute(
+        insert(state).from_select(
+            ["job", "paused"],
+            select(runs.c.job, literal(False, Boolean))
+            .where(succeeded, runs.c.job.not_in(select(state.c.job)))
+            .distinct(),
+        )
+    )
+    latest = (
+        select(func.max(runs.c.finished_at_us))
+        .where(runs.c.job == state.c.job, succeeded)
+        .scalar_subquery()
+    )
+    conn.execute(update(state).values(last_success_us=latest))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and job state", _v1_runs_and_job_state),
     Migration(2, "the runtime calls each run was refused", _v2_denials),
     Migration(3, "who asked for, cancelled, paused or resumed a job", _v3_who),
+    Migration(4, "webhook deliveries and each job's last success", _v4_webhooks_and_last_success),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -40,6 +40,9 @@ Trigger = Literal["schedule", "manual", "startup", "retry"]
 #: Runs in these states are not over; a host that dies leaves them behind.
 ACTIVE_STATUSES: frozenset[str] = frozenset({"queued", "running"})
 
+#: What a run *summary* leaves out (``runs list --json``, webhook payloads): the bulky parts.
+SUMMARY_EXCLUDED: frozenset[str] = frozenset({"log", "output", "events"})
+
 MAX_LOG_ENTRIES = 1_000
 MAX_EVENTS = 1_000
 MAX_OUTPUT_CHARS = 256 * 1024

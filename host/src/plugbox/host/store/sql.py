@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -113,6 +114,7 @@ job_state = Table(
     Column("last_fire_us", BigInteger),
     Column("paused_by", String(255)),
     Column("paused_changed_at_us", BigInteger),
+    Column("last_success_us", BigInteger),
 )
 
 _PLAIN = (
@@ -171,6 +173,28 @@ def _from_row(row: RowMapping) -> RunRecord:
         value = row[f"{name}_us"]
         data[name] = None if value is None else from_us(value)
     return RunRecord.model_validate(data)
+
+
+def _note_success(conn: Connection, record: RunRecord) -> None:
+    """Keep ``job_state.last_success_us`` in the transaction that records the success, so it is
+    true for every process writing runs and a scrape reads one row per job (ADR 0014)."""
+    if record.status != "success" or record.finished_at is None:
+        return
+    when = to_us(record.finished_at)
+    # CASE, not two-argument max(): portable, and a NULL (never succeeded) compares false.
+    latest = job_state.c.last_success_us
+    later = case((latest >= when, latest), else_=when)
+    done = conn.execute(
+        update(job_state).where(job_state.c.job == record.job).values(last_success_us=later)
+    )
+    if done.rowcount == 0:
+        # The job's first row; an upsert, as another process may be adding it right now.
+        dialect.upsert(
+            conn,
+            job_state,
+            {"job": record.job, "last_success_us": when},
+            defaults={"paused": False},
+        )
 
 
 class SqlRunStore:
@@ -248,6 +272,7 @@ class SqlRunStore:
         try:
             with self._write() as conn:
                 conn.execute(insert(runs).values(_to_row(record)))
+                _note_success(conn, record)
         except IntegrityError as err:
             raise RunExistsError(record.run_id) from err
 
@@ -258,6 +283,7 @@ class SqlRunStore:
             )
             if done.rowcount == 0:
                 raise RunLookupError(record.run_id)
+            _note_success(conn, record)
 
     def get(self, run_id: str) -> RunRecord:
         with self._read() as conn:
@@ -431,6 +457,13 @@ class SqlRunStore:
 
     def set_last_fire(self, job: str, when: datetime) -> None:
         self._set_job_state(job, last_fire_us=to_us(utc(when, "when")))
+
+    def last_successes(self) -> dict[str, datetime]:
+        with self._read() as conn:
+            query = select(job_state.c.job, job_state.c.last_success_us).where(
+                job_state.c.last_success_us.is_not(None)
+            )
+            return {job: from_us(value) for job, value in conn.execute(query)}
 
     def last_fire(self, job: str) -> datetime | None:
         with self._read() as conn:
