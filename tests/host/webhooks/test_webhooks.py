@@ -113,7 +113,7 @@ def wait_for(condition: Any, timeout: float = 30.0) -> Any:
 
 def serve(config: Path, secret: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [plugbox_path(), "--config", str(config), "serve"],
+        [plugbox_path(), "--config", str(config), "serve", "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
