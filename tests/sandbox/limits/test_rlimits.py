@@ -19,6 +19,8 @@ from plugbox.sandbox.limits import address_space_limit, apply_rlimits
 from plugbox.sandbox.limits.rlimits import AS_HEADROOM_MB, AS_MULTIPLE, MIB
 from plugbox.sdk.permissions import Quotas
 
+from .conftest import REPORT_FD
+
 if TYPE_CHECKING:
     from .conftest import Forked
 
@@ -88,6 +90,11 @@ def test_cpu_spin_that_ignores_sigxcpu_is_killed_a_second_later(forked: Forked) 
 
 def test_fd_exhaustion_fails_with_emfile(forked: Forked) -> None:
     def exhaust() -> dict[str, int]:
+        # Descriptors inherited from pytest (other fixtures' sockets, a browser's pipes) would
+        # take the low numbers the limit leaves: keep only stdio and the report pipe.
+        report = int(os.environ[REPORT_FD])
+        os.closerange(3, report)
+        os.closerange(report + 1, 4096)
         apply_rlimits(Quotas(open_files=32))
         highest = -1
         try:
