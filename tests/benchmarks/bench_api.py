@@ -157,9 +157,10 @@ def load_generator(url: str, token: str, path: str, requests: int) -> dict[str, 
         [sys.executable, __file__, "--load", url, token, path, str(requests)],
         capture_output=True,
         text=True,
-        check=True,
         timeout=1800,
     )
+    if out.returncode != 0:
+        raise SystemExit(f"the load generator failed on {path}:\n{out.stderr}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -220,6 +221,7 @@ def main(requests: int) -> dict[str, Any]:
         )
         from plugbox.host.store import SqlRunStore
 
+        (root / "state").mkdir(mode=0o700)
         store = SqlRunStore(f"sqlite:///{root / 'state' / 'plugbox.db'}")
         fill(store, datetime.now(UTC) - timedelta(days=3))
         run_id = store.list(limit=1)[0].run_id
