@@ -181,13 +181,18 @@ class Api:
         return self.served.client(self.tokens[scope] if scope else None)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    config = write_config(tmp_path_factory.mktemp("api"))
-    tokens = {
+def token_per_scope(config: Path) -> dict[str, str]:
+    """A token of each scope, made as an operator would (``read-bot``, ``trigger-bot``, ...)."""
+    return {
         scope: cli(config, "tokens", "create", f"{scope}-bot", "--scopes", scope).stdout.strip()
         for scope in ("read", "trigger", "admin")
     }
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    config = write_config(tmp_path_factory.mktemp("api"))
+    tokens = token_per_scope(config)
     served = start_serve(config)
     try:
         yield Api(served, tokens)

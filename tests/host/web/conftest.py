@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tests.host.api.conftest import Served, _install, cli, start_serve
+from tests.host.api.conftest import Served, _install, start_serve, token_per_scope
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -137,10 +137,7 @@ class Site:
 
 def serve_site(root: Path, **config_args: Any) -> Iterator[Site]:
     config = write_config(root, **config_args)
-    tokens = {
-        scope: cli(config, "tokens", "create", f"{scope}-bot", "--scopes", scope).stdout.strip()
-        for scope in ("read", "trigger", "admin")
-    }
+    tokens = token_per_scope(config)
     served = start_serve(config)
     try:
         yield Site(served, tokens)
