@@ -41,9 +41,16 @@ EXIT_SETUP_FAILED = 70
 
 
 def run_child(
-    spec: SpawnSpec, confinement: Confinement, control_fd: int, output_fd: int
+    spec: SpawnSpec,
+    confinement: Confinement,
+    control_fd: int,
+    output_fd: int,
+    mapped_bytes: int | None = None,
 ) -> NoReturn:
-    """Entry point in the forked child; never returns."""
+    """Entry point in the forked child; never returns.
+
+    ``mapped_bytes``: the zygote's address-space size measured just before the fork.
+    """
     code = EXIT_SETUP_FAILED
     request = spec.request
     try:
@@ -59,7 +66,7 @@ def run_child(
         become_subreaper()
         # Confinement depends only on the spawn spec, so a warm child is already confined while
         # it waits; nothing of the plugin runs before the go, which comes after the cgroup move.
-        confinement.apply_in_child()
+        confinement.apply_in_child(mapped_bytes)
         go, _ = receive(control)
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
         # A warm child was forked before its run existed; the run's facts arrive with go.
@@ -92,8 +99,27 @@ def _detach(control_fd: int, output_fd: int, keep: tuple[int, ...]) -> None:
             os.closerange(low, fd)
             low = fd + 1
     os.closerange(low, _max_fd())
+    if not _STREAMS.prepared:
+        prepare_streams()
+
+
+class _Streams:
+    prepared = False
+
+
+_STREAMS = _Streams()
+
+
+def prepare_streams() -> None:
+    """``sys.stdout``/``sys.stderr`` as a run wants them: line-buffered UTF-8 on fds 1 and 2.
+
+    The zygote calls this once at start (its own output goes nowhere else), so each child, once
+    it has pointed fds 1 and 2 at the run's output pipe, writes through objects it inherited
+    empty instead of building two text streams (~0.2 ms of copy-on-write faults per run).
+    """
     sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    _STREAMS.prepared = True
 
 
 def _max_fd() -> int:

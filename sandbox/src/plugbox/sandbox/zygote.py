@@ -30,12 +30,13 @@ import sys
 from typing import Any
 
 from plugbox.sandbox._libc import set_process_name
-from plugbox.sandbox.child import run_child
+from plugbox.sandbox.child import prepare_streams, run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
-from plugbox.sandbox.kernel import mount_view, namespaces
+from plugbox.sandbox.kernel import capabilities, mount_view, namespaces
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.procfs import own_pid
 from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent, kill_orphans
+from plugbox.sandbox.limits.rlimits import mapped_size
 from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
 from plugbox.sandbox.request import RunContext, SpawnSpec
@@ -61,6 +62,8 @@ def serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # the zygote allocates little; collections would only dirty pages children share
     _warm_up()
+    with contextlib.suppress(OSError):  # fds 1 and 2 closed by the host: each child opens its own
+        prepare_streams()
     hello, _ = receive(sock)
     machine = MachineLayers.probe(cgroups=bool(hello.get("cgroups")))
     # A root host's view where the run uid can pass every folder on the way to what jobs need.
@@ -76,6 +79,8 @@ def serve(sock: socket.socket) -> None:
         own_userns=netns == "userns+netns", close=(sock.fileno(),)
     )
     become_subreaper()
+    # Last, after every namespace this process enters (a new user namespace refills it).
+    capabilities.empty_inherited_bounding()
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -134,6 +139,7 @@ def _spawn(
     # copy-on-write faults) the zygote's heap; a few ms per run otherwise.
     gc.freeze()
     zygote = os.getpid()
+    mapped = mapped_size()  # here, where reading /proc costs no copy-on-write faults
     # The child is born as pid 1 of a namespace of its own (kernel/pid_namespace.py).
     pid_namespaces.before_fork()
     pid = os.fork()
@@ -148,7 +154,7 @@ def _spawn(
         os.close(wake[0])
         os.close(wake[1])
         sock.detach()
-        run_child(spec, confinement, control_fd, output_fd)
+        run_child(spec, confinement, control_fd, output_fd, mapped)
     os.close(control_fd)
     os.close(output_fd)
     send(sock, {"type": "spawned", "spawn_id": spawn_id, "pid": _RUN_CHILDREN[pid]})
