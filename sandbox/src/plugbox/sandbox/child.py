@@ -34,7 +34,7 @@ from plugbox.sandbox.protocol import receive
 from plugbox.sandbox.request import RunContext, SpawnSpec
 from plugbox.sandbox.session import Collector, build_context, error_from
 from plugbox.sdk import ResourceUsage
-from plugbox.sdk.permissions import effective_policy
+from plugbox.sdk.permissions import Decider, effective_policy
 
 EXIT_OK = 0
 EXIT_SETUP_FAILED = 70
@@ -46,10 +46,12 @@ def run_child(
     control_fd: int,
     output_fd: int,
     mapped_bytes: int | None = None,
+    decider: Decider | None = None,
 ) -> NoReturn:
     """Entry point in the forked child; never returns.
 
-    ``mapped_bytes``: the zygote's address-space size measured just before the fork.
+    ``mapped_bytes``: the zygote's address-space size measured just before the fork;
+    ``decider``: the run's compiled policy, when the zygote already holds it.
     """
     code = EXIT_SETUP_FAILED
     request = spec.request
@@ -78,7 +80,9 @@ def run_child(
         sys.path[0:0] = list(request.python_path)
         # Landlock lets the child execute only there (None: no Landlock, nothing to say).
         exec_roots = spec.landlock_read_exec if confinement.ruleset is not None else None
-        code = _run(spec, context, control, env, exec_roots)
+        if decider is None:
+            decider = effective_policy(request.permissions, *request.grants)
+        code = _run(spec, decider, context, control, env, exec_roots)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"plugbox: run setup failed: {type(exc).__name__}: {exc}\n".encode())
@@ -138,6 +142,7 @@ def _scrub_environment(allowed: dict[str, str], temp: str) -> None:
 
 def _run(
     spec: SpawnSpec,
+    decider: Decider,
     context: RunContext,
     control: socket.socket,
     env: dict[str, str],
@@ -145,7 +150,6 @@ def _run(
 ) -> int:
     request = spec.request
     channel = ChildChannel(control)
-    decider = effective_policy(request.permissions, *request.grants)
     quotas = spec.quotas
     start = time.monotonic()
     cpu_start = time.process_time()

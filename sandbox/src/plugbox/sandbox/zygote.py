@@ -40,7 +40,7 @@ from plugbox.sandbox.limits.rlimits import mapped_size
 from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
 from plugbox.sandbox.request import RunContext, SpawnSpec
-from plugbox.sdk.permissions import effective_policy
+from plugbox.sdk.permissions import Decider, effective_policy
 
 #: The run children this zygote forked and has not reaped yet (a registry, on purpose), by the pid
 #: ``fork`` returned, to the pid the host knows them by: any other child of the zygote is an
@@ -122,7 +122,7 @@ def _spawn(
     control_fd, output_fd = fds
     spawn_id = message.get("spawn_id")
     try:
-        spec, confinement = _prepared(str(message["spec"]), machine)
+        spec, confinement, decider = _prepared(str(message["spec"]), machine)
     except Exception as exc:
         os.close(control_fd)
         os.close(output_fd)
@@ -154,7 +154,7 @@ def _spawn(
         os.close(wake[0])
         os.close(wake[1])
         sock.detach()
-        run_child(spec, confinement, control_fd, output_fd, mapped)
+        run_child(spec, confinement, control_fd, output_fd, mapped, decider)
     os.close(control_fd)
     os.close(output_fd)
     send(sock, {"type": "spawned", "spawn_id": spawn_id, "pid": _RUN_CHILDREN[pid]})
@@ -169,7 +169,7 @@ def _kill_run_child(host_pid: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _prepared(text: str, machine: MachineLayers) -> tuple[SpawnSpec, Confinement]:
+def _prepared(text: str, machine: MachineLayers) -> tuple[SpawnSpec, Confinement, Decider]:
     """The validated spec for ``text`` and the confinement it asks for, made once per job.
 
     A job's spawns repeat the same text (it names no run), so from its second run on the zygote
@@ -177,10 +177,10 @@ def _prepared(text: str, machine: MachineLayers) -> tuple[SpawnSpec, Confinement
     """
     spec = SpawnSpec.model_validate_json(text)
     confinement = Confinement.prepare(spec, machine)
-    # Compile the policy here so every child inherits it ready.
-    effective_policy(spec.request.permissions, *spec.request.grants)
+    # Compiled here so every child inherits it ready (and skips hashing the permissions).
+    decider = effective_policy(spec.request.permissions, *spec.request.grants)
     _warm_finders(spec.request.handler, spec.request.python_path)
-    return spec, confinement
+    return spec, confinement, decider
 
 
 def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:
