@@ -29,6 +29,7 @@ import socket
 import sys
 from typing import Any
 
+from plugbox.sandbox import zygote_fork
 from plugbox.sandbox._libc import set_process_name
 from plugbox.sandbox.child import prepare_streams, run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
@@ -142,7 +143,7 @@ def _spawn(
     mapped = mapped_size()  # here, where reading /proc costs no copy-on-write faults
     # The child is born as pid 1 of a namespace of its own (kernel/pid_namespace.py).
     pid_namespaces.before_fork()
-    pid = os.fork()
+    pid = zygote_fork.fork()
     if pid != 0:
         pid_namespaces.after_fork()
         _RUN_CHILDREN[pid] = pid_namespaces.host_pid(pid)
