@@ -149,8 +149,8 @@ class RunCgroup:
         """Whether the kernel offers file ``name`` for ``role`` (it never changes for a cgroup)."""
         found = self._exists.get((role, name))
         if found is None:
-            found = self._exists[(role, name)] = (
-                role in self._dirs and os.path.exists(self._file(role, name))
+            found = self._exists[(role, name)] = role in self._dirs and os.path.exists(
+                self._file(role, name)
             )
         return found
 
