@@ -22,7 +22,7 @@ EXPORTED = {
     "Manifest",
     "ManifestError",
     "NetRuntime",
-    "NotConfigured",
+    "NotConfiguredError",
     "PatternError",
     "PermissionDenied",
     "PlugboxError",

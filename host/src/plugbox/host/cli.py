@@ -163,6 +163,7 @@ def serve(ctx: click.Context, listen: str | None, no_http: bool) -> None:
         try:
             if address is not None:
                 parse_listen(address)
+            host.check_plugin_settings()  # ConfigError: operator values the plugins refuse
             sys.exit(serve_with_api(host, address))
         except (ValueError, ListenError) as err:
             fail(str(err))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr
 
-from plugbox.sdk import Manifest, NotConfigured, Problem, Trigger
+from plugbox.sdk import Manifest, NotConfiguredError, Problem, Trigger
 from plugbox.sdk.job_config import config_problems, effective_config
 from plugbox.sdk.permissions import Permissions, Quotas
 from plugbox.sdk.permissions.bindings import resolve_bindings
@@ -139,7 +139,7 @@ def request_for_job(
     python_path: Sequence[str] = (),
     quotas: Quotas | None = None,
     secrets: Mapping[str, str] | None = None,
-    locate: Locate = _harness_location,
+    locate: Locate | None = None,
 ) -> RunRequest:
     """The run of job ``job_id`` of ``manifest``, built as the host builds every run.
 
@@ -153,10 +153,11 @@ def request_for_job(
     ``config`` and ``secrets`` are what the operator set (never the declared defaults): config
     is checked against the job's declaration, permission rules bound to config keys are resolved
     from it, and the job's declared secrets are taken from ``secrets``. A job that cannot run as
-    configured raises :class:`~plugbox.sdk.NotConfigured`, each problem located by ``locate``
+    configured raises :class:`~plugbox.sdk.NotConfiguredError`, each problem located by ``locate``
     (``plugins.weather.config.api_url`` on the host).
     """
     spec = manifest.job(job_id)
+    locate = locate or _harness_location
     operator = dict(config or {})
     problems = config_problems(spec, operator, lambda key: locate("config", key))
     declared = run_permissions(manifest, job_id, permissions=permissions, quotas=quotas)
@@ -183,7 +184,7 @@ def request_for_job(
         if not provided.get(name)
     ]
     if problems:
-        raise NotConfigured(f"{manifest.id}:{job_id}", problems)
+        raise NotConfiguredError(f"{manifest.id}:{job_id}", problems)
     return RunRequest(
         handler=spec.handler,
         workspace=workspace,

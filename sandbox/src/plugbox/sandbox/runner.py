@@ -50,8 +50,8 @@ from plugbox.sandbox.outcome import (
     capability_levels,
 )
 from plugbox.sandbox.protocol import send
-from plugbox.sandbox.redact import finish_outcome
 from plugbox.sandbox.proxies.env import allowed_environment
+from plugbox.sandbox.redact import finish_outcome
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
 from plugbox.sandbox.run_identity import RunIdentity
 from plugbox.sandbox.run_loop import RunIO, watch_run

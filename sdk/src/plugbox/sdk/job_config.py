@@ -32,12 +32,10 @@ def config_problems(
     ``where("")`` locates the config as a whole (a schema's ``required`` refers to it).
     """
     known = declared_config_keys(spec)
-    problems = [
-        Problem(where(key), _unknown(key, known)) for key in operator if key not in known
-    ]
+    problems = [Problem(where(key), _unknown(key, known)) for key in operator if key not in known]
     if spec.config_schema is None or problems:
         return problems
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
     validator = Draft202012Validator(spec.config_schema)
     config = effective_config(spec, operator)

@@ -124,7 +124,9 @@ class JobSpec(_Frozen):
         " builds it from a pydantic model given as config=",
     )
     secrets: tuple[SecretName, ...] = Field(
-        (), max_length=MAX_SECRETS, description="names ctx.secrets.get may read, besides the plugin's"
+        (),
+        max_length=MAX_SECRETS,
+        description="names ctx.secrets.get may read, besides the plugin's",
     )
 
     @field_validator("tags", mode="before")

@@ -16,7 +16,7 @@ rules still beat them. See docs/adr/0025-operator-config-secrets-bindings.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -129,18 +129,18 @@ def resolve_bindings(permissions: Permissions, operator: Mapping[str, object]) -
     missing: list[str] = []
     invalid: dict[str, str] = {}
 
-    def literal(binding: Binding, convert: type[object] | object) -> str | None:
+    def literal(binding: Binding, convert: Callable[[object], str]) -> str | None:
         if binding.key not in operator:
             if binding.key not in missing:
                 missing.append(binding.key)
             return None
         try:
-            rule = convert(operator[binding.key])  # type: ignore[operator]
+            rule = convert(operator[binding.key])
         except ValueError as err:
             invalid[binding.key] = str(err)
             return None
-        values[binding.label] = str(rule)
-        return str(rule)
+        values[binding.label] = rule
+        return rule
 
     hosts = [
         rule

@@ -94,7 +94,7 @@ class Harness:
         for permission rules bound to config (``allow_hosts_from``). ``secrets`` are the
         operator's secret values by name (``ctx.secrets.get``), redacted from the result as on
         the host. A job whose config or secrets the host would refuse raises
-        :class:`~plugbox.sdk.NotConfigured`. ``env`` is the whole environment the
+        :class:`~plugbox.sdk.NotConfiguredError`. ``env`` is the whole environment the
         job's ``env.allow`` picks from (the test's own environment never leaks in). ``grants``
         narrow like an operator's grants; ``permissions`` replaces the declared set.
         ``in_process`` (None: the harness default) picks debug mode for this run.
