@@ -113,6 +113,6 @@ class NotConfiguredError(PlugboxError, LookupError):
     def __init__(self, job: str, problems: Iterable[Problem]) -> None:
         self.job = job
         self.problems: tuple[Problem, ...] = tuple(problems)
-        lines = [f"job {job} is not configured to run; in plugbox.toml:"]
+        lines = [f"job {job} does not run until these are set:"]
         lines += [f"  - {p}" for p in self.problems]
         super().__init__("\n".join(lines))
