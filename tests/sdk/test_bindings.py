@@ -36,7 +36,7 @@ def test_a_url_or_host_becomes_one_host_rule(value: str, rule: str) -> None:
     "value", ["", "*.example.com", "ftp://x.example.com", "https://", "https://x:port", 5, "a b"]
 )
 def test_a_value_that_is_not_one_host_is_refused(value: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\S"):
         host_rule(value)
 
 
@@ -50,7 +50,7 @@ def test_a_folder_becomes_one_anchored_folder_rule(value: str, rule: str) -> Non
 
 @pytest.mark.parametrize("value", ["", ".", "../x", "/etc", "a/../b", 3])
 def test_a_value_that_is_not_a_folder_in_the_workspace_is_refused(value: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\S"):
         path_rule(value)
 
 

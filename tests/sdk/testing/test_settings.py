@@ -113,7 +113,7 @@ def test_missing_values_name_every_key_to_set(plugbox: Harness, settings_jobs: M
     assert "config.api_url: not set; the job's permissions bind to it" in text
     assert "secrets.API_TOKEN: not provided" in text
     # The declared default of a bound key is never used for the binding.
-    with pytest.raises(NotConfiguredError, match="config.export_dir: not set.*'exports'"):
+    with pytest.raises(NotConfiguredError, match=r"config\.export_dir: not set.*'exports'"):
         plugbox.run(
             settings_jobs.leaky,
             manifest=settings_jobs.manifest,

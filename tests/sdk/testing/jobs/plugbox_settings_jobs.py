@@ -32,7 +32,7 @@ def leaky(ctx: JobContext) -> dict[str, Any]:
     token = ctx.secrets.get("API_TOKEN")
     ctx.logger.info(f"token is {token}", token=token, nested={"t": [token]})
     ctx.emit("token.seen", {token: token, "quoted": quote(token, safe="")})
-    print("stdout", token, base64.b64encode(token.encode()).decode())
+    print("stdout", token, base64.b64encode(token.encode()).decode())  # noqa: T201
     response = ctx.runtime.net.get(f"{ctx.config['api_url']}/x?token={token}")
     ctx.runtime.fs.mkdir(ctx.config["export_dir"], parents=True, exist_ok=True)
     ctx.runtime.fs.write_text(f"{ctx.config['export_dir']}/out.txt", response.text)
