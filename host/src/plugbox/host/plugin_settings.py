@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from plugbox.host.config.secrets import read_secrets
 from plugbox.sdk.errors import Problem
-from plugbox.sdk.job_config import config_problems
+from plugbox.sdk.job_config import accepts, config_problems
 from plugbox.sdk.manifest import Manifest, declared_config_keys
 
 if TYPE_CHECKING:
@@ -60,14 +60,13 @@ class JobSettings:
 
 
 def job_settings(config: HostConfig, manifest: Manifest, job_id: str) -> JobSettings:
-    """The config values the operator set for ``job_id`` (only keys it declares are taken from
+    """The config values the operator set for ``job_id`` (only keys it accepts are taken from
     the plugin's table, so one table serves jobs with different keys; the job's table is taken
     whole, so a misspelt key there is reported)."""
     spec = manifest.job(job_id)
-    known = declared_config_keys(spec)
     plugin = config.plugins.get(manifest.id)
     job = config.jobs.get(f"{manifest.id}:{job_id}")
-    from_plugin = {k: v for k, v in (plugin.config if plugin else {}).items() if k in known}
+    from_plugin = {k: v for k, v in (plugin.config if plugin else {}).items() if accepts(spec, k)}
     from_job = dict(job.config) if job is not None else {}
     return JobSettings(manifest.id, job_id, {**from_plugin, **from_job}, frozenset(from_job))
 
@@ -105,7 +104,7 @@ def check_plugin_settings(config: HostConfig, plugins: Sequence[LoadedPlugin]) -
         declared = {key for spec in manifest.jobs for key in declared_config_keys(spec)}
         if table is not None:
             for key in table.config:
-                if key not in declared:
+                if not any(accepts(spec, key) for spec in manifest.jobs):
                     names = ", ".join(sorted(declared)) or "none"
                     problems.append(
                         Problem(

@@ -4,9 +4,10 @@ The operator sets values in ``plugbox.toml`` (``[plugins.ID.config]`` for every 
 ``[jobs."PLUGIN:JOB".config]`` for one job; the job's table wins); a test sets them through the
 harness's ``config=``. Both end here, so a value the host refuses is refused in a test too.
 
-Checked: every key the operator sets must be one the job declares (a default, or a property of
-its ``config_schema``) — a misspelt key is an error, never a silent no-op — and, when the job has
-a schema, the effective config must satisfy it. JSON Schema is checked with ``jsonschema``, which
+Checked: once a job declares config (defaults, or a ``config_schema``), every key the operator
+sets must be one it declares — a misspelt key is an error, never a silent no-op — and, when the
+job has a schema, the effective config must satisfy it. A job that declares no config at all
+reads ``ctx.config`` free-form and accepts any key. JSON Schema is checked with ``jsonschema``, which
 the host and the ``testing`` extra install; the light SDK alone never needs it.
 """
 
@@ -32,7 +33,9 @@ def config_problems(
     ``where("")`` locates the config as a whole (a schema's ``required`` refers to it).
     """
     known = declared_config_keys(spec)
-    problems = [Problem(where(key), _unknown(key, known)) for key in operator if key not in known]
+    problems = [
+        Problem(where(key), _unknown(key, known)) for key in operator if not accepts(spec, key)
+    ]
     if spec.config_schema is None or problems:
         return problems
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
@@ -46,6 +49,13 @@ def config_problems(
         origin = "" if not key or key in operator else " (the declared default)"
         problems.append(Problem(where(key) + rest, error.message + origin))
     return problems
+
+
+def accepts(spec: JobSpec, key: str) -> bool:
+    """Whether the operator may set ``key`` for ``spec``: a declared key, or any key for a job
+    that declares no config at all."""
+    known = declared_config_keys(spec)
+    return not known or key in known
 
 
 def _unknown(key: str, known: frozenset[str]) -> str:

@@ -1,0 +1,91 @@
+"""``[plugins.ID.config]``, ``[jobs.X.config]`` and ``[plugins.ID.secrets]`` in plugbox.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plugbox.host.config import ConfigError, load_config
+from plugbox.host.config.secrets import SecretSource, read_secrets
+from plugbox.host.plugin_settings import job_settings
+from plugbox.sdk import define_manifest, job
+
+
+@job("a", config={"api_url": "", "limit": 1}, secrets=["TOKEN"])
+def a(ctx: object) -> None:
+    return None
+
+
+@job("b", config={"limit": 2})
+def b(ctx: object) -> None:
+    return None
+
+
+MANIFEST = define_manifest(id="weather", version="0.1.0", name="W", jobs=[a, b])
+
+
+def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    (tmp_path / "ws").mkdir(exist_ok=True)
+    path = tmp_path / "etc" / "plugbox.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(f'workspace = "{tmp_path / "ws"}"\nstate_dir = "{tmp_path / "st"}"\n' + text)
+    return load_config(path, env={"HOME": str(tmp_path)})
+
+
+def test_job_table_wins_and_plugin_keys_go_only_to_jobs_that_declare_them(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        '[plugins.weather.config]\napi_url = "http://x"\nlimit = 5\n'
+        '[jobs."weather:b".config]\nlimit = 7\n',
+    )
+    first = job_settings(config, MANIFEST, "a")
+    second = job_settings(config, MANIFEST, "b")
+    assert first.config == {"api_url": "http://x", "limit": 5}
+    assert second.config == {"limit": 7}  # api_url is not one of b's keys
+    assert first.locate("config", "limit") == "plugins.weather.config.limit"
+    assert second.locate("config", "limit") == 'jobs."weather:b".config.limit'
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("{}", "give exactly one of env or file"),
+        ('{ env = "A", file = "b" }', "give exactly one of env or file"),
+        ('{ value = "x" }', "unknown key"),
+        ('{ env = "not a name" }', "String should match pattern"),
+    ],
+)
+def test_a_secret_source_is_an_env_or_a_file(tmp_path: Path, table: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, f"[plugins.weather.secrets]\nTOKEN = {table}\n")
+    assert "plugins.weather.secrets.TOKEN" in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_secret_values_and_why_one_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "tok").write_text("from-file\n")
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "tok").write_text("planted")
+    sources = {
+        "A": SecretSource(env="HAS"),
+        "B": SecretSource(file="tok"),
+        "C": SecretSource(env="UNSET"),
+        "D": SecretSource(file=str(tmp_path / "ws" / "tok")),
+        "E": SecretSource(file="missing"),
+    }
+    values, problems = read_secrets(
+        sources,
+        ("A", "B", "C", "D", "E", "F"),
+        tmp_path / "etc",
+        tmp_path / "ws",
+        "plugins.p.secrets",
+        env={"HAS": "from-env"},
+    )
+    assert values == {"A": "from-env", "B": "from-file"}
+    found = {p.location.rsplit(".", 1)[1]: p.message for p in problems}
+    assert "UNSET is not set" in found["C"]
+    assert "inside the workspace" in found["D"]
+    assert "cannot read" in found["E"]
+    assert found["F"].startswith("not provided; the plugin declares it needs this secret")
