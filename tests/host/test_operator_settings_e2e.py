@@ -273,6 +273,10 @@ def test_operator_points_an_installed_plugin_at_two_services(
     assert_no_token("runs list --json", listing)
     for run_id in stored:
         assert_no_token("runs show --json", cli(config, "runs", "show", run_id, "--json").stdout)
+    shown_text = cli(config, "runs", "show", stored[1]).stdout
+    assert_no_token("runs show", shown_text)
+    bound = second.url.removeprefix("http://")
+    assert f"bound: net.allow_hosts <- config.api_url = {bound}" in shown_text
     for db_file in (tmp_path / "state").glob("plugbox.db*"):
         assert TOKEN.encode() not in db_file.read_bytes(), f"the secret is in {db_file.name}"
     assert len(second.seen) == 2
