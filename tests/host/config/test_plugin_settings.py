@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from plugbox.host.config import ConfigError, load_config
 from plugbox.host.config.secrets import SecretSource, read_secrets
@@ -22,7 +23,16 @@ def b(ctx: object) -> None:
     return None
 
 
-MANIFEST = define_manifest(id="weather", version="0.1.0", name="W", jobs=[a, b])
+class Typed(BaseModel):
+    limit: int = 3
+
+
+@job("c", config=Typed)
+def c(ctx: object) -> None:
+    return None
+
+
+MANIFEST = define_manifest(id="weather", version="0.1.0", name="W", jobs=[a, b, c])
 
 
 def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
@@ -89,3 +99,30 @@ def test_secret_values_and_why_one_is_missing(tmp_path: Path) -> None:
     assert "inside the workspace" in found["D"]
     assert "cannot read" in found["E"]
     assert found["F"].startswith("not provided; the plugin declares it needs this secret")
+
+
+def test_serve_start_refuses_what_the_plugins_do_not_declare(tmp_path: Path) -> None:
+    from plugbox.host.discovery import LoadedPlugin, PluginEntryPoint
+    from plugbox.host.plugin_settings import check_plugin_settings
+
+    config = load(
+        tmp_path,
+        "[plugins.weather.config]\nlimit = 5\napi_urll = 1\n"
+        '[jobs."weather:a".config]\nlimitt = 1\n'
+        '[jobs."weather:c".config]\nlimit = "many"\n'
+        '[plugins.weather.secrets]\nTOKEN = { env = "T" }\nOTHER = { env = "O" }\n'
+        # A plugin that is not installed is not checked: it may be installed later.
+        "[plugins.absent.config]\nanything = 1\n",
+    )
+    loaded = LoadedPlugin(PluginEntryPoint("weather", "m", "dist", "1"), MANIFEST)
+    found = {p.location: p.message for p in check_plugin_settings(config, [loaded])}
+    assert set(found) == {
+        "plugins.weather.config.api_urll",
+        'jobs."weather:a".config.limitt',
+        'jobs."weather:c".config.limit',
+        "plugins.weather.secrets.OTHER",
+    }
+    assert found["plugins.weather.config.api_urll"].endswith("its keys: api_url, limit")
+    assert found['jobs."weather:a".config.limitt'].endswith("its keys: api_url, limit")
+    assert found['jobs."weather:c".config.limit'] == "'many' is not of type 'integer'"
+    assert "does not declare this secret" in found["plugins.weather.secrets.OTHER"]
