@@ -18,6 +18,7 @@ it to a host it may reach anyway. Redaction guards the records against mistakes;
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -42,6 +43,11 @@ def redact_outcome(outcome: Outcome, secrets: Mapping[str, str]) -> Outcome:
     """``outcome`` with every form of every value in ``secrets`` replaced by its name."""
     replacements = _replacements(secrets)
     if not replacements:
+        return outcome
+    # Most runs never echo a secret: one search of the JSON text (where a value appears
+    # JSON-escaped) spares them the walk, which costs ~50 µs per log line.
+    text = outcome.model_dump_json()
+    if not any(json.dumps(form)[1:-1] in text for form, _ in replacements):
         return outcome
     data = outcome.model_dump()
     cleaned = _walk(data, replacements)
