@@ -71,7 +71,7 @@ def execute(
     ``queued`` record of ``run_id`` exists (a trigger through the API answered with it), and
     the run replaces it instead of adding a second one. ``config`` and ``secrets`` are the
     operator's values, located by ``locate``; ``unset`` are secrets that could not be read. A
-    job that cannot run as configured is recorded ``failed`` (``NotConfiguredError``, naming every
+    job that cannot run as configured is recorded ``failed`` (error ``NotConfigured``, naming every
     key to set) without starting.
     """
     run_id = run_id or new_run_id()
