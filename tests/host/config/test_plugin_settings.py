@@ -126,3 +126,36 @@ def test_serve_start_refuses_what_the_plugins_do_not_declare(tmp_path: Path) -> 
     assert found['jobs."weather:a".config.limitt'].endswith("its keys: api_url, limit")
     assert found['jobs."weather:c".config.limit'] == "'many' is not of type 'integer'"
     assert "does not declare this secret" in found["plugins.weather.secrets.OTHER"]
+
+
+def test_serve_names_the_jobs_that_will_not_run_and_what_to_set(tmp_path: Path) -> None:
+    from plugbox.host.discovery import LoadedPlugin, PluginEntryPoint
+    from plugbox.host.plugin_settings import unconfigured_jobs
+    from plugbox.sdk import permissions as perms
+
+    @job(
+        "bound",
+        config={"api_url": "https://default.example"},
+        permissions=perms.Permissions(net={"allow_hosts_from": ["api_url"]}),
+    )
+    def bound(ctx: object) -> None:
+        return None
+
+    manifest = define_manifest(id="weather", version="0.1.0", name="W", jobs=[a, bound])
+    loaded = LoadedPlugin(PluginEntryPoint("weather", "m", "dist", "1"), manifest)
+    config = load(tmp_path, '[plugins.weather.secrets]\nTOKEN = { env = "NOT_SET_ANYWHERE" }\n')
+    found = {
+        job: [str(p) for p in err.problems]
+        for job, err in unconfigured_jobs(config, [loaded]).items()
+    }
+    assert found == {
+        "weather:a": [
+            "plugins.weather.secrets.TOKEN: no value: the environment variable NOT_SET_ANYWHERE"
+            " is not set (or empty)"
+        ],
+        "weather:bound": [
+            "plugins.weather.config.api_url: not set; the job's permissions bind to it, so the"
+            " job runs only once you set it (the declared default 'https://default.example' is"
+            " never used for a binding)"
+        ],
+    }

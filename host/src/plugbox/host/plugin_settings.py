@@ -15,12 +15,13 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugbox.host.config.secrets import read_secrets
-from plugbox.sdk.errors import Problem
+from plugbox.sdk.errors import NotConfiguredError, Problem
 from plugbox.sdk.job_config import accepts, config_problems
 from plugbox.sdk.manifest import Manifest, declared_config_keys
 
@@ -88,6 +89,42 @@ def job_secrets(
 def config_base(config: HostConfig) -> Path:
     """The directory relative secret files are read from: plugbox.toml's, else the cwd."""
     return config.source.parent if config.source is not None else Path.cwd()
+
+
+def unconfigured_jobs(
+    config: HostConfig, plugins: Sequence[LoadedPlugin]
+) -> dict[str, NotConfiguredError]:
+    """The jobs that would not run now, each with what to set: ``plugbox serve`` says so at
+    start, so a missing key is seen before the first fire records it."""
+    from plugbox.sandbox.request import request_for_job
+
+    found: dict[str, NotConfiguredError] = {}
+    for loaded in plugins:
+        manifest = loaded.manifest
+        for spec in manifest.jobs:
+            settings = job_settings(config, manifest, spec.id)
+            secrets, unset = job_secrets(config, manifest, spec.id)
+            key = f"{manifest.id}:{spec.id}"
+            try:
+                request_for_job(
+                    manifest,
+                    spec.id,
+                    workspace=str(config.workspace),
+                    run_id="check",
+                    scheduled_at=datetime.now(UTC),
+                    config=settings.config,
+                    secrets=secrets,
+                    locate=settings.locate,
+                )
+            except NotConfiguredError as err:
+                located = {problem.location for problem in unset}
+                found[key] = NotConfiguredError(
+                    key, [p for p in err.problems if p.location not in located] + unset
+                )
+            else:
+                if unset:
+                    found[key] = NotConfiguredError(key, unset)
+    return found
 
 
 def check_plugin_settings(config: HostConfig, plugins: Sequence[LoadedPlugin]) -> list[Problem]:

@@ -211,6 +211,13 @@ class Host:
         if problems:
             raise ConfigError(problems, self.config.source)
 
+    def unconfigured_jobs(self) -> dict[str, str]:
+        """``PLUGIN:JOB`` → what the operator must set before it runs (bound config, secrets)."""
+        from plugbox.host.plugin_settings import unconfigured_jobs
+
+        found = unconfigured_jobs(self.config, self.plugins)
+        return {job: "; ".join(str(p) for p in err.problems) for job, err in found.items()}
+
     def close(self) -> None:
         if self._notifier is not None:
             self._notifier.close()
