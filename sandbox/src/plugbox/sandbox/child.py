@@ -62,6 +62,7 @@ def run_child(
         confinement.apply_in_child()
         go, _ = receive(control)
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
+        secrets = {str(k): str(v) for k, v in dict(go.get("secrets", {})).items()}
         # A warm child was forked before its run existed; the run's facts arrive with go.
         context = RunContext.model_validate(go["context"])
         # tempfile needs a directory the job may write: its first write root (the workspace
@@ -71,7 +72,7 @@ def run_child(
         sys.path[0:0] = list(request.python_path)
         # Landlock lets the child execute only there (None: no Landlock, nothing to say).
         exec_roots = spec.landlock_read_exec if confinement.ruleset is not None else None
-        code = _run(spec, context, control, env, exec_roots)
+        code = _run(spec, context, control, env, secrets, exec_roots)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"plugbox: run setup failed: {type(exc).__name__}: {exc}\n".encode())
@@ -115,6 +116,7 @@ def _run(
     context: RunContext,
     control: socket.socket,
     env: dict[str, str],
+    secrets: dict[str, str],
     exec_roots: tuple[str, ...] | None,
 ) -> int:
     request = spec.request
@@ -145,6 +147,7 @@ def _run(
         host_path=spec.host_path,
         context=context,
         environment=env,
+        secrets=secrets,
         exec_roots=exec_roots,
     )
     payload: dict[str, Any]
