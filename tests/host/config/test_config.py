@@ -205,7 +205,7 @@ def test_every_key_and_variable_is_documented() -> None:
         "disabled_plugins", "plugin_paths", "retention", "days", "per_job", "plugins.<id>", "enabled",
         "run_uid", "http", "listen", "metrics_public", "webhooks", "url", "events", "secret_env",
         "timeout", "retry_for",
-        "permissions", 'jobs."<plugin>:<job>"', "schedule", "timezone", "quotas",
+        "permissions", 'jobs."<plugin>:<job>"', "schedule", "timezone", "quotas", "config", "secrets",
     }  # fmt: skip
     for key in keys | set(ENV_OVERRIDES) | {"PLUGBOX_CONFIG"}:
         assert f"`{key}`" in text, f"{key} is not documented in docs/configuration.md"

@@ -157,12 +157,16 @@ def serve(ctx: click.Context, listen: str | None, no_http: bool) -> None:
     from plugbox.host.api.serving import serve as serve_with_api
     from plugbox.host.cli_common import fail, open_host
     from plugbox.host.config.models import parse_listen
+    from plugbox.host.events import emit
 
     with open_host(ctx) as host:
         address = None if no_http else (listen or host.config.http.listen)
         try:
             if address is not None:
                 parse_listen(address)
+            host.check_plugin_settings()  # ConfigError: operator values the plugins refuse
+            for job, missing in host.unconfigured_jobs().items():
+                emit("job_not_configured", job=job, reason=missing)
             sys.exit(serve_with_api(host, address))
         except (ValueError, ListenError) as err:
             fail(str(err))

@@ -117,6 +117,7 @@ def plugins_reload(ctx: click.Context, as_json: bool) -> None:
 def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
     """Show a plugin's declared permissions, the operator's grants, and what each job gets."""
     from plugbox.host.catalog import job_permissions
+    from plugbox.host.settings_view import settings_lines, settings_view
 
     with open_host(ctx) as host:
         plugin = host.plugin(plugin_id)
@@ -134,6 +135,11 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
             "plugin_permissions": _permissions_json(manifest.permissions),
             "jobs": jobs,
         }
+        # Operator settings (config, bindings, secrets) per job: settings_view.py.
+        settings = {
+            spec.id: settings_view(host.config, manifest, spec.id) for spec in manifest.jobs
+        }
+        data["settings"] = settings
         if as_json:
             print_json(data)
             return
@@ -170,6 +176,12 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
                 ),
             )
             console.print(table)
+            rows = settings_lines(settings[job_id])
+            if rows:
+                extra = Table("field", "value", title=text(f"{manifest.id}:{job_id} settings"))
+                for field, value in rows:
+                    extra.add_row(text(field), text(value))
+                console.print(extra)
 
 
 def _executable(execute: list[str] | str) -> str:

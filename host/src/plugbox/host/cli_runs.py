@@ -142,3 +142,7 @@ def print_record(record: RunRecord) -> None:
             if key in record.enforcement
         )
         show(text(f"  enforcement ({record.enforcement.get('mode')}): {levels}", "dim"))
+        bindings = record.enforcement.get("bindings")
+        for bound in bindings if isinstance(bindings, list) else []:
+            if isinstance(bound, dict):
+                show(text(f"  bound: {bound.get('rule')} = {bound.get('value')}", "dim"))

@@ -19,7 +19,8 @@ from plugbox.host.discovery import LoadedPlugin
 from plugbox.host.store import RunRecord, RunStore
 from plugbox.sandbox import ErrorInfo, Outcome, SandboxRunner
 from plugbox.sandbox.outcome import MAX_MESSAGE_CHARS, clip
-from plugbox.sandbox.request import request_for_job
+from plugbox.sandbox.request import Locate, request_for_job
+from plugbox.sdk import NotConfiguredError, Problem
 from plugbox.sdk.permissions import Permissions, Quotas
 
 
@@ -59,12 +60,19 @@ def execute(
     cancel: threading.Event | None = None,
     python_path: tuple[str, ...] = (),
     queued: bool = False,
+    config: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    unset: tuple[Problem, ...] = (),
+    locate: Locate | None = None,
 ) -> RunRecord:
     """Run ``plan`` in the sandbox and return its final, stored record.
 
     ``quotas`` is the operator's per-job override (see ``request_for_job``). ``queued``: a
     ``queued`` record of ``run_id`` exists (a trigger through the API answered with it), and
-    the run replaces it instead of adding a second one.
+    the run replaces it instead of adding a second one. ``config`` and ``secrets`` are the
+    operator's values, located by ``locate``; ``unset`` are secrets that could not be read. A
+    job that cannot run as configured is recorded ``failed`` (error ``NotConfigured``, naming every
+    key to set) without starting.
     """
     run_id = run_id or new_run_id()
     now = datetime.now(UTC)
@@ -80,20 +88,34 @@ def execute(
         "requested_by": plan.requested_by,
     }
     # Built before anything is recorded: an unknown job or a bad trigger fails here, unrecorded.
-    request = request_for_job(
-        plan.plugin.manifest,
-        plan.job_id,
-        workspace=workspace,
-        run_id=run_id,
-        scheduled_at=scheduled_at,
-        run_count=plan.run_count,
-        attempt=plan.attempt,
-        trigger=plan.trigger,
-        grants=grants,
-        environment=os.environ if environment is None else environment,
-        python_path=python_path,
-        quotas=quotas,
-    )
+    try:
+        request = request_for_job(
+            plan.plugin.manifest,
+            plan.job_id,
+            workspace=workspace,
+            run_id=run_id,
+            scheduled_at=scheduled_at,
+            run_count=plan.run_count,
+            attempt=plan.attempt,
+            trigger=plan.trigger,
+            grants=grants,
+            environment=os.environ if environment is None else environment,
+            python_path=python_path,
+            quotas=quotas,
+            config=config,
+            secrets=secrets,
+            locate=locate,
+        )
+        if unset:
+            raise NotConfiguredError(plan.key, unset)
+    except NotConfiguredError as err:
+        # Every problem in one record; for a secret, the host's reason (which variable or
+        # file) replaces the request's plain "not provided".
+        located = {problem.location for problem in unset}
+        problems = [p for p in err.problems if p.location not in located] + list(unset)
+        record = not_configured(common, now, NotConfiguredError(plan.key, problems))
+        (store.update if queued else store.add)(record)
+        return record
     running = RunRecord(status="running", started_at=now, **common)
     if queued:
         store.update(running)
@@ -105,6 +127,18 @@ def execute(
         record = host_failure(common, now, exc)
     store.update(record)
     return record
+
+
+def not_configured(common: Mapping[str, Any], now: datetime, err: NotConfiguredError) -> RunRecord:
+    """The record of a run the host did not start: what the operator must set, key by key."""
+    return RunRecord(
+        status="failed",
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+        error=ErrorInfo(type="NotConfigured", message=clip(str(err), MAX_MESSAGE_CHARS)),
+        **common,
+    )
 
 
 def host_failure(common: Mapping[str, Any], started: datetime, exc: Exception) -> RunRecord:

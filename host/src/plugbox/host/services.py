@@ -174,10 +174,13 @@ class Host:
         overrides, plugin paths, host id — for ``plugbox jobs run`` and ``plugbox serve`` alike.
         """
         from plugbox.host.execute import execute
+        from plugbox.host.plugin_settings import job_secrets, job_settings
 
         self.start_webhooks(resume=False)
         plugin_id = plan.plugin.manifest.id
         override = self.config.job_override(plugin_id, plan.job_id)
+        settings = job_settings(self.config, plan.plugin.manifest, plan.job_id)
+        secrets, unset = job_secrets(self.config, plan.plugin.manifest, plan.job_id)
         record = execute(
             plan,
             runner=self.runner,
@@ -190,9 +193,30 @@ class Host:
             cancel=cancel,
             python_path=tuple(str(path) for path in self.config.plugin_paths),
             queued=queued,
+            config=settings.config,
+            secrets=secrets,
+            unset=tuple(unset),
+            locate=settings.locate,
         )
         self.finished(record)
         return record
+
+    def check_plugin_settings(self) -> None:
+        """Refuse (``ConfigError``, naming file, table and key) operator config values and
+        secret sources that do not fit what the installed plugins declare: at ``serve`` start."""
+        from plugbox.host.config import ConfigError
+        from plugbox.host.plugin_settings import check_plugin_settings
+
+        problems = check_plugin_settings(self.config, self.plugins)
+        if problems:
+            raise ConfigError(problems, self.config.source)
+
+    def unconfigured_jobs(self) -> dict[str, str]:
+        """``PLUGIN:JOB`` → what the operator must set before it runs (bound config, secrets)."""
+        from plugbox.host.plugin_settings import unconfigured_jobs
+
+        found = unconfigured_jobs(self.config, self.plugins)
+        return {job: "; ".join(str(p) for p in err.problems) for job, err in found.items()}
 
     def close(self) -> None:
         if self._notifier is not None:

@@ -71,6 +71,7 @@ def run_child(
         confinement.apply_in_child(mapped_bytes)
         go, _ = receive(control)
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
+        secrets = {str(k): str(v) for k, v in dict(go.get("secrets", {})).items()}
         # A warm child was forked before its run existed; the run's facts arrive with go.
         context = RunContext.model_validate(go["context"])
         # tempfile needs a directory the job may write: its first write root (the workspace
@@ -82,7 +83,7 @@ def run_child(
         exec_roots = spec.landlock_read_exec if confinement.ruleset is not None else None
         if decider is None:
             decider = effective_policy(request.permissions, *request.grants)
-        code = _run(spec, decider, context, control, env, exec_roots)
+        code = _run(spec, decider, context, control, env, secrets, exec_roots)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"plugbox: run setup failed: {type(exc).__name__}: {exc}\n".encode())
@@ -146,6 +147,7 @@ def _run(
     context: RunContext,
     control: socket.socket,
     env: dict[str, str],
+    secrets: dict[str, str],
     exec_roots: tuple[str, ...] | None,
 ) -> int:
     request = spec.request
@@ -175,6 +177,7 @@ def _run(
         host_path=spec.host_path,
         context=context,
         environment=env,
+        secrets=secrets,
         exec_roots=exec_roots,
     )
     payload: dict[str, Any]

@@ -18,6 +18,7 @@ from plugbox.sandbox.broker import NetBroker
 from plugbox.sandbox.handlers import call_handler, import_handler
 from plugbox.sandbox.net_request import Responder
 from plugbox.sandbox.outcome import ErrorInfo, Outcome, advisory_enforcement, json_result
+from plugbox.sandbox.redact import finish_outcome
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
 from plugbox.sandbox.session import Collector, build_context, error_from
 from plugbox.sdk import ResourceUsage
@@ -77,7 +78,7 @@ def run_in_process(request: RunRequest, *, responder: Responder | None = None) -
         fs.close()
     spent = usage()
     accesses, cut = merge_accesses(recorder.accesses(), broker_record.accesses())
-    return Outcome(
+    outcome = Outcome(
         status="failed" if error else "success",
         result=result,
         error=error,
@@ -94,3 +95,4 @@ def run_in_process(request: RunRequest, *, responder: Responder | None = None) -
         accesses_truncated=cut or recorder.truncated or broker_record.truncated,
         enforcement=DEBUG_ENFORCEMENT,
     )
+    return finish_outcome(outcome, request)

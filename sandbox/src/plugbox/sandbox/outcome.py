@@ -117,6 +117,13 @@ class KernelGrants(_Frozen):
     )
 
 
+class BoundRule(_Frozen):
+    """A permission rule bound to an operator's config value, as this run resolved it."""
+
+    rule: str = Field(description="e.g. 'net.allow_hosts <- config.api_url'")
+    value: str = Field(description="the literal rule it became, e.g. 'api.internal:8443'")
+
+
 class Enforcement(_Frozen):
     """Which layer protected each capability of this run, and the Landlock ABI when it was used."""
 
@@ -131,6 +138,10 @@ class Enforcement(_Frozen):
     landlock_abi: int | None = None
     notes: tuple[str, ...] = ()
     kernel: KernelGrants | None = Field(None, description="None when Landlock was not applied")
+    bindings: tuple[BoundRule, ...] = Field(
+        (),
+        description="permission rules bound to operator config, and the literal rule each became",
+    )
 
     def with_kernel(self, grants: KernelGrants, notes: tuple[str, ...] = ()) -> Enforcement:
         """This record with what Landlock granted the run: ``shell`` is ``kernel`` only when the

@@ -7,13 +7,22 @@ with the harness runs with exactly the permissions, quotas and context the host 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr
 
-from plugbox.sdk import Manifest, Trigger
+from plugbox.sdk import Manifest, NotConfiguredError, Problem, Trigger
+from plugbox.sdk.job_config import config_problems, effective_config
 from plugbox.sdk.permissions import Permissions, Quotas
+from plugbox.sdk.permissions.bindings import resolve_bindings
+
+#: Names where an operator sets something for a job: ``locate("config", "api_url")``.
+Locate = Callable[[str, str], str]
+
+
+def _harness_location(kind: str, key: str) -> str:
+    return f"{kind}.{key}" if key else kind
 
 
 class _Frozen(BaseModel):
@@ -48,6 +57,16 @@ class RunRequest(_Frozen):
     permissions: Permissions = Permissions()
     grants: tuple[Permissions, ...] = ()
     environment: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        repr=False,
+        description="the operator's values of the secrets the job declares; sent with the go,"
+        " never in a spawn spec, and redacted from the outcome",
+    )
+    bindings: dict[str, str] = Field(
+        default_factory=dict,
+        description="each permission rule bound to config, and the literal rule it resolved to",
+    )
     python_path: tuple[str, ...] = Field(
         (), description="extra import directories for the job's code (readable, never writable)"
     )
@@ -57,6 +76,10 @@ class RunRequest(_Frozen):
         "the declared permissions would give; the workspace is writable and every variable in "
         "`environment` is visible (for the test harness, never the host)",
     )
+
+    def secret_values(self) -> dict[str, str]:
+        """The secrets in clear: for the child's go message and for redaction, nothing else."""
+        return {name: value.get_secret_value() for name, value in self.secrets.items()}
 
     def quotas(self, defaults: Quotas) -> Quotas:
         """Effective quotas: declared over defaults, then the smallest value any grant sets."""
@@ -115,6 +138,8 @@ def request_for_job(
     environment: Mapping[str, str] | None = None,
     python_path: Sequence[str] = (),
     quotas: Quotas | None = None,
+    secrets: Mapping[str, str] | None = None,
+    locate: Locate | None = None,
 ) -> RunRequest:
     """The run of job ``job_id`` of ``manifest``, built as the host builds every run.
 
@@ -124,9 +149,42 @@ def request_for_job(
     ``trigger`` is one of schedule | manual | startup | retry (checked by :class:`RunContext`).
     ``quotas`` is the operator's per-job override: each field it sets replaces the declared
     value (the job's ``timeout`` included); grants can then only lower them.
+
+    ``config`` and ``secrets`` are what the operator set (never the declared defaults): config
+    is checked against the job's declaration, permission rules bound to config keys are resolved
+    from it, and the job's declared secrets are taken from ``secrets``. A job that cannot run as
+    configured raises :class:`~plugbox.sdk.NotConfiguredError`, each problem located by ``locate``
+    (``plugins.weather.config.api_url`` on the host).
     """
     spec = manifest.job(job_id)
+    locate = locate or _harness_location
+    operator = dict(config or {})
+    problems = config_problems(spec, operator, lambda key: locate("config", key))
     declared = run_permissions(manifest, job_id, permissions=permissions, quotas=quotas)
+    resolved = resolve_bindings(declared, operator)
+    problems += [
+        Problem(
+            locate("config", key),
+            f"not set; the job's permissions bind to it, so the job runs only once you set it"
+            f" (the declared default {spec.config[key]!r} is never used for a binding)"
+            if key in spec.config
+            else "not set; the job's permissions bind to it, so the job runs only once you set it",
+        )
+        for key in resolved.missing
+    ]
+    problems += [
+        Problem(locate("config", key), f"cannot be bound to a permission rule: {why}")
+        for key, why in resolved.invalid.items()
+    ]
+    provided = dict(secrets or {})
+    names = manifest.secret_names(job_id)
+    problems += [
+        Problem(locate("secrets", name), "not provided; the job declares it needs this secret")
+        for name in names
+        if not provided.get(name)
+    ]
+    if problems:
+        raise NotConfiguredError(f"{manifest.id}:{job_id}", problems)
     return RunRequest(
         handler=spec.handler,
         workspace=workspace,
@@ -139,11 +197,13 @@ def request_for_job(
             run_count=run_count,
             attempt=attempt,
             trigger=trigger,
-            config={**spec.config, **(config or {})},
+            config=effective_config(spec, operator),
         ),
-        permissions=declared,
+        permissions=resolved.permissions,
         grants=tuple(grants),
         environment=dict(environment or {}),
+        secrets={name: SecretStr(provided[name]) for name in names},
+        bindings=dict(resolved.values),
         python_path=tuple(python_path),
     )
 

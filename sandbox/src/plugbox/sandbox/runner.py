@@ -51,6 +51,7 @@ from plugbox.sandbox.outcome import (
 )
 from plugbox.sandbox.protocol import send
 from plugbox.sandbox.proxies.env import allowed_environment
+from plugbox.sandbox.redact import finish_outcome
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
 from plugbox.sandbox.run_identity import RunIdentity
 from plugbox.sandbox.run_loop import RunIO, watch_run
@@ -91,8 +92,11 @@ class _Child:
 
 
 def _warm_key(request: RunRequest, quotas: Quotas) -> str:
-    """Runs with the same key can share a warm child: everything but context and environment."""
-    shape = request.model_copy(update={"context": PLACEHOLDER_CONTEXT, "environment": {}})
+    """Runs with the same key can share a warm child: everything but context, environment and
+    secrets (which travel with the go)."""
+    shape = request.model_copy(
+        update={"context": PLACEHOLDER_CONTEXT, "environment": {}, "secrets": {}}
+    )
     return shape.model_dump_json() + quotas.model_dump_json()
 
 
@@ -189,12 +193,13 @@ class SandboxRunner:
         """
         started = datetime.now(UTC)
         try:
-            return self._run(request, cancel, responder, started)
+            outcome = self._run(request, cancel, responder, started)
         except Exception as exc:
             log.exception("the sandbox failed running %s", request.handler)
-            return _failure(
+            outcome = _failure(
                 started, f"the sandbox failed to run the job: {type(exc).__name__}: {exc}"
             )
+        return finish_outcome(outcome, request)
 
     def _run(
         self,
@@ -332,6 +337,7 @@ class SandboxRunner:
                 {
                     "type": "go",
                     "env": allowed_environment(request.environment, decider),
+                    "secrets": request.secret_values(),
                     "context": request.context.model_dump(mode="json"),
                 },
             )

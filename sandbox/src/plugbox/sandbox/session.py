@@ -28,7 +28,7 @@ from plugbox.sandbox.proxies import CheckedEnv, CheckedFs, CheckedNet, CheckedSh
 from plugbox.sandbox.proxies.env import allowed_environment
 from plugbox.sandbox.proxies.net import Transport
 from plugbox.sandbox.request import RunContext, RunRequest
-from plugbox.sdk import JobContext, JobLogger, LogRecord, ResourceUsage, Runtime
+from plugbox.sdk import JobContext, JobLogger, LogRecord, ResourceUsage, Runtime, Secrets
 from plugbox.sdk.permissions import Decider, Quotas
 
 
@@ -81,6 +81,7 @@ def build_context(
     host_path: str,
     context: RunContext | None = None,
     environment: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
     exec_roots: tuple[str, ...] | None = None,
 ) -> tuple[JobContext, CheckedFs, RecordingDecider]:
     """The ``JobContext`` for ``request``, the fs proxy to close, and the record of its calls.
@@ -118,6 +119,7 @@ def build_context(
         logger=JobLogger(collector.add_log),
         runtime=runtime,
         config=dict(ctx.config),
+        secrets=Secrets(request.secret_values() if secrets is None else secrets),
         deadline=deadline,
         _emit=collector.add_event,
         _usage=usage,

@@ -82,7 +82,9 @@ def spawn_spec(
     spec = SpawnSpec(
         # The run's facts and secrets travel with the go, never in the spec: so a job's
         # spawns all send the same text, which the zygote validates once (see zygote.py).
-        request=request.model_copy(update={"environment": {}, "context": PLACEHOLDER_CONTEXT}),
+        request=request.model_copy(
+            update={"environment": {}, "secrets": {}, "context": PLACEHOLDER_CONTEXT}
+        ),
         quotas=quotas,
         host_path=_host_path(),
         landlock_read_exec=read_exec,

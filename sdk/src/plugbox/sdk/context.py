@@ -175,6 +175,47 @@ class JobLogger:
         self.log("error", message, **fields)
 
 
+class Secrets:
+    """``ctx.secrets``: the values the operator provides for the secrets the manifest declares.
+
+    A value reaches the job only through :meth:`get` — never through the environment or a file
+    in the workspace — and the host redacts every value from everything it records about the
+    run. Asking for a name the manifest does not declare raises ``PermissionDenied``.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def get(self, name: str) -> str:
+        """The value of secret ``name``; ``PermissionDenied`` when the manifest does not declare it.
+
+        A declared secret always has a value here: the host does not start a run whose
+        secrets the operator has not provided.
+        """
+        try:
+            return self._values[name]
+        except (KeyError, TypeError):
+            from plugbox.sdk.errors import PermissionDenied
+
+            declared = ", ".join(sorted(self._values)) or "none"
+            raise PermissionDenied(
+                "secrets.get",
+                str(name),
+                "secrets",
+                f"the manifest does not declare it (declared: {declared}); add it to"
+                " secrets=[...] of @job or define_manifest",
+            ) from None
+
+    def names(self) -> list[str]:
+        """The declared secret names (never the values)."""
+        return sorted(self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets({self.names()!r})"
+
+
 def _no_usage() -> ResourceUsage:
     return ResourceUsage(0, 0, 0.0)
 
@@ -195,6 +236,7 @@ class JobContext:
     logger: JobLogger
     runtime: Runtime
     config: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Secrets = field(default_factory=Secrets, repr=False)
     deadline: float | None = None
     """``time.monotonic()`` value at which the run is killed; ``None`` when unbounded."""
     _emit: Callable[[str, Any], None] = field(default=lambda _event, _data: None, repr=False)

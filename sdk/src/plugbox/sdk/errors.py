@@ -5,6 +5,7 @@ The tree, so a caller can catch as broadly or as narrowly as they need::
     PlugboxError
     ├── PermissionDenied   (also PermissionError)  a runtime call the effective permissions refuse
     ├── ManifestError      (also ValueError)       a manifest, job or permission set that is not valid
+    ├── NotConfiguredError      (also LookupError)      a job whose operator settings (config, bindings, secrets) are missing or wrong
     ├── ScheduleError      (also ValueError)       a cron expression, alias or time zone that is not valid
     ├── PatternError       (also ValueError)       an fs glob, host or shell pattern we cannot evaluate exactly
     ├── TargetError        (also ValueError)       a path, host or command a job asked for that is malformed
@@ -102,3 +103,16 @@ class DurationError(PlugboxError, ValueError):
         self.value = value
         self.reason = reason
         super().__init__(f"{value!r}: {reason}")
+
+
+class NotConfiguredError(PlugboxError, LookupError):
+    """A job the host will not run as configured: a binding without an operator value, a secret
+    not provided, or operator config its schema refuses. Carries every problem, each naming the
+    key to set (``plugins.weather.config.api_url``), so the message says what to do."""
+
+    def __init__(self, job: str, problems: Iterable[Problem]) -> None:
+        self.job = job
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        lines = [f"job {job} does not run until these are set:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
 from plugbox.sdk.errors import ManifestError, Problem
 from plugbox.sdk.manifest import (
     DEFAULT_SDK_RANGE,
@@ -67,12 +70,19 @@ def job(
     run_on_startup: bool = False,
     enabled: bool = True,
     permissions: Permissions | Mapping[str, Any] | None = None,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | type[BaseModel] | None = None,
+    config_schema: Mapping[str, Any] | None = None,
+    secrets: Iterable[str] = (),
 ) -> Callable[[F], F]:
     """Declare ``func`` as job ``id``. Options are validated by ``define_manifest``.
 
-    ``description`` defaults to the first line of the function's docstring.
+    ``description`` defaults to the first line of the function's docstring. ``config`` is the
+    defaults the operator may override in plugbox.toml, or a pydantic model class: its fields'
+    defaults become the defaults and its JSON Schema the shape operator values must have
+    (``config_schema`` gives a JSON Schema directly). ``secrets`` names what
+    ``ctx.secrets.get`` may read.
     """
+    defaults, schema = _config_declaration(config, config_schema)
     if not isinstance(id, str):
         raise TypeError(f"@job needs the job id as text first, e.g. @job('hello-cron'), got {id!r}")
 
@@ -103,12 +113,30 @@ def job(
             "run_on_startup": run_on_startup,
             "enabled": enabled,
             "permissions": permissions if permissions is not None else Permissions(),
-            "config": dict(config or {}),
+            "config": defaults,
+            "config_schema": schema,
+            "secrets": tuple(secrets),
         }
         setattr(func, _ATTRIBUTE, JobDeclaration(id, func, options))
         return func
 
     return decorate
+
+
+def _config_declaration(
+    config: Mapping[str, Any] | type[BaseModel] | None, schema: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The defaults and JSON Schema of a job's config, from a mapping or a pydantic model."""
+    if isinstance(config, type) and issubclass(config, BaseModel):
+        if schema is not None:
+            raise TypeError("give config= a pydantic model or config_schema=, not both")
+        defaults = {
+            name: to_jsonable_python(info.get_default(call_default_factory=True))
+            for name, info in config.model_fields.items()
+            if not info.is_required()
+        }
+        return defaults, config.model_json_schema()
+    return dict(config or {}), None if schema is None else dict(schema)
 
 
 def get_job(func: Callable[..., Any]) -> JobDeclaration:
@@ -129,8 +157,12 @@ def define_manifest(
     description: str = "",
     sdk: str = DEFAULT_SDK_RANGE,
     permissions: Permissions | Mapping[str, Any] | None = None,
+    secrets: Iterable[str] = (),
 ) -> Manifest:
-    """Build and validate a plugin manifest; raise ManifestError listing every problem."""
+    """Build and validate a plugin manifest; raise ManifestError listing every problem.
+
+    ``secrets`` names what every job's ``ctx.secrets.get`` may read (a job adds its own).
+    """
     declarations: list[JobDeclaration] = []
     problems: list[Problem] = []
     for index, item in enumerate(jobs):
@@ -150,6 +182,7 @@ def define_manifest(
         "description": description,
         "sdk": sdk,
         "permissions": permissions if permissions is not None else Permissions(),
+        "secrets": tuple(secrets),
         "jobs": [{"id": d.id, "handler": d.reference, **d.options} for d in declarations],
     }
     return validate_manifest(data, f"plugin {id!r}")

@@ -28,12 +28,18 @@ from pydantic import (
 from plugbox.sdk._version import __version__ as sdk_version
 from plugbox.sdk.durations import parse_duration_ms
 from plugbox.sdk.errors import ManifestError, Problem, ScheduleError
+from plugbox.sdk.permissions.bindings import bindings_of
 from plugbox.sdk.permissions.combine import combine
 from plugbox.sdk.permissions.lint import lint_permissions
 from plugbox.sdk.permissions.models import Permissions
 from plugbox.sdk.schedules import check_timezone, parse_schedule
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+#: A secret's name: what ``ctx.secrets.get(NAME)`` asks for and ``[plugins.ID.secrets]`` provides.
+SECRET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+#: Secrets one plugin may declare (plugin-level and every job's together).
+MAX_SECRETS = 64
+SecretName = Annotated[str, Field(pattern=SECRET_NAME_PATTERN)]
 _ENV_REFERENCE = re.compile(r"\$\{[^}]*\}")
 _ENV_NAME_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 Concurrency = Literal["forbid", "allow", "replace"]
@@ -109,8 +115,18 @@ class JobSpec(_Frozen):
     )
     config: dict[str, JsonValue] = Field(
         default_factory=dict,
-        description="ctx.config defaults",
+        description="ctx.config defaults; the operator overrides them in plugbox.toml",
         json_schema_extra={"default": {}},  # pydantic leaves a default_factory out of the schema
+    )
+    config_schema: dict[str, JsonValue] | None = Field(
+        None,
+        description="JSON Schema (an object schema) the effective config must satisfy; @job"
+        " builds it from a pydantic model given as config=",
+    )
+    secrets: tuple[SecretName, ...] = Field(
+        (),
+        max_length=MAX_SECRETS,
+        description="names ctx.secrets.get may read, besides the plugin's",
     )
 
     @field_validator("tags", mode="before")
@@ -185,6 +201,9 @@ class Manifest(_Frozen):
     permissions: Permissions = Field(
         Permissions(), description="granted to every job, in addition to the job's own"
     )
+    secrets: tuple[SecretName, ...] = Field(
+        (), max_length=MAX_SECRETS, description="secret names every job may read (ctx.secrets)"
+    )
     jobs: tuple[JobSpec, ...] = Field((), description="the plugin's jobs; ids must be unique")
 
     @field_validator("jobs", mode="before")
@@ -220,6 +239,10 @@ class Manifest(_Frozen):
                 return spec
         known = ", ".join(spec.id for spec in self.jobs) or "none"
         raise LookupError(f"plugin {self.id!r} has no job {job_id!r}; its jobs: {known}")
+
+    def secret_names(self, job_id: str) -> tuple[str, ...]:
+        """The secrets ``job_id`` may read: the plugin's and its own, in declaration order."""
+        return tuple(dict.fromkeys((*self.secrets, *self.job(job_id).secrets)))
 
     def declared_permissions(self, job_id: str) -> Permissions:
         """Plugin-level permissions combined with the job's: what the job asks for."""
@@ -280,7 +303,41 @@ def lint_manifest(manifest: Manifest) -> list[Problem]:
             )
         first_index.setdefault(spec.id, index)
         problems += _lint_job_permissions(manifest, index, spec, plugin_level)
+        problems += _lint_job_config(manifest, index, spec)
     return problems
+
+
+def _lint_job_config(manifest: Manifest, index: int, spec: JobSpec) -> list[Problem]:
+    """A config schema must describe an object, and every bound key must be a declared key."""
+    problems = []
+    schema = spec.config_schema
+    if schema is not None and schema.get("type", "object") != "object":
+        problems.append(
+            Problem(f"jobs[{index}].config_schema", "must describe an object (type: object)")
+        )
+    known = declared_config_keys(spec)
+    for where, permissions in (
+        ("permissions", manifest.permissions),
+        (f"jobs[{index}].permissions", spec.permissions),
+    ):
+        for binding in bindings_of(permissions):
+            if binding.key in known:
+                continue
+            problems.append(
+                Problem(
+                    f"{where}.{binding.rule}",
+                    f"binds config key {binding.key!r}, which job {spec.id!r} does not declare;"
+                    " add it to the job's config (a default, or a field of its config model)",
+                )
+            )
+    return problems
+
+
+def declared_config_keys(spec: JobSpec) -> frozenset[str]:
+    """The config keys ``spec`` declares: its defaults and its schema's properties."""
+    properties = (spec.config_schema or {}).get("properties")
+    named = properties.keys() if isinstance(properties, dict) else ()
+    return frozenset((*spec.config, *named))
 
 
 def _lint_job_permissions(

@@ -19,11 +19,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PrivateAttr,
     ValidationInfo,
     field_validator,
 )
 
+from plugbox.host.config.secrets import SecretName, SecretSource
 from plugbox.host.config.webhooks import WebhookConfig
 from plugbox.sandbox.run_identity import RUN_ID
 from plugbox.sdk import parse_duration_ms, parse_schedule
@@ -115,13 +117,24 @@ class HttpConfig(_Frozen):
 
 
 class PluginConfig(_Frozen):
-    """``[plugins.<id>]``: switch a plugin off, or narrow what it may do."""
+    """``[plugins.<id>]``: switch a plugin off, narrow what it may do, set its config and secrets."""
 
     enabled: bool = Field(True, description="false: the host does not load the plugin's jobs")
     permissions: Permissions | None = Field(
         None,
         description="operator grant: effective = declared ∩ this; absent = no narrowing",
     )
+    config: Mapping[str, JsonValue] = Field(
+        default_factory=dict, description="config values for every job that declares the key"
+    )
+    secrets: Mapping[SecretName, SecretSource] = Field(
+        default_factory=dict, description="where each secret the plugin declares is read from"
+    )
+
+    @field_validator("config", "secrets", mode="after")
+    @classmethod
+    def _frozen_mapping(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return _read_only(value)
 
 
 class JobOverride(_Frozen):
@@ -133,6 +146,14 @@ class JobOverride(_Frozen):
     timezone: str | None = Field(None, description="IANA zone the schedule is read in")
     schedule: str | None = Field(None, description="cron expression replacing the declared one")
     quotas: Quotas | None = Field(None, description="quota fields replacing the declared ones")
+    config: Mapping[str, JsonValue] = Field(
+        default_factory=dict, description="config values for this job (over the plugin's)"
+    )
+
+    @field_validator("config", mode="after")
+    @classmethod
+    def _frozen_config(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return _read_only(value)
 
     @field_validator("timezone")
     @classmethod

@@ -45,6 +45,7 @@ def combine(*parts: Permissions | Mapping[str, Any] | None) -> Permissions:
         net=NetPermissions(
             allow_hosts=_unique(h for item in sets for h in item.net.allow_hosts),
             deny_hosts=_unique(h for item in sets for h in item.net.deny_hosts),
+            allow_hosts_from=_unique(k for item in sets for k in item.net.allow_hosts_from),
         ),
         env=EnvPermissions(allow=_unique(n for item in sets for n in item.env.allow)),
         shell=ShellPermissions(

@@ -90,6 +90,14 @@ def lint_permissions(
         )
     if not grant:
         problems += _root_writes(permissions, where)
+    elif permissions.net.allow_hosts_from or any(rule.allow_from for rule in permissions.fs):
+        problems.append(
+            Problem(
+                where,
+                "a grant cannot bind rules to config (allow_hosts_from, allow_from): write the"
+                " host or path itself; set the plugin's bound values under [plugins.ID.config]",
+            )
+        )
     problems += _unreachable_fs(permissions, where)
     problems += _unreachable_hosts(permissions, where)
     problems += _unreachable_commands(permissions, where)

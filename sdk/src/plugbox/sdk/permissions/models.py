@@ -33,6 +33,9 @@ KNOWN_CAPABILITIES: Mapping[str, str] = {
 }
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?")
+#: A config key a rule may be bound to (a bare TOML key, so the operator can write it plainly).
+CONFIG_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+_CONFIG_KEY = re.compile(CONFIG_KEY_PATTERN)
 
 #: fs patterns (allow and deny, over every rule set) in one permission set.
 MAX_FS_PATTERNS = 256
@@ -102,6 +105,21 @@ class FsPermissions(_Frozen):
     deny: tuple[str, ...] = Field(
         (), description="globs refused for every access (deny beats allow)"
     )
+    allow_from: tuple[str, ...] = Field(
+        (),
+        description="config keys whose operator-set value (a workspace path) this set grants,"
+        " the path and everything below it; resolved by the host, see docs/permissions.md",
+    )
+
+    @field_validator("allow_from", mode="before")
+    @classmethod
+    def _few_keys(cls, keys: object) -> object:
+        return _bounded(keys, MAX_LIST_ENTRIES, "config keys")
+
+    @field_validator("allow_from")
+    @classmethod
+    def _keys_are_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        return _each(keys, check_config_key)
 
     @field_validator("allow", "deny", mode="before")
     @classmethod
@@ -113,6 +131,15 @@ class FsPermissions(_Frozen):
     @classmethod
     def _globs_are_exact(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         return _each(patterns, check_glob)
+
+
+def check_config_key(key: str) -> None:
+    """Refuse a binding's config key that is not a plain key (``api_url``, ``data-dir``)."""
+    if not _CONFIG_KEY.fullmatch(key):
+        raise ValueError(
+            f"{key!r} is not a config key (a letter or '_', then letters, digits, '_' or '-';"
+            " at most 64 characters)"
+        )
 
 
 def _raw_patterns(rule: object) -> list[str]:
@@ -146,6 +173,21 @@ class NetPermissions(_Frozen):
         (), description="host patterns; '*.domain' = any subdomain"
     )
     deny_hosts: tuple[str, ...] = Field((), description="host patterns refused even when allowed")
+    allow_hosts_from: tuple[str, ...] = Field(
+        (),
+        description="config keys whose operator-set value (a URL or host[:port]) is allowed;"
+        " resolved by the host, see docs/permissions.md",
+    )
+
+    @field_validator("allow_hosts_from", mode="before")
+    @classmethod
+    def _few_keys(cls, keys: object) -> object:
+        return _bounded(keys, MAX_LIST_ENTRIES, "config keys")
+
+    @field_validator("allow_hosts_from")
+    @classmethod
+    def _keys_are_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        return _each(keys, check_config_key)
 
     @field_validator("allow_hosts", "deny_hosts", mode="before")
     @classmethod
@@ -270,8 +312,9 @@ class Permissions(_Frozen):
     def is_empty(self) -> bool:
         """True when this set grants nothing at all (quotas aside)."""
         return not (
-            any(rule.allow for rule in self.fs)
+            any(rule.allow or rule.allow_from for rule in self.fs)
             or self.net.allow_hosts
+            or self.net.allow_hosts_from
             or self.env.allow
             or self.shell.allow
             or self.capabilities

@@ -74,6 +74,7 @@ class Harness:
         *,
         manifest: Manifest | None = None,
         config: Mapping[str, JsonValue] | None = None,
+        secrets: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         grants: Sequence[PermissionsLike] = (),
         permissions: PermissionsLike | None = None,
@@ -88,7 +89,12 @@ class Harness:
         ``job`` is a function decorated with ``@job`` (or its declaration, or a job id of
         ``manifest``). ``manifest`` adds the plugin-level permissions and the plugin's id and
         version, as on the host; without it the job runs as plugin ``test`` 0.0.0.
-        ``config`` overlays the job's config defaults. ``env`` is the whole environment the
+        ``config`` is what an operator would set in plugbox.toml: it overlays the job's config
+        defaults, is checked against the job's config schema, and is the only source of values
+        for permission rules bound to config (``allow_hosts_from``). ``secrets`` are the
+        operator's secret values by name (``ctx.secrets.get``), redacted from the result as on
+        the host. A job whose config or secrets the host would refuse raises
+        :class:`~plugbox.sdk.NotConfiguredError`. ``env`` is the whole environment the
         job's ``env.allow`` picks from (the test's own environment never leaks in). ``grants``
         narrow like an operator's grants; ``permissions`` replaces the declared set.
         ``in_process`` (None: the harness default) picks debug mode for this run.
@@ -97,6 +103,7 @@ class Harness:
             job,
             manifest=manifest,
             config=config,
+            secrets=secrets,
             env=env,
             grants=grants,
             permissions=permissions,
@@ -113,6 +120,7 @@ class Harness:
         *,
         manifest: Manifest | None = None,
         config: Mapping[str, JsonValue] | None = None,
+        secrets: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         grants: Sequence[PermissionsLike] = (),
         permissions: PermissionsLike | None = None,
@@ -143,6 +151,7 @@ class Harness:
             permissions=None if permissions is None else as_permissions(permissions),
             grants=[as_permissions(grant) for grant in grants],
             environment=env,
+            secrets=secrets,
             python_path=code_path(spec.handler, self.workspace),
         )
 
@@ -172,6 +181,7 @@ class Harness:
         *,
         manifest: Manifest | None = None,
         config: Mapping[str, JsonValue] | None = None,
+        secrets: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         scheduled_at: datetime | None = None,
         run_count: int = 1,
@@ -190,6 +200,7 @@ class Harness:
             job,
             manifest=manifest,
             config=config,
+            secrets=secrets,
             env=env,
             scheduled_at=scheduled_at,
             run_count=run_count,
