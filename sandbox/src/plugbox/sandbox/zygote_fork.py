@@ -39,7 +39,7 @@ def _load() -> Callable[[], int] | None:
         return None
     raw.restype = ctypes.c_int
     raw.argtypes = ()
-    return raw  # type: ignore[no-any-return]
+    return raw
 
 
 _FORK = _load()
