@@ -97,7 +97,7 @@ def serve(sock: socket.socket) -> None:
                 if key.data == "sigchld":
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 4096)
-                    _reap(sock)
+                    _reap(sock, orphans_possible=not pid_namespaces.active)
                     continue
                 try:
                     message, fds = receive(sock, max_fds=2)
@@ -109,7 +109,7 @@ def serve(sock: socket.socket) -> None:
                     _spawn(sock, message, fds, machine, (wake_r, wake_w), pid_namespaces)
                 elif message.get("type") == "kill":
                     _kill_run_child(int(message["pid"]))
-            _reap(sock)
+            _reap(sock, orphans_possible=not pid_namespaces.active)
 
 
 def _spawn(
@@ -192,7 +192,7 @@ def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:
         importlib.machinery.PathFinder.find_spec(top, [*python_path, *sys.path])
 
 
-def _reap(sock: socket.socket) -> None:
+def _reap(sock: socket.socket, *, orphans_possible: bool) -> None:
     run_ended = False
     while True:
         try:
@@ -215,10 +215,12 @@ def _reap(sock: socket.socket) -> None:
                 "maxrss_kb": usage.ru_maxrss,
             },
         )
-    if run_ended:
+    if run_ended and orphans_possible:
         # A run child is a subreaper, so what its job left running (a setsid double-forked
         # daemon) was its child; as it died, those orphans came up to this subreaper. No run is
-        # theirs any more: without a cgroup to kill them, nothing else would.
+        # theirs any more: without a cgroup to kill them, nothing else would. With a PID
+        # namespace per run there are none: the run child is pid 1 there, everything its job
+        # leaves re-parents to it, and the kernel kills the lot when it exits.
         kill_orphans(keep=_RUN_CHILDREN.values())
 
 
