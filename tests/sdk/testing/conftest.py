@@ -33,6 +33,12 @@ def learn_jobs() -> Iterator[ModuleType]:
     yield from imported_jobs("plugbox_learn_jobs")
 
 
+@pytest.fixture(scope="session")
+def call_jobs() -> Iterator[ModuleType]:
+    """Jobs that make the one runtime call their config names."""
+    yield from imported_jobs("plugbox_call_jobs")
+
+
 @pytest.fixture(params=["sandbox", "in-process"])
 def in_process(request: pytest.FixtureRequest) -> bool:
     """Run the test once in the sandbox and once in the in-process debug mode."""

@@ -1,0 +1,155 @@
+"""Folder rules mean the folder: every ``runtime.fs`` method, for ``x/``, ``x/**`` and ``x``, in both modes.
+
+Each case runs one call in the real sandbox (proxy and Landlock both decide) through the harness,
+as an author's test would. ``x/`` and ``x`` allow the folder itself and what is inside it; ``x/**``
+only what is inside, and a call on the folder itself is refused with a hint. Every hint is then
+followed: the rule it suggests replaces the declared one, the call runs again and must succeed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from plugbox.sandbox import SandboxRunner
+from plugbox.sdk import permissions as perms
+from plugbox.sdk.testing import Harness, RunResult
+
+X = ".plugbox/digest"
+PATTERNS = {"x/": f"{X}/", "x/**": f"{X}/**", "x": X}
+HINT = re.compile(r"allow '([^']+)' instead")
+IS_DIR = {"error": "IsADirectoryError"}
+
+
+class Call:
+    """One fs call, whether it writes, whether it names the folder itself, and its answer."""
+
+    def __init__(
+        self, method: str, *args: Any, writes: bool, folder: bool, expect: Any, **kwargs: Any
+    ) -> None:
+        self.method, self.args, self.kwargs = method, list(args), kwargs
+        self.writes, self.folder, self.expect = writes, folder, expect
+        self.id = f"{method}({', '.join(repr(a) for a in args).replace(X, 'x')})"
+
+
+CALLS = [
+    Call("exists", X, writes=False, folder=True, expect={"value": True}),
+    Call(
+        "stat", X, writes=False, folder=True, expect={"value": {"is_dir": True, "is_file": False}}
+    ),
+    Call("listdir", X, writes=False, folder=True, expect={"value": ["f.txt", "sub"]}),
+    Call("read_text", X, writes=False, folder=True, expect=IS_DIR),
+    Call("read_bytes", X, writes=False, folder=True, expect=IS_DIR),
+    Call("mkdir", X, writes=True, folder=True, expect={"value": None}, exist_ok=True),
+    Call("write_text", X, "new", writes=True, folder=True, expect=IS_DIR),
+    Call("exists", f"{X}/f.txt", writes=False, folder=False, expect={"value": True}),
+    Call("exists", f"{X}/gone", writes=False, folder=False, expect={"value": False}),
+    Call(
+        "stat",
+        f"{X}/f.txt",
+        writes=False,
+        folder=False,
+        expect={"value": {"is_dir": False, "is_file": True}},
+    ),
+    Call("listdir", f"{X}/sub", writes=False, folder=False, expect={"value": []}),
+    Call("read_text", f"{X}/f.txt", writes=False, folder=False, expect={"value": "hi"}),
+    Call("read_bytes", f"{X}/f.txt", writes=False, folder=False, expect={"value": "hi"}),
+    Call("write_text", f"{X}/g.txt", "g", writes=True, folder=False, expect={"value": None}),
+    Call("write_bytes", f"{X}/g.bin", "g", writes=True, folder=False, expect={"value": None}),
+    Call("append_text", f"{X}/f.txt", "!", writes=True, folder=False, expect={"value": None}),
+    Call("mkdir", f"{X}/new", writes=True, folder=False, expect={"value": None}),
+    Call("remove", f"{X}/f.txt", writes=True, folder=False, expect={"value": None}),
+    Call("remove", f"{X}/sub", writes=True, folder=False, expect={"value": None}),
+    Call("rename", f"{X}/f.txt", f"{X}/h.txt", writes=True, folder=False, expect={"value": None}),
+    Call("rename", f"{X}/sub", f"{X}/sub2", writes=True, folder=False, expect={"value": None}),
+]
+
+
+def run_call(harness: Harness, jobs: ModuleType, call: Call, pattern: str, mode: str) -> RunResult:
+    workspace = harness.workspace
+    (workspace / X / "sub").mkdir(parents=True, exist_ok=True)
+    (workspace / X / "f.txt").write_text("hi")
+    for made in ("g.txt", "g.bin", "h.txt", "new", "sub2"):
+        assert not (workspace / X / made).exists()
+    declared = perms.Permissions(fs=perms.FsPermissions(mode=mode, allow=[pattern]))
+    config = {"method": call.method, "args": call.args, "kwargs": call.kwargs}
+    result = harness.run(jobs.fs_call, permissions=declared, config=config)
+    assert result.ok, result.error
+    assert isinstance(result.result, dict)
+    result.result.pop("message", None)  # an OSError's text: the kernel's or the proxy's words
+    return result
+
+
+@pytest.mark.parametrize("mode", ["read", "readWrite"])
+@pytest.mark.parametrize("shape", list(PATTERNS))
+@pytest.mark.parametrize("call", CALLS, ids=[c.id for c in CALLS])
+def test_folder_rules(
+    plugbox: Harness,
+    plugbox_runner: SandboxRunner,
+    call_jobs: ModuleType,
+    tmp_path: Path,
+    call: Call,
+    shape: str,
+    mode: str,
+) -> None:
+    pattern = PATTERNS[shape]
+    got = run_call(plugbox, call_jobs, call, pattern, mode).result
+    if call.folder and shape == "x/**":
+        assert "denied" in got, got
+        assert f"'{pattern}' matches what is inside {X}, not {X} itself" in got["reason"] or (
+            call.writes and mode == "read"  # no rule writes here at all: nothing to hint
+        ), got
+    elif call.writes and mode == "read":
+        assert got == {
+            "denied": f"fs[0].allow[0] '{pattern}'",
+            "reason": "that rule set is read-only",
+        }
+    else:
+        assert got == call.expect
+        return
+    hint = HINT.search(got["reason"])
+    if hint is None:
+        assert got["reason"] in ("that rule set is read-only", "no fs rule allows writing here")
+        return
+    # Follow the hint in a fresh workspace: the rule it names must allow the call.
+    with Harness(tmp_path / "after-hint", runner=plugbox_runner) as again:
+        followed = run_call(again, call_jobs, call, hint.group(1), mode).result
+    assert followed == call.expect, f"the hint {hint.group(0)!r} did not lead to a working rule"
+
+
+def test_a_folder_rule_answers_for_its_folder_before_it_exists(
+    plugbox: Harness, call_jobs: ModuleType
+) -> None:
+    declared = perms.Permissions(fs=perms.FsPermissions(mode="read", allow=[f"{X}/"]))
+    config = {"method": "exists", "args": [X]}
+    result = plugbox.run(call_jobs.fs_call, permissions=declared, config=config)
+    assert result.result == {"value": False}, result.error
+    assert result.denials == ()  # the probes that found the folder's type are not calls
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expect"),
+    [
+        # Landlock grants the tree below x; removing x would change .plugbox, which is not granted.
+        (f"{X}/", {"denied": "kernel (Landlock)"}),
+        # A literal rule's kernel write root is the parent (it may be a file to create).
+        (X, {"value": None}),
+    ],
+)
+def test_removing_the_folder_itself(
+    plugbox: Harness, call_jobs: ModuleType, pattern: str, expect: dict[str, Any]
+) -> None:
+    (plugbox.workspace / X).mkdir(parents=True)
+    declared = perms.Permissions(fs=perms.FsPermissions(mode="readWrite", allow=[pattern]))
+    config = {"method": "remove", "args": [X]}
+    result = plugbox.run(call_jobs.fs_call, permissions=declared, config=config)
+    assert result.ok, result.error
+    got = dict(result.result)
+    reason = got.pop("reason", "")
+    assert got == expect
+    if "denied" in expect:
+        assert "what is inside it can be removed, the folder itself cannot" in reason
