@@ -96,6 +96,26 @@ def test_a_faked_allowed_url_answers_the_job(plugbox: Harness, jobs: ModuleType)
         "https://api.example.com/notes",
         {"n": 1},
     )
+    # What docs/testing.md says a faked request carries, and nothing else.
+    assert sorted(NetRequest.__dataclass_fields__) == [
+        "body",
+        "headers",
+        "method",
+        "timeout",
+        "url",
+    ]
+    assert dict(sent.headers) == {"Content-Type": "application/json"}
+    assert isinstance(sent.timeout, float) and 0 < sent.timeout <= 30
+
+
+def test_a_faked_request_method_is_upper_cased(plugbox: Harness, jobs: ModuleType) -> None:
+    plugbox.http.add("GET", "https://api.example.com/notes", text="ok")
+    result = plugbox.run(
+        jobs.fetch, config={"method": "get", "url": "https://api.example.com/notes?a=1"}
+    )
+    assert result.ok, result.error
+    (sent,) = plugbox.http.requests
+    assert (sent.method, sent.url, sent.body) == ("GET", "https://api.example.com/notes?a=1", None)
 
 
 def test_a_fake_never_opens_a_url_the_job_may_not_reach(plugbox: Harness, jobs: ModuleType) -> None:
