@@ -50,6 +50,6 @@ def test_check_mode_fails_on_a_stale_page_and_says_how_to_fix_it(tmp_path: Path)
     failed = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     assert failed.returncode == 1
     assert REGENERATE in failed.stderr
-    written = subprocess.run(command[:3] + [str(stale)], check=False, cwd=ROOT)
+    written = subprocess.run([*command[:3], str(stale)], check=False, cwd=ROOT)
     assert written.returncode == 0
     assert subprocess.run(command, check=False, cwd=ROOT).returncode == 0
