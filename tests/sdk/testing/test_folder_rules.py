@@ -19,10 +19,17 @@ from plugbox.sandbox import SandboxRunner
 from plugbox.sdk import permissions as perms
 from plugbox.sdk.testing import Harness, RunResult
 
-X = ".plugbox/digest"
-PATTERNS = {"x/": f"{X}/", "x/**": f"{X}/**", "x": X}
+# A folder below another and one in the workspace root, where the rules must say `/` to anchor.
+PATTERNS = {
+    ".plugbox/digest": {
+        "x/": ".plugbox/digest/",
+        "x/**": ".plugbox/digest/**",
+        "x": ".plugbox/digest",
+    },
+    "data": {"x/": "/data/", "x/**": "data/**", "x": "/data"},
+}
 HINT = re.compile(r"allow '([^']+)' instead")
-IS_DIR = {"error": "IsADirectoryError"}
+IS_DIR = {"error": "IsADirectoryError"}  # the kernel and the proxy word it apart
 
 
 class Call:
@@ -33,51 +40,58 @@ class Call:
     ) -> None:
         self.method, self.args, self.kwargs = method, list(args), kwargs
         self.writes, self.folder, self.expect = writes, folder, expect
-        self.id = f"{method}({', '.join(repr(a) for a in args).replace(X, 'x')})"
+        self.id = f"{method}({', '.join(repr(a) for a in args)})"
+
+    def config(self, folder: str) -> dict[str, Any]:
+        """The job's config with the folder's real path in place of ``x``."""
+        args = [folder + a[1:] if a == "x" or a.startswith("x/") else a for a in self.args]
+        return {"method": self.method, "args": args, "kwargs": self.kwargs}
 
 
 CALLS = [
-    Call("exists", X, writes=False, folder=True, expect={"value": True}),
+    Call("exists", "x", writes=False, folder=True, expect={"value": True}),
     Call(
-        "stat", X, writes=False, folder=True, expect={"value": {"is_dir": True, "is_file": False}}
+        "stat", "x", writes=False, folder=True, expect={"value": {"is_dir": True, "is_file": False}}
     ),
-    Call("listdir", X, writes=False, folder=True, expect={"value": ["f.txt", "sub"]}),
-    Call("read_text", X, writes=False, folder=True, expect=IS_DIR),
-    Call("read_bytes", X, writes=False, folder=True, expect=IS_DIR),
-    Call("mkdir", X, writes=True, folder=True, expect={"value": None}, exist_ok=True),
-    Call("write_text", X, "new", writes=True, folder=True, expect=IS_DIR),
-    Call("exists", f"{X}/f.txt", writes=False, folder=False, expect={"value": True}),
-    Call("exists", f"{X}/gone", writes=False, folder=False, expect={"value": False}),
+    Call("listdir", "x", writes=False, folder=True, expect={"value": ["f.txt", "sub"]}),
+    Call("read_text", "x", writes=False, folder=True, expect=IS_DIR),
+    Call("read_bytes", "x", writes=False, folder=True, expect=IS_DIR),
+    Call("mkdir", "x", writes=True, folder=True, expect={"value": None}, exist_ok=True),
+    Call("write_text", "x", "new", writes=True, folder=True, expect=IS_DIR),
+    Call("exists", "x/f.txt", writes=False, folder=False, expect={"value": True}),
+    Call("exists", "x/gone", writes=False, folder=False, expect={"value": False}),
     Call(
         "stat",
-        f"{X}/f.txt",
+        "x/f.txt",
         writes=False,
         folder=False,
         expect={"value": {"is_dir": False, "is_file": True}},
     ),
-    Call("listdir", f"{X}/sub", writes=False, folder=False, expect={"value": []}),
-    Call("read_text", f"{X}/f.txt", writes=False, folder=False, expect={"value": "hi"}),
-    Call("read_bytes", f"{X}/f.txt", writes=False, folder=False, expect={"value": "hi"}),
-    Call("write_text", f"{X}/g.txt", "g", writes=True, folder=False, expect={"value": None}),
-    Call("write_bytes", f"{X}/g.bin", "g", writes=True, folder=False, expect={"value": None}),
-    Call("append_text", f"{X}/f.txt", "!", writes=True, folder=False, expect={"value": None}),
-    Call("mkdir", f"{X}/new", writes=True, folder=False, expect={"value": None}),
-    Call("remove", f"{X}/f.txt", writes=True, folder=False, expect={"value": None}),
-    Call("remove", f"{X}/sub", writes=True, folder=False, expect={"value": None}),
-    Call("rename", f"{X}/f.txt", f"{X}/h.txt", writes=True, folder=False, expect={"value": None}),
-    Call("rename", f"{X}/sub", f"{X}/sub2", writes=True, folder=False, expect={"value": None}),
+    Call("listdir", "x/sub", writes=False, folder=False, expect={"value": []}),
+    Call("read_text", "x/f.txt", writes=False, folder=False, expect={"value": "hi"}),
+    Call("read_bytes", "x/f.txt", writes=False, folder=False, expect={"value": "hi"}),
+    Call("write_text", "x/g.txt", "g", writes=True, folder=False, expect={"value": None}),
+    Call("write_bytes", "x/g.bin", "g", writes=True, folder=False, expect={"value": None}),
+    Call("append_text", "x/f.txt", "!", writes=True, folder=False, expect={"value": None}),
+    Call("mkdir", "x/new", writes=True, folder=False, expect={"value": None}),
+    Call("remove", "x/f.txt", writes=True, folder=False, expect={"value": None}),
+    Call("remove", "x/sub", writes=True, folder=False, expect={"value": None}),
+    Call("rename", "x/f.txt", "x/h.txt", writes=True, folder=False, expect={"value": None}),
+    Call("rename", "x/sub", "x/sub2", writes=True, folder=False, expect={"value": None}),
 ]
 
 
-def run_call(harness: Harness, jobs: ModuleType, call: Call, pattern: str, mode: str) -> RunResult:
+def run_call(
+    harness: Harness, jobs: ModuleType, call: Call, folder: str, pattern: str, mode: str
+) -> RunResult:
     workspace = harness.workspace
-    (workspace / X / "sub").mkdir(parents=True, exist_ok=True)
-    (workspace / X / "f.txt").write_text("hi")
+    (workspace / folder / "sub").mkdir(parents=True, exist_ok=True)
+    (workspace / folder / "f.txt").write_text("hi")
     for made in ("g.txt", "g.bin", "h.txt", "new", "sub2"):
-        assert not (workspace / X / made).exists()
+        assert not (workspace / folder / made).exists()
     declared = perms.Permissions(fs=perms.FsPermissions(mode=mode, allow=[pattern]))
-    config = {"method": call.method, "args": call.args, "kwargs": call.kwargs}
-    result = harness.run(jobs.fs_call, permissions=declared, config=config)
+    assert perms.lint_permissions(declared) == []
+    result = harness.run(jobs.fs_call, permissions=declared, config=call.config(folder))
     assert result.ok, result.error
     assert isinstance(result.result, dict)
     result.result.pop("message", None)  # an OSError's text: the kernel's or the proxy's words
@@ -85,7 +99,8 @@ def run_call(harness: Harness, jobs: ModuleType, call: Call, pattern: str, mode:
 
 
 @pytest.mark.parametrize("mode", ["read", "readWrite"])
-@pytest.mark.parametrize("shape", list(PATTERNS))
+@pytest.mark.parametrize("shape", ["x/", "x/**", "x"])
+@pytest.mark.parametrize("folder", list(PATTERNS))
 @pytest.mark.parametrize("call", CALLS, ids=[c.id for c in CALLS])
 def test_folder_rules(
     plugbox: Harness,
@@ -93,14 +108,24 @@ def test_folder_rules(
     call_jobs: ModuleType,
     tmp_path: Path,
     call: Call,
+    folder: str,
     shape: str,
     mode: str,
 ) -> None:
-    pattern = PATTERNS[shape]
-    got = run_call(plugbox, call_jobs, call, pattern, mode).result
+    pattern = PATTERNS[folder][shape]
+    declared = perms.Permissions(fs=perms.FsPermissions(mode=mode, allow=[pattern]))
+    if (folder, shape, mode) == ("data", "x", "readWrite"):
+        # A file rule's kernel write root is its parent, here the workspace root: refused when
+        # declared, with the folder rule to write instead.
+        (problem,) = perms.lint_permissions(declared)
+        assert "(or '/data/' if it is a folder)" in problem.message
+        return
+    got = run_call(plugbox, call_jobs, call, folder, pattern, mode).result
     if call.folder and shape == "x/**":
         assert "denied" in got, got
-        assert f"'{pattern}' matches what is inside {X}, not {X} itself" in got["reason"] or (
+        assert f"'{pattern}' matches what is inside {folder}, not {folder} itself" in got[
+            "reason"
+        ] or (
             call.writes and mode == "read"  # no rule writes here at all: nothing to hint
         ), got
     elif call.writes and mode == "read":
@@ -115,10 +140,17 @@ def test_folder_rules(
     if hint is None:
         assert got["reason"] in ("that rule set is read-only", "no fs rule allows writing here")
         return
-    # Follow the hint in a fresh workspace: the rule it names must allow the call.
+    # Follow the hint in a fresh workspace: the rule it names must allow the call, and must not
+    # reach a folder of the same name elsewhere (`docs/` would: it has no `/` to anchor it).
+    suggested = hint.group(1)
     with Harness(tmp_path / "after-hint", runner=plugbox_runner) as again:
-        followed = run_call(again, call_jobs, call, hint.group(1), mode).result
+        followed = run_call(again, call_jobs, call, folder, suggested, mode).result
     assert followed == call.expect, f"the hint {hint.group(0)!r} did not lead to a working rule"
+    wider = perms.Permissions(fs=perms.FsPermissions(mode=mode, allow=[suggested]))
+    assert not perms.decide("fs.read", f"elsewhere/{folder}", wider, is_dir=True).allowed
+
+
+X = ".plugbox/digest"
 
 
 def test_a_folder_rule_answers_for_its_folder_before_it_exists(
