@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +14,8 @@ from plugbox.sandbox import SandboxRunner
 from plugbox.sandbox.net_request import NetRequest
 from plugbox.sdk import permissions as perms
 from plugbox.sdk.testing import FakeHttp, Harness, NoFakeResponseError, assert_denied
+
+from .conftest import serving
 
 
 def get(http: FakeHttp, url: str, method: str = "GET") -> tuple[int, str]:
@@ -168,14 +169,8 @@ def local_server() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as address:
+        yield address
 
 
 def test_passthrough_reaches_the_network_only_when_asked(

@@ -185,3 +185,25 @@ def test_removing_the_folder_itself(
     assert got == expect
     if "denied" in expect:
         assert "what is inside it can be removed, the folder itself cannot" in reason
+
+
+@pytest.mark.parametrize("method", ["listdir", "exists", "stat"])
+def test_the_workspace_root_hint_leads_to_a_rule_that_allows_it(
+    plugbox: Harness,
+    plugbox_runner: SandboxRunner,
+    call_jobs: ModuleType,
+    tmp_path: Path,
+    method: str,
+) -> None:
+    declared = perms.Permissions(fs=perms.FsPermissions(mode="read", allow=[f"{X}/"]))
+    config = {"method": method, "args": ["."]}
+    refused = plugbox.run(call_jobs.fs_call, permissions=declared, config=config).result
+    assert refused == {
+        "denied": "default deny",
+        "reason": "listing the workspace root needs an allow of '*' or '**'",
+    }
+    for n, suggested in enumerate(re.findall(r"'([^']+)'", refused["reason"])):
+        allowed = perms.Permissions(fs=perms.FsPermissions(mode="read", allow=[suggested]))
+        with Harness(tmp_path / f"after-hint-{n}", runner=plugbox_runner) as again:
+            got = again.run(call_jobs.fs_call, permissions=allowed, config=config)
+        assert got.result is not None and "value" in got.result, (suggested, got.result)

@@ -9,9 +9,8 @@ TLS, redirects that go nowhere, and a name that cannot resolve (``.invalid`` is 
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,6 +20,8 @@ import pytest
 from plugbox.sandbox import SandboxRunner
 from plugbox.sdk import permissions as perms
 from plugbox.sdk.testing import FakeHttp, Harness
+
+from .conftest import serving
 
 
 class _Redirects(BaseHTTPRequestHandler):
@@ -38,14 +39,8 @@ class _Redirects(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def http_server() -> Iterator[str]:
     """``127.0.0.1:PORT`` of a plain HTTP server that only redirects."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirects)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Redirects) as address:
+        yield address
 
 
 @pytest.fixture
