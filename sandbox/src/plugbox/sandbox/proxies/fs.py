@@ -85,14 +85,15 @@ class CheckedFs:
 
         The decision is taken for what is really there: a folder rule (``x/``) allows ``x``
         when ``x`` is a folder, and a directory-only deny (``secret/``) cannot be dodged with
-        ``stat``. The type is looked up only when some rule tells the two apart, and the
+        ``stat``. The type is looked up only when some rule tells the two apart; the
         probes go through the unrecorded listing decider, so the record holds the one decision
         that counted. Returns the normalised path and its ``lstat`` (None when absent).
         """
         as_file = self._listing.decide(operation, path)
-        as_dir = self._listing.decide(operation, path, is_dir=True)
-        if not (as_file.allowed or as_dir.allowed or as_file.rule != as_dir.rule):
-            self._check(operation, path)  # raises, naming the rule and any hint
+        if not as_file.allowed:
+            as_dir = self._listing.decide(operation, path, is_dir=True)
+            if not as_dir.allowed and as_dir.rule == as_file.rule:
+                self._check(operation, path)  # raises, naming the rule and any hint
         norm = "" if as_file.target == "." else as_file.target
         if not norm:
             self._check(operation, path, is_dir=True)
