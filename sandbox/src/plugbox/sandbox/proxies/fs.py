@@ -292,6 +292,7 @@ class CheckedFs:
                 "fs.write", ".", "default deny", "the workspace root cannot be removed"
             )
         parent_fd, name = self._parent("fs.write", norm)
+        is_dir = False
         try:
             # Decided again on what is there now: the job may have swapped a file for a folder.
             is_dir = stat_mode.S_ISDIR(
@@ -302,7 +303,7 @@ class CheckedFs:
         except PermissionError as err:
             if isinstance(err, PermissionDenied):
                 raise
-            raise _kernel_refused(norm, "removed") from None
+            raise _kernel_refused(norm, "removed", is_dir=is_dir) from None
         except OSError as err:
             err.filename = norm
             raise
@@ -326,26 +327,32 @@ class CheckedFs:
             try:
                 os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
             except PermissionError:
-                raise _kernel_refused(src, "renamed") from None
+                raise _kernel_refused(
+                    src, "renamed", is_dir=stat_mode.S_ISDIR(info.st_mode)
+                ) from None
             finally:
                 os.close(dst_fd)
         finally:
             os.close(src_fd)
 
 
-def _kernel_refused(norm: str, done: str) -> PermissionDenied:
-    """The kernel refused a change the rules allow: the path is a folder a rule names itself.
+def _kernel_refused(norm: str, done: str, *, is_dir: bool) -> PermissionDenied:
+    """The kernel refused a change the rules allow, most often on a folder a rule names itself.
 
     Landlock grants a folder rule (``x/``) the tree below ``x``; removing or renaming ``x``
     changes its parent, which granting would open to every sibling. The host creates such
     folders again before each run anyway.
     """
-    parent = norm.rpartition("/")[0] or "."
-    return PermissionDenied(
-        "fs.write",
-        norm,
-        "kernel (Landlock)",
-        f"a folder a rule names ('{norm}/') is where the job's writes go: what is inside it"
-        f" can be {done}, the folder itself cannot (that would change {parent!r}, which the"
-        " job may not write)",
-    )
+    if is_dir:
+        parent = norm.rpartition("/")[0] or "."
+        reason = (
+            f"a folder a rule names ('{norm}/') is where the job's writes go: what is inside it"
+            f" can be {done}, the folder itself cannot (that would change {parent!r}, which the"
+            " job may not write)"
+        )
+    else:
+        reason = (
+            "the rules allow it, but the kernel grants whole folders and this change reaches"
+            " outside the ones it granted (see 'What the kernel grants' in docs/permissions.md)"
+        )
+    return PermissionDenied("fs.write", norm, "kernel (Landlock)", reason)
