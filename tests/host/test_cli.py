@@ -62,6 +62,54 @@ def test_plugins_list_and_inspect(setup: tuple[Path, Path]) -> None:
     ]
 
 
+def test_inspect_shows_when_and_how_each_job_runs(setup: tuple[Path, Path]) -> None:
+    config, _ = setup
+    with config.open("a") as toml:
+        toml.write(
+            '[jobs."example:hello-cron"]\ntimezone = "Europe/Berlin"\nschedule = "0 9 * * *"\n'
+        )
+    jobs = as_json(config, "plugins", "inspect", "example")["jobs"]
+    assert jobs["hello-cron"]["scheduling"] == {
+        "schedule": "0 9 * * *",
+        "timezone": "Europe/Berlin",
+        "schedule_words": "At 09:00 (Europe/Berlin)",
+        "schedule_error": None,
+        "overridden": ["schedule", "timezone"],
+        "enabled": True,
+        "run_on_startup": False,
+        "timeout_ms": 10_000,
+        "priority": 5,
+        "concurrency": "forbid",
+        "misfire": "run_once",
+        "catch_up_limit": 10,
+        "jitter_ms": 0,
+        "retries": 2,
+        "retry_delay_ms": 1_000,
+        "retry_max_delay_ms": 300_000,
+        "retry_delays_ms": [1_000, 2_000],
+    }
+    rate_limit = jobs["rate-limit"]["scheduling"]
+    assert (rate_limit["schedule"], rate_limit["timezone"], rate_limit["overridden"]) == (
+        "@hourly",
+        "UTC",
+        [],
+    )
+    assert (rate_limit["retry_delays_ms"], rate_limit["timeout_ms"]) == (
+        [1_000, 2_000, 4_000],
+        30_000,
+    )
+    shown = plugbox(config, "plugins", "inspect", "example").stdout
+    for line in (
+        "│ time zone      │ Europe/Berlin (set in plugbox.toml)",
+        "│ retries        │ 2, after waiting 1 s, 2 s (exponential backoff, ±10%)",
+        "│ timeout        │ 30 s",
+        "│ misfire        │ run_once",
+        "│ concurrency    │ forbid",
+        "│ priority       │ 5 (0-10; higher runs first when workers are busy)",
+    ):
+        assert line in shown, shown
+
+
 def test_jobs_list_and_next(setup: tuple[Path, Path]) -> None:
     config, _ = setup
     jobs = {j["job"]: j for j in as_json(config, "jobs", "list")["jobs"]}

@@ -796,3 +796,40 @@ def test_no_setsid_daemon_survives_the_run(
         assert survivors_named(name, user) == []
     finally:
         kill_named(name, user)
+
+
+# --- what a job is told: the same as on a root host -----------------------------------------------
+def test_a_folder_rule_means_the_folder(host: Host, workspace: Path) -> None:
+    rule = perms.Permissions(fs=perms.FsPermissions(mode="readWrite", allow=[".plugbox/t/"]))
+    ran = host.run(
+        "plugbox_unprivileged_jobs:folder_rule",
+        workspace,
+        permissions=rule,
+        config={"folder": ".plugbox/t"},
+    )
+    assert ran.outcome.status == "success", ran.outcome.error
+    assert ran.outcome.result == {
+        "exists": True,
+        "is_dir": True,
+        "listdir": ["f.txt"],
+        "remove": "kernel (Landlock)",  # the folder's entry is in .plugbox, which is not granted
+    }
+
+
+def test_a_refused_connection_names_the_request(host: Host, workspace: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        target = f"127.0.0.1:{closed.getsockname()[1]}"
+        ran = host.run(
+            "plugbox_unprivileged_jobs:net_error",
+            workspace,
+            permissions=perms.presets.http_hosts(target),
+            config={"url": f"http://{target}/data"},
+        )
+    assert ran.outcome.status == "success", ran.outcome.error
+    assert ran.outcome.result == {
+        "type": "OSError",
+        "error": f"ConnectionRefusedError: GET http://{target}/data failed: the connection was"
+        " refused: nothing listens on that host and port. Check that the service is running and"
+        " that the URL's host and port are right.",
+    }

@@ -79,3 +79,28 @@ def daemonize_then_hang(ctx):
     """The run child is still alive when the run is killed (timeout): its orphan is its own."""
     _daemon(ctx.config["name"])
     time.sleep(3600)
+
+
+def folder_rule(ctx):
+    """What a folder rule (``x/``) lets a job do with ``x`` itself, through ``runtime.fs``."""
+    fs = ctx.runtime.fs
+    folder = ctx.config["folder"]
+    got = {"exists": fs.exists(folder), "is_dir": fs.stat(folder).is_dir}
+    fs.mkdir(folder, exist_ok=True)
+    fs.write_text(f"{folder}/f.txt", "hi")
+    got["listdir"] = fs.listdir(folder)
+    fs.remove(f"{folder}/f.txt")
+    try:
+        fs.remove(folder)
+    except PermissionError as err:
+        got["remove"] = getattr(err, "rule", repr(err))
+    return got
+
+
+def net_error(ctx):
+    """The text of the error a failed request raises in the job."""
+    try:
+        ctx.runtime.net.get(ctx.config["url"])
+    except OSError as err:
+        return {"type": type(err).__name__, "error": str(err)}
+    return {"error": None}

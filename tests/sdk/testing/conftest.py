@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -33,7 +36,26 @@ def learn_jobs() -> Iterator[ModuleType]:
     yield from imported_jobs("plugbox_learn_jobs")
 
 
+@pytest.fixture(scope="session")
+def call_jobs() -> Iterator[ModuleType]:
+    """Jobs that make the one runtime call their config names."""
+    yield from imported_jobs("plugbox_call_jobs")
+
+
 @pytest.fixture(params=["sandbox", "in-process"])
 def in_process(request: pytest.FixtureRequest) -> bool:
     """Run the test once in the sandbox and once in the in-process debug mode."""
     return bool(request.param == "in-process")
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local HTTP server answering with ``handler``; yields its ``127.0.0.1:PORT``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

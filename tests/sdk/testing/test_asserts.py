@@ -91,6 +91,19 @@ def test_a_failed_static_check_names_the_rule(jobs: ModuleType) -> None:
         assert_allowed(jobs.write_note, "fs.write", NOTES, rule="fs[1]")
 
 
+def test_a_static_check_of_a_folder_rule_says_to_decide_a_folder() -> None:
+    digest = perms.Permissions(fs=perms.FsPermissions(mode="read", allow=[".plugbox/digest/"]))
+    with pytest.raises(AssertionError) as raised:
+        assert_allowed(digest, "fs.read", ".plugbox/digest")
+    assert str(raised.value).endswith(
+        "; as a folder it would be allowed: pass is_dir=True to decide it as one"
+    )
+    assert_allowed(digest, "fs.read", ".plugbox/digest", is_dir=True)
+    with pytest.raises(AssertionError) as raised:
+        assert_allowed(digest, "fs.read", "elsewhere")
+    assert "as a folder" not in str(raised.value)
+
+
 def test_options_that_do_not_apply_to_a_run_are_refused(env_run: RunResult) -> None:
     with pytest.raises(TypeError, match="not to a run"):
         assert_denied(env_run, "env.read", "SECRET", grants=[perms.Permissions()])

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +14,8 @@ from plugbox.sandbox import SandboxRunner
 from plugbox.sandbox.net_request import NetRequest
 from plugbox.sdk import permissions as perms
 from plugbox.sdk.testing import FakeHttp, Harness, NoFakeResponseError, assert_denied
+
+from .conftest import serving
 
 
 def get(http: FakeHttp, url: str, method: str = "GET") -> tuple[int, str]:
@@ -96,6 +97,26 @@ def test_a_faked_allowed_url_answers_the_job(plugbox: Harness, jobs: ModuleType)
         "https://api.example.com/notes",
         {"n": 1},
     )
+    # What docs/testing.md says a faked request carries, and nothing else.
+    assert sorted(NetRequest.__dataclass_fields__) == [
+        "body",
+        "headers",
+        "method",
+        "timeout",
+        "url",
+    ]
+    assert dict(sent.headers) == {"Content-Type": "application/json"}
+    assert isinstance(sent.timeout, float) and 0 < sent.timeout <= 30
+
+
+def test_a_faked_request_method_is_upper_cased(plugbox: Harness, jobs: ModuleType) -> None:
+    plugbox.http.add("GET", "https://api.example.com/notes", text="ok")
+    result = plugbox.run(
+        jobs.fetch, config={"method": "get", "url": "https://api.example.com/notes?a=1"}
+    )
+    assert result.ok, result.error
+    (sent,) = plugbox.http.requests
+    assert (sent.method, sent.url, sent.body) == ("GET", "https://api.example.com/notes?a=1", None)
 
 
 def test_a_fake_never_opens_a_url_the_job_may_not_reach(plugbox: Harness, jobs: ModuleType) -> None:
@@ -148,14 +169,8 @@ def local_server() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as address:
+        yield address
 
 
 def test_passthrough_reaches_the_network_only_when_asked(

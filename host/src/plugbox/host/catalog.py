@@ -24,6 +24,7 @@ from plugbox.sandbox.doctor import diagnose
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, run_permissions
 from plugbox.sandbox.spawn_spec import code_paths, kernel_grants
 from plugbox.sdk import JobSpec, Schedule, ScheduleError, parse_schedule
+from plugbox.sdk.firing import backoff_ms
 from plugbox.sdk.permissions import Permissions
 
 JobState = Literal["enabled", "paused", "disabled"]
@@ -152,23 +153,29 @@ def enforcement_levels() -> dict[str, str]:
     return dict(diagnose().capabilities)
 
 
-def job_permissions(host: Host, plugin: LoadedPlugin, spec: JobSpec) -> JobPermissions:
-    """What ``plugbox plugins inspect`` shows for one job, as a value."""
+def _inspected_request(host: Host, plugin: LoadedPlugin, spec: JobSpec) -> RunRequest:
+    """The request a run of ``spec`` would get (no run id): what inspection reads from."""
     manifest = plugin.manifest
-    grants = host.config.grants_for(manifest.id)
     override = host.config.job_override(manifest.id, spec.id)
-    declared = run_permissions(manifest, spec.id, quotas=override.quotas if override else None)
-    read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
-    request = RunRequest(
+    return RunRequest(
         handler=spec.handler,
         workspace=str(host.config.workspace),
         context=RunContext(
             job_id=spec.id, plugin_id=manifest.id, plugin_version=manifest.version, run_id="-"
         ),
-        permissions=declared,
-        grants=grants,
+        permissions=run_permissions(
+            manifest, spec.id, quotas=override.quotas if override else None
+        ),
+        grants=host.config.grants_for(manifest.id),
         python_path=tuple(str(path) for path in host.config.plugin_paths),
     )
+
+
+def job_permissions(host: Host, plugin: LoadedPlugin, spec: JobSpec) -> JobPermissions:
+    """What ``plugbox plugins inspect`` shows for one job, as a value."""
+    request = _inspected_request(host, plugin, spec)
+    declared, grants = request.permissions, request.grants
+    read_roots, write_roots = fs_roots.workspace_roots(declared, grants)
     return JobPermissions(
         declared=_dump(declared),
         granted=tuple(_dump(g) for g in grants),
@@ -219,6 +226,23 @@ def _fires(schedule: Schedule, count: int) -> tuple[datetime, ...]:
     return tuple(islice(schedule.iter_after(datetime.now(UTC)), count))
 
 
+def _schedule_fields(
+    host: Host, plugin_id: str, spec: JobSpec, fire_count: int
+) -> tuple[str | None, str, str | None, str | None, tuple[datetime, ...]]:
+    """Schedule and zone in force, in words, why unusable, and the next ``fire_count`` fires."""
+    schedule, timezone = schedule_for(host, plugin_id, spec)
+    fires: tuple[datetime, ...] = ()
+    words = error = None
+    if schedule is not None:
+        try:
+            parsed = parse_schedule(schedule, timezone, dict(os.environ))
+            words = _in_words(parsed.resolved, parsed.has_seconds, timezone)
+            fires = _fires(parsed, fire_count)
+        except ScheduleError as err:
+            error = str(err)
+    return schedule, timezone, words, error, fires
+
+
 def _enabled(host: Host, plugin_id: str, spec: JobSpec) -> bool:
     override = host.config.job_override(plugin_id, spec.id)
     return spec.enabled if override is None or override.enabled is None else override.enabled
@@ -233,16 +257,7 @@ def _summary_fields(
     fire_count: int,
 ) -> tuple[dict[str, Any], tuple[datetime, ...]]:
     plugin_id = plugin.manifest.id
-    schedule, timezone = schedule_for(host, plugin_id, spec)
-    fires: tuple[datetime, ...] = ()
-    words = error = None
-    if schedule is not None:
-        try:
-            parsed = parse_schedule(schedule, timezone, dict(os.environ))
-            words = _in_words(parsed.resolved, parsed.has_seconds, timezone)
-            fires = _fires(parsed, fire_count)
-        except ScheduleError as err:
-            error = str(err)
+    schedule, timezone, words, error, fires = _schedule_fields(host, plugin_id, spec, fire_count)
     enabled = _enabled(host, plugin_id, spec)
     state: JobState = "paused" if paused else ("enabled" if enabled else "disabled")
     fields = {
@@ -301,4 +316,58 @@ def job_detail(host: Host, key: str) -> JobDetail:
         misfire=spec.misfire,
         retries=spec.retries,
         timeout_ms=spec.timeout_ms,
+    )
+
+
+# -- scheduling, as `plugbox plugins inspect` shows it --------------------------------------
+class JobScheduling(_View):
+    """When and how a job runs, as this host will run it: plugbox.toml's [jobs] table applied."""
+
+    schedule: str | None = Field(description="cron expression in force; null: manual only")
+    timezone: str
+    schedule_words: str | None = Field(description="the schedule for a person, in its zone")
+    schedule_error: str | None = Field(description="why the schedule cannot be used")
+    overridden: tuple[str, ...] = Field(description="what plugbox.toml's [jobs] table sets")
+    enabled: bool
+    run_on_startup: bool
+    timeout_ms: int = Field(description="wall-clock limit in force (declared, override, grants)")
+    priority: int
+    concurrency: str
+    misfire: str
+    catch_up_limit: int = Field(description="most missed fires run when misfire is catch_up")
+    jitter_ms: int
+    retries: int
+    retry_delay_ms: int
+    retry_max_delay_ms: int
+    retry_delays_ms: tuple[int, ...] = Field(
+        description="the wait before each retry: exponential backoff, varied ±10% at run time"
+    )
+
+
+def job_scheduling(host: Host, plugin: LoadedPlugin, spec: JobSpec) -> JobScheduling:
+    """What ``plugbox plugins inspect`` shows of one job's schedule and run policy."""
+    plugin_id = plugin.manifest.id
+    schedule, timezone, words, error, _ = _schedule_fields(host, plugin_id, spec, 0)
+    override = host.config.job_override(plugin_id, spec.id)
+    overridden = () if override is None else tuple(sorted(override.model_fields_set))
+    quotas = _inspected_request(host, plugin, spec).quotas(DEFAULT_QUOTAS)
+    base, cap = spec.retry_delay_ms, spec.retry_max_delay_ms
+    return JobScheduling(
+        schedule=schedule,
+        timezone=timezone,
+        schedule_words=words,
+        schedule_error=error,
+        overridden=overridden,
+        enabled=_enabled(host, plugin_id, spec),
+        run_on_startup=spec.run_on_startup,
+        timeout_ms=quotas.timeout_ms or 0,
+        priority=spec.priority,
+        concurrency=spec.concurrency,
+        misfire=spec.misfire,
+        catch_up_limit=spec.catch_up_limit,
+        jitter_ms=spec.jitter_ms,
+        retries=spec.retries,
+        retry_delay_ms=base,
+        retry_max_delay_ms=cap,
+        retry_delays_ms=tuple(backoff_ms(n, base, cap, None) for n in range(1, spec.retries + 1)),
     )

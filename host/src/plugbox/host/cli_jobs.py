@@ -117,7 +117,14 @@ def jobs_list(ctx: click.Context, as_json: bool) -> None:
 
 @jobs.command("next")
 @click.argument("job")
-@click.option("-n", "count", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "-n",
+    "count",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="how many fire times to show",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def jobs_next(ctx: click.Context, job: str, count: int, as_json: bool) -> None:

@@ -116,7 +116,7 @@ def plugins_reload(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
     """Show a plugin's declared permissions, the operator's grants, and what each job gets."""
-    from plugbox.host.catalog import job_permissions
+    from plugbox.host.catalog import job_permissions, job_scheduling
     from plugbox.host.settings_view import settings_lines, settings_view
 
     with open_host(ctx) as host:
@@ -128,6 +128,8 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
             spec.id: job_permissions(host, plugin, spec).model_dump(mode="json")
             for spec in manifest.jobs
         }
+        for spec in manifest.jobs:
+            jobs[spec.id]["scheduling"] = job_scheduling(host, plugin, spec).model_dump(mode="json")
         data = {
             "plugin": manifest.id,
             "version": manifest.version,
@@ -155,6 +157,7 @@ def plugins_inspect(ctx: click.Context, plugin_id: str, as_json: bool) -> None:
                 f"operator grants narrow this plugin: effective = declared ∩ {len(grants)} grant(s)"
             )
         for job_id, info in jobs.items():
+            console.print(_scheduling_table(f"{manifest.id}:{job_id}", info["scheduling"]))
             table = Table("field", "declared", title=text(f"{manifest.id}:{job_id}"))
             table.show_lines = True
             for key, value in info["declared"].items():
@@ -189,3 +192,45 @@ def _executable(execute: list[str] | str) -> str:
     if isinstance(execute, str):
         return f"{execute} (a learn run)"
     return ", ".join(execute) or "nothing (no shell capability)"
+
+
+def _scheduling_table(job: str, info: dict[str, Any]) -> Table:
+    """When and how the job runs, one row per setting, in a reviewer's words."""
+    table = Table("scheduling", "in force", title=text(f"{job}: when and how it runs"))
+    changed = set(info["overridden"])
+
+    def row(name: str, value: str, *keys: str) -> None:
+        note = " (set in plugbox.toml)" if changed.intersection(keys) else ""
+        table.add_row(name, text(value + note))
+
+    schedule = info["schedule"]
+    if schedule is None:
+        row("schedule", "none: runs only when triggered", "schedule")
+    else:
+        words = info["schedule_error"] or info["schedule_words"] or ""
+        row("schedule", f"{schedule}" + (f" — {words}" if words else ""), "schedule")
+    row("time zone", info["timezone"], "timezone")
+    row("enabled", "yes" if info["enabled"] else "no: never fires on schedule", "enabled")
+    row("run on startup", "yes" if info["run_on_startup"] else "no")
+    row("timeout", _ms(info["timeout_ms"]), "quotas")
+    retries = info["retries"]
+    if retries:
+        waits = ", ".join(_ms(ms) for ms in info["retry_delays_ms"])
+        row("retries", f"{retries}, after waiting {waits} (exponential backoff, ±10%)")
+    else:
+        row("retries", "0: a failed run is not retried")
+    row("concurrency", info["concurrency"])
+    misfire = info["misfire"]
+    if misfire == "catch_up":
+        misfire += f" (at most {info['catch_up_limit']} missed fires)"
+    row("misfire", misfire)
+    row("jitter", _ms(info["jitter_ms"]) if info["jitter_ms"] else "none")
+    row("priority", f"{info['priority']} (0-10; higher runs first when workers are busy)")
+    return table
+
+
+def _ms(value: int) -> str:
+    """``1500`` -> ``1.5 s``; ``300000`` -> ``5 min``: durations as a person reads them."""
+    if value % 60_000 == 0 and value >= 60_000:
+        return f"{value // 60_000} min"
+    return f"{value / 1000:g} s"

@@ -31,7 +31,13 @@ def runs() -> None:
 @runs.command("list")
 @click.option("--job", help="only runs of PLUGIN:JOB")
 @click.option("--status", help="only runs with this status")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="show at most this many",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def runs_list(

@@ -39,7 +39,13 @@ def webhooks() -> None:
     type=click.Choice(["pending", "delivered", "failed", "abandoned", "dropped"]),
     help="only deliveries in this state",
 )
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="show at most this many",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def webhooks_log(

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import urljoin, urlsplit
 
+from plugbox.sandbox.net_errors import BodyTooLarge, TimeLimitError, net_failure
 from plugbox.sandbox.net_request import MAX_RESPONSE_BODY, NetRequest, Responder
 from plugbox.sdk import HttpResponse, PermissionDenied
 from plugbox.sdk.permissions import Decider
@@ -80,9 +81,7 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
 _Connection = _PinnedHTTPConnection | _PinnedHTTPSConnection
 
-
-class TimeLimitError(TimeoutError):
-    """A request ran out of its time (its own timeout, or what was left of the run)."""
+__all__ = ["MAX_REDIRECTS", "NetBroker", "TimeLimitError"]
 
 
 class NetBroker:
@@ -117,8 +116,24 @@ class NetBroker:
         url = request.url
         body = request.body
         headers = dict(request.headers)
+        previous = ""
         for _ in range(MAX_REDIRECTS + 1):
-            response, location = self._one_hop(method, url, headers, body, deadline)
+            try:
+                response, location = self._one_hop(method, url, headers, body, deadline)
+            except PermissionDenied as denied:
+                if not previous:
+                    raise
+                reason = f"{denied.reason}; " if denied.reason else ""
+                raise PermissionDenied(
+                    denied.operation,
+                    denied.target,
+                    denied.rule,
+                    f"{reason}the server redirected {method} {previous} here",
+                ) from None
+            except (OSError, http.client.HTTPException) as err:
+                if self._responder is not None:
+                    raise  # a fake's own words (the harness names the request itself)
+                raise net_failure(method, url, err, timeout=request.timeout) from None
             if location is None:
                 return response
             previous, url = url, urljoin(url, location)
@@ -129,7 +144,11 @@ class NetBroker:
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, body = "GET", None
         raise PermissionDenied(
-            "net.connect", url, "redirect limit", f"more than {MAX_REDIRECTS} redirects"
+            "net.connect",
+            url,
+            "redirect limit",
+            f"{request.method.upper()} {request.url} was redirected more than {MAX_REDIRECTS}"
+            " times (a loop?); request the final URL directly",
         )
 
     def expire(self, now: float) -> None:
@@ -191,7 +210,7 @@ class NetBroker:
             connection.request(method, path, body=body, headers=sent)
             _settimeout(connection, _time_left(deadline, url))
             raw = connection.getresponse()
-            content = self._read_body(raw, connection, deadline, url, host)
+            content = self._read_body(raw, connection, deadline, url)
             response = HttpResponse(raw.status, dict(raw.getheaders()), content, url)
             location = raw.getheader("Location") if raw.status in _REDIRECTS else None
             return response, location
@@ -210,7 +229,6 @@ class NetBroker:
         connection: _Connection,
         deadline: float,
         url: str,
-        host: str,
     ) -> bytes:
         """The body, a chunk at a time against the clock and the size cap."""
         content = bytearray()
@@ -221,18 +239,10 @@ class NetBroker:
                 return bytes(content)
             content += chunk
             if len(content) > self._max_body:
-                raise OSError(
-                    f"the response body from {host} is larger than the {self._max_body}-byte "
-                    "limit of runtime.net"
-                )
+                raise BodyTooLarge(self._max_body)
 
     def _resolve_checked(self, target: str, host: str, port: int) -> str:
-        try:
-            infos = socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-            )
-        except socket.gaierror as err:
-            raise OSError(f"cannot resolve {host!r}: {err.strerror}") from None
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         first_denial = None
         for info in infos:
             address = str(info[4][0])

@@ -63,11 +63,60 @@ class CheckedFs:
         verdict.raise_if_denied()
         return "" if verdict.target == "." else verdict.target
 
+    def _check_file(self, operation: Operation, path: str) -> str:
+        """Decide a call that reads or writes a file's content.
+
+        A folder that only a folder rule (``x/``) names fails as any allowed folder does
+        (``IsADirectoryError``, or the read-only refusal of a write), not as "no rule allows".
+        """
+        verdict = self._decider.decide(operation, path)
+        if verdict.allowed:
+            return "" if verdict.target == "." else verdict.target
+        as_dir = self._listing.decide(operation, path, is_dir=True)
+        if verdict.target != "." and (as_dir.allowed or as_dir.rule != verdict.rule):
+            info = self._lstat(operation, verdict.target)
+            if info is not None and stat_mode.S_ISDIR(info.st_mode):
+                self._check(operation, path, is_dir=True)
+                raise IsADirectoryError(errno.EISDIR, "is a directory", verdict.target)
+        raise PermissionDenied(verdict.operation, verdict.target, verdict.rule, verdict.reason)
+
+    def _check_named(self, operation: Operation, path: str) -> tuple[str, os.stat_result | None]:
+        """Decide a call on a path of either type (``exists``, ``stat``, ``remove``, ``rename``).
+
+        The decision is taken for what is really there: a folder rule (``x/``) allows ``x``
+        when ``x`` is a folder, and a directory-only deny (``secret/``) cannot be dodged with
+        ``stat``. The type is looked up only when some rule tells the two apart; the
+        probes go through the unrecorded listing decider, so the record holds the one decision
+        that counted. Returns the normalised path and its ``lstat`` (None when absent).
+        """
+        as_file = self._listing.decide(operation, path)
+        if not as_file.allowed:
+            as_dir = self._listing.decide(operation, path, is_dir=True)
+            if not as_dir.allowed and as_dir.rule == as_file.rule:
+                self._check(operation, path)  # raises, naming the rule and any hint
+        norm = "" if as_file.target == "." else as_file.target
+        if not norm:
+            self._check(operation, path, is_dir=True)
+            return norm, os.fstat(self._root)
+        info = self._lstat(operation, norm)
+        # Something absent is decided as the type a rule allows: exists() answers False for
+        # a folder rule's folder that is not there yet, never "refused".
+        is_dir = stat_mode.S_ISDIR(info.st_mode) if info is not None else not as_file.allowed
+        self._check(operation, path, is_dir=is_dir)
+        return norm, info
+
+    def _lstat(self, operation: Operation, norm: str) -> os.stat_result | None:
+        """:meth:`_kind`, with a missing parent read as the path being absent too."""
+        try:
+            return self._kind(operation, norm)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     @contextmanager
     def _opened(
         self, operation: Operation, path: str, flags: int, mode: int = 0
     ) -> Iterator[tuple[int, str]]:
-        norm = self._check(operation, path)
+        norm = self._check_file(operation, path)
         try:
             fd = open_beneath(self._root, norm, flags | os.O_NONBLOCK, mode)
         except OSError as err:
@@ -166,13 +215,10 @@ class CheckedFs:
         )
 
     def stat(self, path: str) -> FileStat:
-        norm = self._check("fs.read", path)
-        info = self._kind("fs.read", norm) if norm else os.fstat(self._root)
+        norm, info = self._check_named("fs.read", path)
         if info is None:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", norm)
         is_dir = stat_mode.S_ISDIR(info.st_mode)
-        if is_dir:
-            self._check("fs.read", path, is_dir=True)
         if stat_mode.S_ISLNK(info.st_mode):
             raise PermissionDenied(
                 "fs.read", norm, _SYMLINK_RULE, "symlinks are not followed inside the workspace"
@@ -185,13 +231,7 @@ class CheckedFs:
         )
 
     def exists(self, path: str) -> bool:
-        norm = self._check("fs.read", path)
-        if not norm:
-            return True
-        info = self._kind("fs.read", norm)
-        if info is not None and stat_mode.S_ISDIR(info.st_mode):
-            self._check("fs.read", path, is_dir=True)
-        return info is not None
+        return self._check_named("fs.read", path)[1] is not None
 
     # -- writing --------------------------------------------------------------------------
     def _write(self, path: str, data: bytes, *, append: bool) -> None:
@@ -246,19 +286,24 @@ class CheckedFs:
 
     def remove(self, path: str) -> None:
         """Remove a file, a symlink itself, or an empty directory."""
-        norm = self._check("fs.write", path)
+        norm, _ = self._check_named("fs.write", path)
         if not norm:
             raise PermissionDenied(
                 "fs.write", ".", "default deny", "the workspace root cannot be removed"
             )
         parent_fd, name = self._parent("fs.write", norm)
+        is_dir = False
         try:
-            info = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-            if stat_mode.S_ISDIR(info.st_mode):
-                self._check("fs.write", path, is_dir=True)
-                os.rmdir(name, dir_fd=parent_fd)
-            else:
-                os.unlink(name, dir_fd=parent_fd)
+            # Decided again on what is there now: the job may have swapped a file for a folder.
+            is_dir = stat_mode.S_ISDIR(
+                os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
+            )
+            self._check("fs.write", path, is_dir=is_dir)
+            (os.rmdir if is_dir else os.unlink)(name, dir_fd=parent_fd)
+        except PermissionError as err:
+            if isinstance(err, PermissionDenied):
+                raise
+            raise _kernel_refused(norm, "removed", is_dir=is_dir) from None
         except OSError as err:
             err.filename = norm
             raise
@@ -267,24 +312,47 @@ class CheckedFs:
 
     def rename(self, source: str, destination: str) -> None:
         """Rename within the workspace; both ends must be writable."""
-        src = self._check("fs.write", source)
-        dst = self._check("fs.write", destination)
+        src, info = self._check_named("fs.write", source)
+        if info is None:
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", src)
+        # The destination becomes what the source is: a folder rule (`y/`) allows a folder there.
+        dst = self._check("fs.write", destination, is_dir=stat_mode.S_ISDIR(info.st_mode))
         if not src or not dst:
             raise PermissionDenied(
                 "fs.write", ".", "default deny", "the workspace root cannot be renamed"
             )
-        info = self._kind("fs.write", src)
-        if info is None:
-            raise FileNotFoundError(errno.ENOENT, "no such file or directory", src)
-        if stat_mode.S_ISDIR(info.st_mode):
-            self._check("fs.write", source, is_dir=True)
-            self._check("fs.write", destination, is_dir=True)
         src_fd, src_name = self._parent("fs.write", src)
         try:
             dst_fd, dst_name = self._parent("fs.write", dst)
             try:
                 os.rename(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            except PermissionError:
+                raise _kernel_refused(
+                    src, "renamed", is_dir=stat_mode.S_ISDIR(info.st_mode)
+                ) from None
             finally:
                 os.close(dst_fd)
         finally:
             os.close(src_fd)
+
+
+def _kernel_refused(norm: str, done: str, *, is_dir: bool) -> PermissionDenied:
+    """The kernel refused a change the rules allow, most often on a folder a rule names itself.
+
+    Landlock grants a folder rule (``x/``) the tree below ``x``; removing or renaming ``x``
+    changes its parent, which granting would open to every sibling. The host creates such
+    folders again before each run anyway.
+    """
+    if is_dir:
+        parent = norm.rpartition("/")[0] or "."
+        reason = (
+            f"a folder a rule names ('{norm}/') is where the job's writes go: what is inside it"
+            f" can be {done}, the folder itself cannot (that would change {parent!r}, which the"
+            " job may not write)"
+        )
+    else:
+        reason = (
+            "the rules allow it, but the kernel grants whole folders and this change reaches"
+            " outside the ones it granted (see 'What the kernel grants' in docs/permissions.md)"
+        )
+    return PermissionDenied("fs.write", norm, "kernel (Landlock)", reason)

@@ -191,13 +191,19 @@ class Policy:
 
     def _contents_only_hint(self, path: str, *, write: bool) -> str:
         """A refused ``x`` under an allow of ``x/**``: say why, since ``mkdir``/``listdir`` of
-        the folder itself is what a job does first."""
+        the folder itself is what a job does first.
+
+        The rule suggested stays anchored where the refused one was: ``docs/`` alone would match
+        a ``docs`` folder at any depth (and, ``readWrite``, is refused by the lint for making
+        the workspace root a kernel write root), so a top-level folder is suggested as ``/docs/``.
+        """
         pattern = (self._contents_only_write if write else self._contents_only_read).get(path)
         if pattern is None:
             return ""
+        suggested = f"{path}/" if "/" in path else f"/{path}/"
         return (
             f"; {pattern!r} matches what is inside {path}, not {path} itself:"
-            f" allow '{path}/' instead (the folder and everything in it)"
+            f" allow '{suggested}' instead (the folder and everything in it)"
         )
 
     def _decide_root(self, operation: Operation) -> Decision:

@@ -78,7 +78,7 @@ def _check(
             raise TypeError("grants= and manifest= apply to a job or permissions, not to a run")
         outcome = subject.outcome if isinstance(subject, RunResult) else subject
         return _check_run(outcome, operation, target, allowed, rule, is_dir)
-    return _check_static(subject, operation, target, allowed, rule, bool(is_dir), grants, manifest)
+    return _check_static(subject, operation, target, allowed, rule, is_dir, grants, manifest)
 
 
 def _check_static(
@@ -87,18 +87,24 @@ def _check_static(
     target: str,
     allowed: bool,
     rule: str | None,
-    is_dir: bool,
+    is_dir: bool | None,
     grants: Sequence[Permissions | Mapping[str, Any]],
     manifest: Manifest | None,
 ) -> Access:
     declared, what = _declared(subject, manifest)
     narrowed = [as_permissions(grant) for grant in grants]
-    verdict = effective_policy(declared, *narrowed).decide(operation, target, is_dir=is_dir)
-    access = Access.of(verdict, is_dir=is_dir)
+    policy = effective_policy(declared, *narrowed)
+    verdict = policy.decide(operation, target, is_dir=bool(is_dir))
+    access = Access.of(verdict, is_dir=bool(is_dir))
     if access.allowed != allowed:
         want = "allowed" if allowed else "denied"
+        hint = ""
+        if is_dir is None and policy.decide(operation, target, is_dir=True).allowed == allowed:
+            # A folder rule ("x/") decides a folder and a file apart; the job's call knows which.
+            hint = f"; as a folder it would be {want}: pass is_dir=True to decide it as one"
         raise AssertionError(
-            f"expected {operation} {target!r} to be {want} by {what}, but it is {_verdict(access)}"
+            f"expected {operation} {target!r} to be {want} by {what}, but it is"
+            f" {_verdict(access)}{hint}"
         )
     if rule is not None and rule not in access.rule:
         raise AssertionError(
