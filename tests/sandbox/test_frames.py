@@ -134,7 +134,9 @@ def test_a_header_that_lies_about_its_size_never_blocks_the_reader(
     began = time.monotonic()
     assert reader.read(parent) == []
     assert reader.read(parent) == []
-    assert time.monotonic() - began < 0.5
+    assert (
+        time.monotonic() - began < 5
+    )  # a blocking read would never return; the bound only keeps it from hanging
     child.sendall(b" " * 992)  # control: the rest arrives and the frame is refused as JSON
     with pytest.raises(ProtocolError, match="not JSON"):
         reader.read(parent)

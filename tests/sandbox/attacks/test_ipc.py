@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from plugbox.sandbox.run_identity import RUN_ID
+
 from .conftest import Host
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -78,12 +80,16 @@ def host_queue(host: Host) -> Iterator[tuple[int, int]]:
         LIBC.msgctl(qid, IPC_RMID, None)
 
 
-def _objects() -> set[tuple[str, str]]:
-    """Every SysV object of the machine's IPC namespace: (kind, id)."""
+def _objects(host: Host) -> set[tuple[str, str]]:
+    """The SysV objects of the machine's IPC namespace a job of ``host`` could have created —
+    by creator uid: the host's, the run uid, root — as (kind, id). Other users' objects (the test
+    suite's PostgreSQL, say) come and go on their own and prove nothing either way."""
+    creators = {str(uid) for uid in (0, host.uid, RUN_ID)}
     found = set()
     for kind in ("shm", "sem", "msg"):
-        lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()[1:]
-        found |= {(kind, line.split()[1]) for line in lines}
+        header, *lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        cuid = header.split().index("cuid")
+        found |= {(kind, line.split()[1]) for line in lines if line.split()[cuid] in creators}
     return found
 
 
@@ -91,13 +97,13 @@ def test_host_ipc_is_unreachable_and_nothing_is_left_behind(
     host: Host, host_queue: tuple[int, int]
 ) -> None:
     key, qid = host_queue
-    before = _objects()
+    before = _objects(host)
     attack = host.attack("ipc")
     assert attack.control == {"host_queue": {"key": key, "id": qid}, "pipe": "own pipe"}
     for name in ("msgget_host", "msgrcv_host", "msgctl_stat_host", "shmget_leave",
                  "shmat_by_id", "semget_leave", "mq_open_leave"):  # fmt: skip
         attack.stopped(name, errno.EPERM)
-    assert _objects() == before  # no segment, semaphore set or queue left behind
+    assert _objects(host) == before  # no segment, semaphore set or queue left behind
     assert _as(host, lambda: _read_queue(qid)) == b"host secret"  # unread by the job
     name = ctypes.create_string_buffer(b"eve-left-behind")
     assert LIBC.syscall(NR_MQ_UNLINK, name) == -1 and ctypes.get_errno() == errno.ENOENT

@@ -147,12 +147,22 @@ def _safety_net(extra_mb: int = SAFETY_MB) -> None:
         )
 
 
-def _gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs code: it does not exist, or it is a zombie."""
-    try:
-        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-    except psutil.NoSuchProcess:
-        return True
+def _gone(pid: int, within_s: float = 5.0) -> bool:
+    """True when ``pid`` no longer runs code (it does not exist, or it is a zombie) within
+    ``within_s``: a SIGKILL is delivered when the process is next scheduled, not when ``kill``
+    returns, so a process killed a moment ago may still show as running or stopped. Pass 0 to
+    ask whether something survived: the answer is then about this instant."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            status = psutil.Process(pid).status()
+        except psutil.NoSuchProcess:
+            return True
+        if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _wait_for_file(path: str, timeout: float = 3.0) -> str:
@@ -185,7 +195,7 @@ def safety_net() -> Callable[..., None]:
 
 
 @pytest.fixture
-def gone() -> Callable[[int], bool]:
+def gone() -> Callable[..., bool]:
     return _gone
 
 

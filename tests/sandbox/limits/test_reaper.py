@@ -77,7 +77,7 @@ def test_orphans_are_adopted_by_the_subreaper(forked: Forked) -> None:
 
 
 def test_kill_tree_kills_the_root_and_every_descendant(
-    forked: Forked, gone: Callable[[int], bool]
+    forked: Forked, gone: Callable[..., bool]
 ) -> None:
     read_end, write_end = os.pipe()
 
@@ -105,7 +105,7 @@ def test_kill_tree_kills_the_root_and_every_descendant(
 
 
 def test_kill_tree_finds_session_members_that_left_the_tree(
-    forked: Forked, tmp_path: Path, gone: Callable[[int], bool], wait_for_file: Callable[..., str]
+    forked: Forked, tmp_path: Path, gone: Callable[..., bool], wait_for_file: Callable[..., str]
 ) -> None:
     """A grandchild whose parent exited is re-parented out of the tree, but keeps the session."""
     marker = tmp_path / "orphan.pid"
@@ -131,7 +131,7 @@ def test_kill_tree_finds_session_members_that_left_the_tree(
 
 
 def test_a_subreaper_run_root_keeps_its_daemons_in_the_tree(
-    forked: Forked, tmp_path: Path, gone: Callable[[int], bool], wait_for_file: Callable[..., str]
+    forked: Forked, tmp_path: Path, gone: Callable[..., bool], wait_for_file: Callable[..., str]
 ) -> None:
     """When the run's root is a subreaper, a setsid double-forked daemon is re-parented to the root
     itself, so the tree walk alone finds it."""
@@ -154,7 +154,7 @@ def test_a_subreaper_run_root_keeps_its_daemons_in_the_tree(
 
 
 def test_the_fallback_path_kills_a_setsid_daemon_through_the_subreaper_zygote(
-    forked: Forked, tmp_path: Path, gone: Callable[[int], bool], wait_for_file: Callable[..., str]
+    forked: Forked, tmp_path: Path, gone: Callable[..., bool], wait_for_file: Callable[..., str]
 ) -> None:
     """No cgroup. A zygote (subreaper) forks a run; the run leaves a setsid double-forked daemon.
     The tree walk cannot see it (documented: it is in another session and was adopted by the
@@ -176,7 +176,7 @@ def test_the_fallback_path_kills_a_setsid_daemon_through_the_subreaper_zygote(
             time.sleep(0.005)
         report: dict[str, Any] = {"daemon": daemon}
         report["kill_tree"] = kill_tree(run, session_id=run)
-        report["daemon_survived_kill_tree"] = not gone(daemon)
+        report["daemon_survived_kill_tree"] = not gone(daemon, 0)
         report["kill_orphans"] = kill_orphans(keep={run})
         report["daemon_survived_kill_orphans"] = not gone(daemon)
         os.waitpid(run, 0)

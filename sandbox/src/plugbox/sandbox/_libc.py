@@ -38,6 +38,9 @@ def _load() -> ctypes.CDLL | None:
         ctypes.c_ulong,
         ctypes.c_char_p,
     )
+    if hasattr(libc, "mallopt"):  # glibc only; resolved here so no run child looks it up
+        libc.mallopt.restype = ctypes.c_int
+        libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     libc.umount2.restype = ctypes.c_int
     libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
     return libc

@@ -34,16 +34,25 @@ from plugbox.sandbox.protocol import receive
 from plugbox.sandbox.request import RunContext, SpawnSpec
 from plugbox.sandbox.session import Collector, build_context, error_from
 from plugbox.sdk import ResourceUsage
-from plugbox.sdk.permissions import effective_policy
+from plugbox.sdk.permissions import Decider, effective_policy
 
 EXIT_OK = 0
 EXIT_SETUP_FAILED = 70
 
 
 def run_child(
-    spec: SpawnSpec, confinement: Confinement, control_fd: int, output_fd: int
+    spec: SpawnSpec,
+    confinement: Confinement,
+    control_fd: int,
+    output_fd: int,
+    mapped_bytes: int | None = None,
+    decider: Decider | None = None,
 ) -> NoReturn:
-    """Entry point in the forked child; never returns."""
+    """Entry point in the forked child; never returns.
+
+    ``mapped_bytes``: the zygote's address-space size measured just before the fork;
+    ``decider``: the run's compiled policy, when the zygote already holds it.
+    """
     code = EXIT_SETUP_FAILED
     request = spec.request
     try:
@@ -59,7 +68,7 @@ def run_child(
         become_subreaper()
         # Confinement depends only on the spawn spec, so a warm child is already confined while
         # it waits; nothing of the plugin runs before the go, which comes after the cgroup move.
-        confinement.apply_in_child()
+        confinement.apply_in_child(mapped_bytes)
         go, _ = receive(control)
         env = {str(k): str(v) for k, v in dict(go.get("env", {})).items()}
         secrets = {str(k): str(v) for k, v in dict(go.get("secrets", {})).items()}
@@ -72,7 +81,9 @@ def run_child(
         sys.path[0:0] = list(request.python_path)
         # Landlock lets the child execute only there (None: no Landlock, nothing to say).
         exec_roots = spec.landlock_read_exec if confinement.ruleset is not None else None
-        code = _run(spec, context, control, env, secrets, exec_roots)
+        if decider is None:
+            decider = effective_policy(request.permissions, *request.grants)
+        code = _run(spec, decider, context, control, env, secrets, exec_roots)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.write(2, f"plugbox: run setup failed: {type(exc).__name__}: {exc}\n".encode())
@@ -93,8 +104,27 @@ def _detach(control_fd: int, output_fd: int, keep: tuple[int, ...]) -> None:
             os.closerange(low, fd)
             low = fd + 1
     os.closerange(low, _max_fd())
+    if not _STREAMS.prepared:
+        prepare_streams()
+
+
+class _Streams:
+    prepared = False
+
+
+_STREAMS = _Streams()
+
+
+def prepare_streams() -> None:
+    """``sys.stdout``/``sys.stderr`` as a run wants them: line-buffered UTF-8 on fds 1 and 2.
+
+    The zygote calls this once at start (its own output goes nowhere else), so each child, once
+    it has pointed fds 1 and 2 at the run's output pipe, writes through objects it inherited
+    empty instead of building two text streams (~0.2 ms of copy-on-write faults per run).
+    """
     sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    _STREAMS.prepared = True
 
 
 def _max_fd() -> int:
@@ -113,6 +143,7 @@ def _scrub_environment(allowed: dict[str, str], temp: str) -> None:
 
 def _run(
     spec: SpawnSpec,
+    decider: Decider,
     context: RunContext,
     control: socket.socket,
     env: dict[str, str],
@@ -121,7 +152,6 @@ def _run(
 ) -> int:
     request = spec.request
     channel = ChildChannel(control)
-    decider = effective_policy(request.permissions, *request.grants)
     quotas = spec.quotas
     start = time.monotonic()
     cpu_start = time.process_time()

@@ -110,15 +110,20 @@ class Confinement:
     def inherited_fds(self) -> tuple[int, ...]:
         return (self.ruleset.fd,) if self.ruleset is not None else ()
 
-    def apply_in_child(self) -> None:
-        """Confine the calling (child) process. Raises if a layer we rely on fails to apply."""
+    def apply_in_child(self, mapped_bytes: int | None = None) -> None:
+        """Confine the calling (child) process. Raises if a layer we rely on fails to apply.
+
+        ``mapped_bytes``: the zygote's address-space size at the fork (for ``RLIMIT_AS``).
+        """
         run_as = self.spec.run_as
         if run_as is not None:
             # A root host's job never runs as uid 0 where the paths it needs allow (run_identity).
             RunIdentity(*run_as).become()
         # The run uid is shared by every run: its own user namespace keeps RLIMIT_NPROC per run.
         apply_rlimits(
-            self.spec.quotas, own_task_count=not self.machine.cgroups or run_as is not None
+            self.spec.quotas,
+            own_task_count=not self.machine.cgroups or run_as is not None,
+            mapped_bytes=mapped_bytes,
         )
         if self.machine.netns and not self.machine.shared_netns:
             namespaces.unshare_network()

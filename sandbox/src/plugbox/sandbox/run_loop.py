@@ -26,6 +26,9 @@ from plugbox.sandbox.protocol import FrameReader, HangUpError, ProtocolError, en
 from plugbox.sandbox.run_watch import RunWatch
 
 SAMPLE_EVERY_S = 0.05
+
+#: Consecutive samples that must find an uninspectable process before the run is ended for it.
+HIDDEN_SAMPLES_TO_KILL = 2
 #: Replies the child has not read yet; past it the child is not reading them, and is stopped.
 MAX_UNREAD_REPLIES_BYTES = 32 * 1024 * 1024
 _READ = selectors.EVENT_READ
@@ -72,6 +75,7 @@ class _Loop:
         io, watch = self.io, self.watch
         sampler = TreeSampler(io.pid, io.cgroup)
         next_sample = self.start + SAMPLE_EVERY_S
+        hidden_samples = 0
         while True:
             now = time.monotonic()
             if io.exited.is_set() and not self.control_open:
@@ -85,9 +89,12 @@ class _Loop:
             if now >= next_sample:
                 usage = sampler.sample()
                 watch.observe(usage.rss_mb, usage.cpu_ms, usage.processes)
-                if usage.hidden and watch.quotas.memory_mb:
-                    # Without a cgroup, a process the parent cannot inspect (it made itself
-                    # non-dumpable) holds memory nobody counts: over the quota by assumption.
+                # Without a cgroup, a process the parent cannot inspect (it made itself
+                # non-dumpable) holds memory nobody counts: over the quota by assumption — once
+                # two samples in a row say so. A process is briefly uninspectable while it
+                # execs an unreadable binary too; its RLIMIT_AS bounds it in between.
+                hidden_samples = hidden_samples + 1 if usage.hidden else 0
+                if hidden_samples >= HIDDEN_SAMPLES_TO_KILL and watch.quotas.memory_mb:
                     watch.kill("memory")
                 if watch.over:
                     return

@@ -29,17 +29,19 @@ import socket
 import sys
 from typing import Any
 
+from plugbox.sandbox import zygote_fork
 from plugbox.sandbox._libc import set_process_name
-from plugbox.sandbox.child import run_child
+from plugbox.sandbox.child import prepare_streams, run_child
 from plugbox.sandbox.confine import Confinement, MachineLayers
-from plugbox.sandbox.kernel import mount_view, namespaces
+from plugbox.sandbox.kernel import capabilities, mount_view, namespaces
 from plugbox.sandbox.kernel.pid_namespace import PidNamespaces
 from plugbox.sandbox.limits.procfs import own_pid
 from plugbox.sandbox.limits.reaper import become_subreaper, die_with_parent, kill_orphans
+from plugbox.sandbox.limits.rlimits import mapped_size
 from plugbox.sandbox.outcome import ErrorInfo, json_result
 from plugbox.sandbox.protocol import receive, send
 from plugbox.sandbox.request import RunContext, SpawnSpec
-from plugbox.sdk.permissions import effective_policy
+from plugbox.sdk.permissions import Decider, effective_policy
 
 #: The run children this zygote forked and has not reaped yet (a registry, on purpose), by the pid
 #: ``fork`` returned, to the pid the host knows them by: any other child of the zygote is an
@@ -61,6 +63,8 @@ def serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()  # the zygote allocates little; collections would only dirty pages children share
     _warm_up()
+    with contextlib.suppress(OSError):  # fds 1 and 2 closed by the host: each child opens its own
+        prepare_streams()
     hello, _ = receive(sock)
     machine = MachineLayers.probe(cgroups=bool(hello.get("cgroups")))
     # A root host's view where the run uid can pass every folder on the way to what jobs need.
@@ -76,6 +80,8 @@ def serve(sock: socket.socket) -> None:
         own_userns=netns == "userns+netns", close=(sock.fileno(),)
     )
     become_subreaper()
+    # Last, after every namespace this process enters (a new user namespace refills it).
+    capabilities.empty_inherited_bounding()
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -91,7 +97,7 @@ def serve(sock: socket.socket) -> None:
                 if key.data == "sigchld":
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 4096)
-                    _reap(sock)
+                    _reap(sock, orphans_possible=not pid_namespaces.active)
                     continue
                 try:
                     message, fds = receive(sock, max_fds=2)
@@ -103,7 +109,7 @@ def serve(sock: socket.socket) -> None:
                     _spawn(sock, message, fds, machine, (wake_r, wake_w), pid_namespaces)
                 elif message.get("type") == "kill":
                     _kill_run_child(int(message["pid"]))
-            _reap(sock)
+            _reap(sock, orphans_possible=not pid_namespaces.active)
 
 
 def _spawn(
@@ -117,7 +123,7 @@ def _spawn(
     control_fd, output_fd = fds
     spawn_id = message.get("spawn_id")
     try:
-        spec, confinement = _prepared(str(message["spec"]), machine)
+        spec, confinement, decider = _prepared(str(message["spec"]), machine)
     except Exception as exc:
         os.close(control_fd)
         os.close(output_fd)
@@ -134,9 +140,10 @@ def _spawn(
     # copy-on-write faults) the zygote's heap; a few ms per run otherwise.
     gc.freeze()
     zygote = os.getpid()
+    mapped = mapped_size()  # here, where reading /proc costs no copy-on-write faults
     # The child is born as pid 1 of a namespace of its own (kernel/pid_namespace.py).
     pid_namespaces.before_fork()
-    pid = os.fork()
+    pid = zygote_fork.fork()
     if pid != 0:
         pid_namespaces.after_fork()
         _RUN_CHILDREN[pid] = pid_namespaces.host_pid(pid)
@@ -148,7 +155,7 @@ def _spawn(
         os.close(wake[0])
         os.close(wake[1])
         sock.detach()
-        run_child(spec, confinement, control_fd, output_fd)
+        run_child(spec, confinement, control_fd, output_fd, mapped, decider)
     os.close(control_fd)
     os.close(output_fd)
     send(sock, {"type": "spawned", "spawn_id": spawn_id, "pid": _RUN_CHILDREN[pid]})
@@ -163,7 +170,7 @@ def _kill_run_child(host_pid: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _prepared(text: str, machine: MachineLayers) -> tuple[SpawnSpec, Confinement]:
+def _prepared(text: str, machine: MachineLayers) -> tuple[SpawnSpec, Confinement, Decider]:
     """The validated spec for ``text`` and the confinement it asks for, made once per job.
 
     A job's spawns repeat the same text (it names no run), so from its second run on the zygote
@@ -171,10 +178,10 @@ def _prepared(text: str, machine: MachineLayers) -> tuple[SpawnSpec, Confinement
     """
     spec = SpawnSpec.model_validate_json(text)
     confinement = Confinement.prepare(spec, machine)
-    # Compile the policy here so every child inherits it ready.
-    effective_policy(spec.request.permissions, *spec.request.grants)
+    # Compiled here so every child inherits it ready (and skips hashing the permissions).
+    decider = effective_policy(spec.request.permissions, *spec.request.grants)
     _warm_finders(spec.request.handler, spec.request.python_path)
-    return spec, confinement
+    return spec, confinement, decider
 
 
 def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:
@@ -185,7 +192,7 @@ def _warm_finders(handler: str, python_path: tuple[str, ...]) -> None:
         importlib.machinery.PathFinder.find_spec(top, [*python_path, *sys.path])
 
 
-def _reap(sock: socket.socket) -> None:
+def _reap(sock: socket.socket, *, orphans_possible: bool) -> None:
     run_ended = False
     while True:
         try:
@@ -208,10 +215,12 @@ def _reap(sock: socket.socket) -> None:
                 "maxrss_kb": usage.ru_maxrss,
             },
         )
-    if run_ended:
+    if run_ended and orphans_possible:
         # A run child is a subreaper, so what its job left running (a setsid double-forked
         # daemon) was its child; as it died, those orphans came up to this subreaper. No run is
-        # theirs any more: without a cgroup to kill them, nothing else would.
+        # theirs any more: without a cgroup to kill them, nothing else would. With a PID
+        # namespace per run there are none: the run child is pid 1 there, everything its job
+        # leaves re-parents to it, and the kernel kills the lot when it exits.
         kill_orphans(keep=_RUN_CHILDREN.values())
 
 

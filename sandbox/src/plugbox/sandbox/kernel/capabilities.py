@@ -35,8 +35,10 @@ __all__ = [
     "CAP_SYS_RESOURCE",
     "CapabilitiesKept",
     "CapabilitySets",
+    "bounding_refilled",
     "drop",
     "drop_all",
+    "empty_inherited_bounding",
     "held",
     "snapshot",
 ]
@@ -122,8 +124,11 @@ def _capget() -> ctypes.Array[_CapData] | None:
     return data
 
 
-def drop(capabilities: Iterable[int]) -> None:
+def drop(capabilities: Iterable[int], *, every_set: bool = False) -> None:
     """Remove ``capabilities`` from this process's sets and bounding set, and clear ambient.
+
+    ``every_set``: clear the effective, permitted and inheritable sets entirely, whatever
+    ``capabilities`` names (which then only says what to drop from the bounding set).
 
     A process that does not hold one has nothing to drop; where capabilities cannot be changed
     (not Linux) nothing happens, which is what holding none amounts to anyway.
@@ -135,7 +140,9 @@ def drop(capabilities: Iterable[int]) -> None:
     caps = sorted(set(capabilities), key=lambda cap: (cap == CAP_SETPCAP, cap))
     for cap in caps:
         LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
-    for cap in caps:
+    if every_set:
+        data = (_CapData * 2)()
+    for cap in () if every_set else caps:
         word, bit = divmod(cap, 32)
         mask = ~(1 << bit) & 0xFFFFFFFF
         data[word].effective &= mask
@@ -147,8 +154,11 @@ def drop(capabilities: Iterable[int]) -> None:
 
 
 def drop_bounding() -> None:
-    """Empty the bounding set; needs ``CAP_SETPCAP``, so call it before a uid switch drops that."""
-    if LIBC is None:
+    """Empty the bounding set; needs ``CAP_SETPCAP``, so call it before a uid switch drops that.
+
+    Nothing to do in a child that inherited it empty (:func:`empty_inherited_bounding`).
+    """
+    if LIBC is None or _INHERITED.bounding_empty:
         return
     for cap in range(LAST_CAP + 1):
         LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
@@ -161,25 +171,85 @@ def drop_all() -> None:
     never reaches job code. The bounding set may stay full only where it could never be emptied
     (no ``CAP_SETPCAP``: an unprivileged process outside a user namespace); ``no_new_privs``
     then keeps ``execve`` from using it.
+
+    A child of a zygote that emptied its own bounding set (:func:`empty_inherited_bounding`)
+    skips the 41 drops and 41 reads of it: the set only ever shrinks across ``fork``, ``execve``
+    and credential changes, and the one thing that refills it — a new user namespace — clears
+    the mark (:func:`bounding_refilled`). The ambient set needs no read either: the kernel keeps
+    it inside permitted ∩ inheritable, which are checked to be empty.
     """
     if LIBC is None:
         return
-    could_empty_bounding = LIBC.prctl(_PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1 and bool(
-        _effective_word(0) & (1 << CAP_SETPCAP)
+    bounding_empty = _INHERITED.bounding_empty
+    holds_setpcap = bool(_effective_word(0) & (1 << CAP_SETPCAP))
+    could_empty_bounding = bounding_empty or (
+        holds_setpcap and LIBC.prctl(_PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) == 1
     )
-    if could_empty_bounding:
+    if holds_setpcap:
         # Needs CAP_SETPCAP, so before the drop; harmless to leave unset where it fails.
         bits = LIBC.prctl(_PR_GET_SECUREBITS, 0, 0, 0, 0)
         if bits >= 0:
             LIBC.prctl(_PR_SET_SECUREBITS, bits | _SECURE_NOROOT, 0, 0, 0)
-    drop(range(LAST_CAP + 1))
+    drop(() if bounding_empty else range(LAST_CAP + 1), every_set=True)
     LIBC.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    sets = snapshot()
-    kept = sets.effective | sets.permitted | sets.inheritable | sets.ambient
-    if could_empty_bounding:
-        kept |= sets.bounding
-    if kept or not sets.no_new_privs:
-        raise CapabilitiesKept(1, f"capabilities survived the drop: {sets}")
+    data = _capget()
+    kept = 0
+    if data is not None:
+        kept = (
+            _word_pair(data, "effective")
+            | _word_pair(data, "permitted")
+            | _word_pair(data, "inheritable")
+        )
+    if could_empty_bounding and not bounding_empty:
+        kept |= _bounding()
+    no_new_privs = LIBC.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1
+    if kept or not no_new_privs:
+        raise CapabilitiesKept(1, f"capabilities survived the drop: {snapshot()}")
+
+
+class _Inherited:
+    """What this process knows it inherited (set in the zygote, read in its run children)."""
+
+    bounding_empty = False
+
+
+_INHERITED = _Inherited()
+
+
+def empty_inherited_bounding() -> bool:
+    """In the zygote, once: empty the bounding set, so every run child inherits it empty.
+
+    The zygote never executes a program and needs no capability it does not already hold, so it
+    gives up the bounding set at start rather than each child paying to drop and re-read it.
+    Verified here; returns whether it is empty (it stays full where it cannot be emptied: no
+    ``CAP_SETPCAP``, and each child then drops and checks it as before).
+    """
+    if LIBC is None:
+        return False
+    if _effective_word(0) & (1 << CAP_SETPCAP):
+        drop_bounding()
+    _INHERITED.bounding_empty = _bounding() == 0
+    return _INHERITED.bounding_empty
+
+
+def bounding_refilled() -> None:
+    """After ``unshare(CLONE_NEWUSER)``: the kernel gave this process a full bounding set in its
+    new namespace, so :func:`drop_all` must empty and check it again."""
+    _INHERITED.bounding_empty = False
+
+
+def _bounding() -> int:
+    if LIBC is None:
+        return 0
+    mask = 0
+    for cap in range(LAST_CAP + 1):
+        if LIBC.prctl(_PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
+            mask |= 1 << cap
+    return mask
+
+
+def _word_pair(data: ctypes.Array[_CapData], field: str) -> int:
+    return int(getattr(data[0], field)) | (int(getattr(data[1], field)) << 32)
 
 
 def _effective_word(word: int) -> int:
@@ -193,16 +263,15 @@ def snapshot() -> CapabilitySets:
     data = _capget()
     if LIBC is None or data is None:
         return CapabilitySets(0, 0, 0, 0, 0, no_new_privs=False, securebits=0)
-    ambient = bounding = 0
+    ambient = 0
     for cap in range(LAST_CAP + 1):
-        if LIBC.prctl(_PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
-            bounding |= 1 << cap
         if LIBC.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_IS_SET, cap, 0, 0) == 1:
             ambient |= 1 << cap
+    bounding = _bounding()
     return CapabilitySets(
-        effective=data[0].effective | (data[1].effective << 32),
-        permitted=data[0].permitted | (data[1].permitted << 32),
-        inheritable=data[0].inheritable | (data[1].inheritable << 32),
+        effective=_word_pair(data, "effective"),
+        permitted=_word_pair(data, "permitted"),
+        inheritable=_word_pair(data, "inheritable"),
         ambient=ambient,
         bounding=bounding,
         no_new_privs=LIBC.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1,

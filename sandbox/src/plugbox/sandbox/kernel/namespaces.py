@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 
 from plugbox.sandbox._libc import LIBC as _LIBC
+from plugbox.sandbox.kernel import capabilities
 
 __all__ = ["network_namespace_available", "probe_network", "unshare_network"]
 
@@ -63,6 +64,7 @@ def unshare_network() -> str:
             "no network namespace: unshare(CLONE_NEWNET) needs CAP_SYS_ADMIN and "
             f"unshare(CLONE_NEWUSER | CLONE_NEWNET) failed: {_hint(err)}",
         )
+    capabilities.bounding_refilled()  # a new user namespace comes with a full bounding set
     _map_own_ids(uid, gid)
     return "userns+netns"
 

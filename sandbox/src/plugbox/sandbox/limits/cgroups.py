@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import re
@@ -93,6 +94,12 @@ class RunCgroup:
         self._procs = tuple(str(directory / "cgroup.procs") for directory in self._unique)
         self._kill: Path | Literal[False] | None = False  # False: not looked up yet
         self._closed = False
+        # Paths (and whether optional files exist) worked out once: a recycled cgroup serves
+        # many runs, each reading and writing a dozen of these files on its trigger -> outcome path.
+        self._paths: dict[tuple[Role, str], str] = {}
+        self._exists: dict[tuple[Role, str], bool] = {}
+        # Set by kill_all when it saw every hierarchy empty; a later add() clears it.
+        self._seen_empty = False
         # Counters the kernel never resets, as they stood when this cgroup last became ready for
         # a run (see recycle): accounting reports what happened since.
         self._cpu_base_usec = 0
@@ -131,6 +138,22 @@ class RunCgroup:
             return None
         return cgroup
 
+    def _file(self, role: Role, name: str) -> str:
+        """The path of file ``name`` in the run's directory for ``role`` (which must exist)."""
+        path = self._paths.get((role, name))
+        if path is None:
+            path = self._paths[(role, name)] = str(self._dirs[role] / name)
+        return path
+
+    def _has(self, role: Role, name: str) -> bool:
+        """Whether the kernel offers file ``name`` for ``role`` (it never changes for a cgroup)."""
+        found = self._exists.get((role, name))
+        if found is None:
+            found = self._exists[(role, name)] = role in self._dirs and os.path.exists(
+                self._file(role, name)
+            )
+        return found
+
     # -- membership ---------------------------------------------------------------------------
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -150,6 +173,7 @@ class RunCgroup:
         grandchild would stay outside. A child can also join by itself (:meth:`join`), which has no
         such window. Moving is idempotent; a pid that is gone raises :class:`ProcessLookupError`.
         """
+        self._seen_empty = False
         for procs in self.procs_files:
             write(procs, str(pid))
 
@@ -167,23 +191,23 @@ class RunCgroup:
     # -- accounting ---------------------------------------------------------------------------
     def peak_memory_mb(self) -> float:
         """Most memory ever charged to the run (anonymous, tmpfs and page cache; exited processes too)."""
-        directory = self._dirs.get("memory")
-        if directory is None:
+        if "memory" not in self._dirs:
             return 0.0
         if self._version == 2:
             # memory.peak arrived in 5.19; before that the current charge is the best there is.
-            peak = read_int(directory / "memory.peak") or read_int(directory / "memory.current")
+            peak = read_int(self._file("memory", "memory.peak")) or read_int(
+                self._file("memory", "memory.current")
+            )
         else:
-            peak = read_int(directory / "memory.max_usage_in_bytes")
+            peak = read_int(self._file("memory", "memory.max_usage_in_bytes"))
         return (peak or 0) / MIB
 
     def current_memory_mb(self) -> float:
         """Memory charged to the run now, page cache included (the kernel reclaims that first)."""
-        directory = self._dirs.get("memory")
-        if directory is None:
+        if "memory" not in self._dirs:
             return 0.0
         name = "memory.current" if self._version == 2 else "memory.usage_in_bytes"
-        return (read_int(directory / name) or 0) / MIB
+        return (read_int(self._file("memory", name)) or 0) / MIB
 
     def cpu_ms(self) -> int:
         """CPU time (user + system) of every process that ever ran in the run, exited ones too."""
@@ -201,27 +225,26 @@ class RunCgroup:
         return self._pids_max_count() > self._pids_max_base
 
     def _cpu_usec(self) -> int:
-        directory = self._dirs.get("cpu")
-        if directory is None:
+        if "cpu" not in self._dirs:
             return 0
-        if (directory / "cpu.stat").exists():
-            return read_keyed(directory / "cpu.stat").get("usage_usec", 0)
-        return (read_int(directory / "cpuacct.usage") or 0) // 1000
+        if self._has("cpu", "cpu.stat"):
+            return read_keyed(self._file("cpu", "cpu.stat")).get("usage_usec", 0)
+        return (read_int(self._file("cpu", "cpuacct.usage")) or 0) // 1000
 
     def _oom_count(self) -> int:
-        directory = self._dirs.get("memory")
-        if directory is None:
+        if "memory" not in self._dirs:
             return 0
         if self._version == 2:
-            return read_keyed(directory / "memory.events").get("oom_kill", 0)
-        control = read_keyed(directory / "memory.oom_control")
+            return read_keyed(self._file("memory", "memory.events")).get("oom_kill", 0)
+        control = read_keyed(self._file("memory", "memory.oom_control"))
         if "oom_kill" in control:  # Linux >= 4.13
             return control["oom_kill"]
-        return read_int(directory / "memory.failcnt") or 0
+        return read_int(self._file("memory", "memory.failcnt")) or 0
 
     def _pids_max_count(self) -> int:
-        directory = self._dirs.get("pids")
-        return 0 if directory is None else read_keyed(directory / "pids.events").get("max", 0)
+        if "pids" not in self._dirs:
+            return 0
+        return read_keyed(self._file("pids", "pids.events")).get("max", 0)
 
     # -- another run ----------------------------------------------------------------------------
     def recycle(self) -> bool:
@@ -233,24 +256,23 @@ class RunCgroup:
         :data:`RECYCLE_MAX_LEFT_BYTES` charged (page cache of files it wrote, tmpfs): the next
         run's peak and limit would include it.
         """
-        if self._closed or self.pids():
+        if self._closed or (not self._seen_empty and self.pids()):
             return False
-        memory = self._dirs.get("memory")
-        if memory is not None:
+        if "memory" in self._dirs:
             if self._version == 2:
                 return False
             # memory.force_empty only when needed: reclaiming costs more than a new cgroup, and
             # most runs leave no more than a trace. What it cannot reclaim (tmpfs files the run
             # left) means a fresh cgroup instead.
-            if self._memory_left(memory) > RECYCLE_MAX_LEFT_BYTES:
+            if self._memory_left() > RECYCLE_MAX_LEFT_BYTES:
                 with contextlib.suppress(OSError):
-                    write(memory / "memory.force_empty", "0")
-                if self._memory_left(memory) > RECYCLE_MAX_LEFT_BYTES:
+                    write(self._file("memory", "memory.force_empty"), "0")
+                if self._memory_left() > RECYCLE_MAX_LEFT_BYTES:
                     return False
             try:
-                write(memory / "memory.max_usage_in_bytes", "0")
+                write(self._file("memory", "memory.max_usage_in_bytes"), "0")
                 with contextlib.suppress(OSError):  # only the fallback for oom_killed reads it
-                    write(memory / "memory.failcnt", "0")
+                    write(self._file("memory", "memory.failcnt"), "0")
             except OSError:
                 return False
         self._cpu_base_usec = self._cpu_usec()
@@ -258,9 +280,8 @@ class RunCgroup:
         self._pids_max_base = self._pids_max_count()
         return True
 
-    @staticmethod
-    def _memory_left(memory: Path) -> int:
-        return read_int(memory / "memory.usage_in_bytes") or 0
+    def _memory_left(self) -> int:
+        return read_int(self._file("memory", "memory.usage_in_bytes")) or 0
 
     def limit(self, quotas: Quotas) -> None:
         """Set ``memory_mb`` and ``processes`` (either unset: no limit) for the coming run."""
@@ -277,6 +298,7 @@ class RunCgroup:
         deadline = time.monotonic() + KILL_TIMEOUT_S
         delay = 0.00005
         rounds = 0
+        self._seen_empty = False
         while members := self.pids():
             if time.monotonic() > deadline:
                 log.warning(
@@ -304,6 +326,7 @@ class RunCgroup:
                 if watched is None or not read_pids(watched) or time.monotonic() > deadline:
                     break
             rounds += 1
+        self._seen_empty = True
 
     def close(self) -> None:
         """Kill what is left, then remove the run's directories.
@@ -332,29 +355,29 @@ class RunCgroup:
     def _apply_limits(self, quotas: Quotas) -> None:
         # Every value is written, "no limit" included: a recycled cgroup still holds the limits
         # of its last run.
-        memory = self._dirs.get("memory")
-        if memory is not None:
+        if "memory" in self._dirs:
+            memory = functools.partial(self._file, "memory")
             if self._version == 2:
                 limit = "max" if quotas.memory_mb is None else str(quotas.memory_mb * MIB)
-                write(memory / "memory.max", limit)
-                if (memory / "memory.swap.max").exists():
-                    write(memory / "memory.swap.max", "0")
+                write(memory("memory.max"), limit)
+                if self._has("memory", "memory.swap.max"):
+                    write(memory("memory.swap.max"), "0")
             else:
                 limit = "-1" if quotas.memory_mb is None else str(quotas.memory_mb * MIB)
-                if (memory / "memory.memsw.limit_in_bytes").exists():
+                if self._has("memory", "memory.memsw.limit_in_bytes"):
                     # memsw (memory+swap) may never be below the memory limit: open it first,
                     # then set memory, then close memsw down onto it.
-                    write(memory / "memory.memsw.limit_in_bytes", "-1")
-                    write(memory / "memory.limit_in_bytes", limit)
-                    write(memory / "memory.memsw.limit_in_bytes", limit)
+                    write(memory("memory.memsw.limit_in_bytes"), "-1")
+                    write(memory("memory.limit_in_bytes"), limit)
+                    write(memory("memory.memsw.limit_in_bytes"), limit)
                 else:
-                    write(memory / "memory.limit_in_bytes", limit)
+                    write(memory("memory.limit_in_bytes"), limit)
                     # No swap accounting: without this the run could spill past its limit into swap.
                     with contextlib.suppress(OSError):
-                        write(memory / "memory.swappiness", "0")
-        pids = self._dirs.get("pids")
-        if pids is not None:
-            write(pids / "pids.max", "max" if quotas.processes is None else str(quotas.processes))
+                        write(memory("memory.swappiness"), "0")
+        if "pids" in self._dirs:
+            limit = "max" if quotas.processes is None else str(quotas.processes)
+            write(self._file("pids", "pids.max"), limit)
 
     def _kill_file(self) -> Path | None:
         if self._kill is False:

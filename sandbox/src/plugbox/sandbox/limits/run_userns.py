@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 
 from plugbox.sandbox._libc import LIBC
+from plugbox.sandbox.kernel import capabilities
 from plugbox.sandbox.kernel.namespaces import CLONE_NEWUSER, _map_own_ids
 
 __all__ = ["enter_own_user_namespace"]
@@ -53,6 +54,7 @@ def enter_own_user_namespace(processes: int | None) -> bool:
     uid, gid = os.geteuid(), os.getegid()
     if LIBC.unshare(CLONE_NEWUSER) != 0:
         return False
+    capabilities.bounding_refilled()  # a new namespace comes with a full bounding set
     # Unmapped, the run's uid would read as the overflow uid and its files' owners too.
     _map_own_ids(uid, gid)
     return True
