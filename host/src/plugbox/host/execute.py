@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,12 +59,15 @@ def execute(
     cancel: threading.Event | None = None,
     python_path: tuple[str, ...] = (),
     queued: bool = False,
+    write: Callable[[RunRecord], None] | None = None,
 ) -> RunRecord:
     """Run ``plan`` in the sandbox and return its final, stored record.
 
     ``quotas`` is the operator's per-job override (see ``request_for_job``). ``queued``: a
     ``queued`` record of ``run_id`` exists (a trigger through the API answered with it), and
-    the run replaces it instead of adding a second one.
+    the run replaces it instead of adding a second one. ``write``: the run is recorded
+    ``running`` already (``plugbox serve`` claimed it) and its outcome is stored through this
+    call, which refuses it when the claim was lost (:mod:`plugbox.host.store.queue`).
     """
     run_id = run_id or new_run_id()
     now = datetime.now(UTC)
@@ -95,15 +98,13 @@ def execute(
         quotas=quotas,
     )
     running = RunRecord(status="running", started_at=now, **common)
-    if queued:
-        store.update(running)
-    else:
-        store.add(running)
+    if write is None:  # else the claim recorded it running
+        (store.update if queued else store.add)(running)
     try:
         record = record_from_outcome(runner.run(request, cancel=cancel), common)
     except Exception as exc:  # the runner never raises; a record that cannot be built might
         record = host_failure(common, now, exc)
-    store.update(record)
+    (store.update if write is None else write)(record)
     return record
 
 

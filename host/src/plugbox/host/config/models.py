@@ -33,6 +33,8 @@ from plugbox.sdk.schedules import check_timezone
 
 #: How long ``plugbox serve`` waits for running jobs after SIGTERM before killing them.
 DEFAULT_SHUTDOWN_GRACE_MS = 30_000
+#: How long a replica's claim on a running run lasts unless renewed (it renews every third).
+DEFAULT_LEASE_MS = 10_000
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_RETENTION_PER_JOB = 1_000
 
@@ -122,6 +124,9 @@ class PluginConfig(_Frozen):
         None,
         description="operator grant: effective = declared ∩ this; absent = no narrowing",
     )
+    max_workers: int | None = Field(
+        None, ge=1, description="the most workers of one serve the plugin's runs may hold at once"
+    )
 
 
 class JobOverride(_Frozen):
@@ -133,6 +138,9 @@ class JobOverride(_Frozen):
     timezone: str | None = Field(None, description="IANA zone the schedule is read in")
     schedule: str | None = Field(None, description="cron expression replacing the declared one")
     quotas: Quotas | None = Field(None, description="quota fields replacing the declared ones")
+    priority: int | None = Field(
+        None, ge=0, le=10, description="0-10 replacing the declared priority; higher starts first"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -177,6 +185,13 @@ class HostConfig(_Frozen):
         validation_alias="shutdown_grace",
         description="wait this long for runs on shutdown, then kill them",
     )
+    lease_ms: int = Field(
+        DEFAULT_LEASE_MS,
+        ge=1_000,
+        validation_alias="lease",
+        description="a replica that stops renewing its runs for this long loses them: another"
+        " replica records them interrupted and retries them",
+    )
     run_uid: int = Field(
         RUN_ID,
         ge=1,
@@ -194,7 +209,7 @@ class HostConfig(_Frozen):
 
     _source: Path | None = PrivateAttr(None)
 
-    @field_validator("shutdown_grace_ms", mode="before")
+    @field_validator("shutdown_grace_ms", "lease_ms", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> int:
         return parse_duration_ms(value)
@@ -239,6 +254,14 @@ class HostConfig(_Frozen):
         if plugin is None or plugin.permissions is None:
             return ()
         return (plugin.permissions,)
+
+    def max_workers(self) -> dict[str, int]:
+        """``[plugins.ID] max_workers`` of every plugin that sets one."""
+        return {
+            plugin_id: plugin.max_workers
+            for plugin_id, plugin in self.plugins.items()
+            if plugin.max_workers is not None
+        }
 
     def job_override(self, plugin_id: str, job_id: str) -> JobOverride | None:
         """The ``[jobs."plugin:job"]`` table for this job, or ``None``."""

@@ -105,6 +105,13 @@ runs = Table(
     Column("denials", JSON),
     Column("requested_by", String(255)),
     Column("cancelled_by", String(255)),
+    # The fire queue's columns (migration 5); only plugbox.host.store.queue reads or writes them.
+    Column("fire_key", String(320)),
+    Column("priority", Integer),
+    Column("due_at_us", BigInteger),
+    Column("lease_owner", String(255)),
+    Column("lease_until_us", BigInteger),
+    Column("lease_epoch", Integer),
 )
 job_state = Table(
     "job_state",
@@ -115,6 +122,12 @@ job_state = Table(
     Column("paused_by", String(255)),
     Column("paused_changed_at_us", BigInteger),
     Column("last_success_us", BigInteger),
+)
+serve_signals = Table(
+    "serve_signals",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
 )
 
 _PLAIN = (

@@ -1,0 +1,386 @@
+"""The fire queue: fires waiting as ``queued`` rows, claimed under a lease, recovered when it lapses.
+
+Every replica of ``plugbox serve`` sharing one database works from these rows (ADR 0020):
+
+- **enqueue**: a due fire becomes a ``queued`` run whose ``fire_key`` — (job, scheduled instant in
+  UTC, attempt) — is unique, so the second replica's insert of the same fire does nothing;
+- **claim**: in one transaction a replica takes up to as many due rows as it has idle workers
+  (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, and a transaction-scoped advisory lock per job so two
+  replicas never decide about the same job's concurrency at once; SQLite: its single writer),
+  decides about each with :func:`plugbox.host.scheduler.admission.admit`, and marks the chosen
+  ones ``running`` with a lease (owner, ``lease_until``, ``lease_epoch``);
+- **renew**: the owner pushes ``lease_until`` forward while it runs them;
+- **recover**: any replica turns ``running`` rows whose lease lapsed into ``interrupted``, raising
+  the epoch, so the owner's late final write is refused (:meth:`finish` fences on the epoch).
+
+Time is the database's (``clock_timestamp()`` on PostgreSQL; SQLite is one host's file, so its
+clock is the host's): a replica whose clock is off neither starts a fire early nor takes a lease
+that is still being renewed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from plugbox.host.scheduler.admission import Admission, Waiting
+from plugbox.host.store import dialect
+from plugbox.host.store.records import RunRecord, interrupted
+from plugbox.host.store.sql import (
+    _from_row,
+    _note_success,
+    _to_row,
+    from_us,
+    job_state,
+    runs,
+    serve_signals,
+    to_us,
+)
+
+#: Namespace (first key) of the per-job advisory locks a PostgreSQL claim takes.
+JOB_LOCK_NAMESPACE = int.from_bytes(b"pbox", "big", signed=True)
+
+Decide = Callable[[Waiting, int, Sequence[datetime], datetime], Admission]
+
+
+def fire_key(job: str, scheduled_at: datetime, attempt: int) -> str:
+    """The identity of one fire across replicas: (job, scheduled instant in UTC, attempt)."""
+    return f"{job}@{to_us(scheduled_at)}#{attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A run this replica now holds the lease on; ``record`` is ``running`` as stored."""
+
+    record: RunRecord
+    epoch: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    started: list[Claimed]
+    skipped: list[RunRecord]  #: refused at start (concurrency, misfire): stored final
+    replace: list[str]  #: run ids a ``replace`` fire asks to cancel
+
+
+class FireQueue:
+    """The queue of one run store's database; safe to share between threads."""
+
+    def __init__(self, engine: Engine, *, owner: str, host_id: str, lease_s: float) -> None:
+        self._engine = engine
+        self._writer = dialect.writer(engine)
+        self._postgresql = dialect.is_postgresql(engine)
+        self.owner = owner  #: this process, in lease_owner
+        self.host_id = host_id
+        self.lease = timedelta(seconds=lease_s)
+
+    # -- time ----------------------------------------------------------------------------
+    def _now_us(self, conn: Connection) -> int:
+        if self._postgresql:
+            query = text("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+            return int(conn.execute(query).scalar_one())
+        return to_us(datetime.now(UTC))
+
+    def now(self) -> datetime:
+        """The database's current time (the host's for SQLite)."""
+        with self._engine.connect() as conn:
+            return from_us(self._now_us(conn))
+
+    # -- enqueue ---------------------------------------------------------------------------
+    def enqueue(
+        self, record: RunRecord, *, key: str | None, priority: int, due_at: datetime
+    ) -> bool:
+        """Store ``record`` (``queued``) as a claimable fire; False when ``key`` is stored already
+        (another replica recorded this fire first)."""
+        row = {**_to_row(record), "fire_key": key, "priority": priority, "due_at_us": to_us(due_at)}
+        try:
+            with self._writer.begin() as conn:
+                conn.execute(insert(runs).values(row))
+                if record.trigger == "schedule":
+                    _advance_last_fire(conn, record.job, to_us(record.scheduled_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def depth(self) -> int:
+        """How many fires wait (due or not)."""
+        query = select(func.count()).select_from(runs).where(runs.c.status == "queued")
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- claim -----------------------------------------------------------------------------
+    def claim(
+        self,
+        limit: int,
+        *,
+        plugins: Collection[str],
+        held: Mapping[str, int],
+        caps: Mapping[str, int],
+        decide: Decide,
+    ) -> ClaimResult:
+        """Start up to ``limit`` due fires of ``plugins`` (those this replica can run).
+
+        ``held``: runs each plugin holds on this replica now; ``caps``: the most it may hold
+        (``[plugins.ID] max_workers``). Fires refused by ``decide`` are stored ``skipped``.
+        """
+        result = ClaimResult([], [], [])
+        if limit <= 0 or not plugins:
+            return result
+        held = dict(held)
+        with self._writer.begin() as conn:
+            now_us = self._now_us(conn)
+            priority = func.coalesce(runs.c.priority, 5)
+            query = (
+                select(runs)
+                .where(
+                    runs.c.status == "queued",
+                    or_(runs.c.due_at_us.is_(None), runs.c.due_at_us <= now_us),
+                    runs.c.plugin_id.in_(sorted(plugins)),
+                )
+                .order_by(priority.desc(), runs.c.due_at_us, runs.c.run_id)
+                .limit(limit * 4 + 8)  # room for fires skipped or held back by a plugin's cap
+                .with_for_update(skip_locked=True)
+            )
+            rows = list(conn.execute(query).mappings())
+            jobs = sorted({row["job"] for row in rows})
+            if self._postgresql:
+                # Sorted, so two claims locking overlapping jobs cannot deadlock.
+                for job in jobs:
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:ns, hashtext(:job))"),
+                        {"ns": JOB_LOCK_NAMESPACE, "job": job},
+                    )
+            running = _running_counts(conn, jobs)
+            waiting = _waiting_instants(conn, jobs)
+            now = from_us(now_us)
+            for row in rows:
+                if len(result.started) >= limit:
+                    break
+                plugin = row["plugin_id"]
+                if plugin in caps and held.get(plugin, 0) >= caps[plugin]:
+                    continue  # stays queued: another replica, or a later claim, may start it
+                record = _from_row(row)
+                fire = Waiting(record.job, record.trigger, record.scheduled_at)
+                admission = decide(
+                    fire, running.get(record.job, 0), waiting.get(record.job, []), now
+                )
+                if admission.decision == "skip":
+                    skipped = record.model_copy(
+                        update={"status": "skipped", "finished_at": now, "reason": admission.reason}
+                    )
+                    conn.execute(
+                        update(runs).where(runs.c.run_id == record.run_id).values(_to_row(skipped))
+                    )
+                    result.skipped.append(skipped)
+                    continue
+                if admission.decision == "replace":
+                    result.replace.extend(_running_ids(conn, record.job))
+                epoch = (row["lease_epoch"] or 0) + 1
+                started = record.model_copy(
+                    update={"status": "running", "started_at": now, "host_id": self.host_id}
+                )
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.run_id == record.run_id)
+                    .values(
+                        {
+                            **_to_row(started),
+                            "lease_owner": self.owner,
+                            "lease_until_us": now_us + self.lease // timedelta(microseconds=1),
+                            "lease_epoch": epoch,
+                        }
+                    )
+                )
+                running[record.job] = running.get(record.job, 0) + 1
+                held[plugin] = held.get(plugin, 0) + 1
+                result.started.append(Claimed(started, epoch, int(row["priority"] or 5)))
+        return result
+
+    def release(self, run_ids: Collection[str]) -> None:
+        """Give claimed runs that never started back to the queue (this replica is stopping)."""
+        if not run_ids:
+            return
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.run_id.in_(sorted(run_ids)),
+                    runs.c.lease_owner == self.owner,
+                    runs.c.status == "running",
+                )
+                .values(status="queued", started_at_us=None, lease_owner=None, lease_until_us=None)
+            )
+
+    def cancel_queued(self, cancelled: RunRecord) -> bool:
+        """Store ``cancelled`` over its run if that is still waiting; False when a replica
+        claimed it first."""
+        with self._writer.begin() as conn:
+            done = conn.execute(
+                update(runs)
+                .where(runs.c.run_id == cancelled.run_id, runs.c.status == "queued")
+                .values(_to_row(cancelled))
+            )
+        return bool(done.rowcount)
+
+    # -- leases ----------------------------------------------------------------------------
+    def renew(self, leases: Mapping[str, int]) -> set[str]:
+        """Extend this replica's leases on ``leases`` (run id → epoch); return the run ids whose
+        lease is no longer ours (recovered by another replica: stop them, write nothing)."""
+        if not leases:
+            return set()
+        with self._writer.begin() as conn:
+            now_us = self._now_us(conn)
+            until = now_us + self.lease // timedelta(microseconds=1)
+            kept: set[str] = set()
+            for run_id, epoch in leases.items():
+                done = conn.execute(
+                    update(runs)
+                    .where(*_ours(run_id, epoch, self.owner))
+                    .values(lease_until_us=until)
+                )
+                if done.rowcount:
+                    kept.add(run_id)
+        return set(leases) - kept
+
+    def finish(self, record: RunRecord, epoch: int) -> bool:
+        """Store ``record`` (this replica's write of a run it holds) unless the lease was lost:
+        False when a recovery took the run first (its epoch moved on): the fencing check."""
+        with self._writer.begin() as conn:
+            done = conn.execute(
+                update(runs)
+                .where(*_ours(record.run_id, epoch, self.owner))
+                .values({**_to_row(record), "lease_until_us": None})
+            )
+            if done.rowcount and record.status == "success" and record.finished_at is not None:
+                _note_success(conn, record)
+        return bool(done.rowcount)
+
+    def recover(self, reason: str, *, restarted: bool = False) -> builtins.list[RunRecord]:
+        """Turn ``running`` runs whose lease lapsed (by the database's clock) into
+        ``interrupted`` and return them; with ``restarted``, also this host id's runs that have
+        no lease at all (a ``plugbox jobs run`` or an older plugbox it outlived)."""
+        with self._writer.begin() as conn:
+            now_us = self._now_us(conn)
+            lapsed = and_(runs.c.lease_until_us.is_not(None), runs.c.lease_until_us < now_us)
+            if restarted:
+                lapsed = or_(
+                    lapsed, and_(runs.c.lease_owner.is_(None), runs.c.host_id == self.host_id)
+                )
+            query = (
+                select(runs)
+                .where(runs.c.status == "running", lapsed)
+                .order_by(runs.c.sort_at_us, runs.c.run_id)
+                .with_for_update(skip_locked=True)
+            )
+            changed = []
+            for row in conn.execute(query).mappings():
+                record = interrupted(_from_row(row), reason, from_us(now_us))
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.run_id == record.run_id)
+                    .values(
+                        {
+                            **_to_row(record),
+                            "lease_until_us": None,
+                            "lease_epoch": (row["lease_epoch"] or 0) + 1,
+                        }
+                    )
+                )
+                changed.append(record)
+        return changed
+
+    # -- signals between replicas -----------------------------------------------------------
+    def signal(self, name: str) -> None:
+        """Tell every replica that ``name`` happened (e.g. ``reload``): they poll
+        :meth:`generations`, and on PostgreSQL hear a NOTIFY at once."""
+        with self._writer.begin() as conn:
+            done = conn.execute(
+                update(serve_signals)
+                .where(serve_signals.c.name == name)
+                .values(generation=serve_signals.c.generation + 1)
+            )
+            if not done.rowcount:
+                dialect.upsert(conn, serve_signals, {"name": name, "generation": 1}, defaults={})
+            if self._postgresql:
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :name)"),
+                    {"channel": NOTIFY_CHANNEL, "name": name},
+                )
+
+    def generations(self) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            return {str(n): int(g) for n, g in conn.execute(select(serve_signals))}
+
+    def notify(self, what: str) -> None:
+        """PostgreSQL: wake every replica's dispatcher now (a fire was queued, a job paused);
+        SQLite: nothing, the replicas' polling sees it."""
+        if not self._postgresql:
+            return
+        with self._engine.connect() as conn:
+            conn.execute(
+                text("SELECT pg_notify(:channel, :what)"), {"channel": NOTIFY_CHANNEL, "what": what}
+            )
+            conn.commit()
+
+
+#: The PostgreSQL LISTEN/NOTIFY channel replicas wake each other on.
+NOTIFY_CHANNEL = "plugbox_serve"
+
+
+def _ours(run_id: str, epoch: int, owner: str) -> tuple[Any, ...]:
+    return (
+        runs.c.run_id == run_id,
+        runs.c.status == "running",
+        runs.c.lease_owner == owner,
+        runs.c.lease_epoch == epoch,
+    )
+
+
+def _advance_last_fire(conn: Connection, job: str, when_us: int) -> None:
+    """The shared last fire of ``job`` moves forward only: replicas enqueue out of order."""
+    latest = job_state.c.last_fire_us
+    done = conn.execute(
+        update(job_state)
+        .where(job_state.c.job == job, or_(latest.is_(None), latest < when_us))
+        .values(last_fire_us=when_us)
+    )
+    if done.rowcount == 0:
+        exists = conn.execute(select(job_state.c.job).where(job_state.c.job == job)).first()
+        if exists is None:
+            dialect.upsert(
+                conn, job_state, {"job": job, "last_fire_us": when_us}, defaults={"paused": False}
+            )
+
+
+def _running_counts(conn: Connection, jobs: Sequence[str]) -> dict[str, int]:
+    # Runs of `plugbox jobs run` hold no lease and never counted against serve's policy.
+    query = (
+        select(runs.c.job, func.count())
+        .where(runs.c.job.in_(jobs), runs.c.status == "running", runs.c.lease_owner.is_not(None))
+        .group_by(runs.c.job)
+    )
+    return {job: int(count) for job, count in conn.execute(query)}
+
+
+def _running_ids(conn: Connection, job: str) -> builtins.list[str]:
+    query = select(runs.c.run_id).where(
+        runs.c.job == job, runs.c.status == "running", runs.c.lease_owner.is_not(None)
+    )
+    return [str(run_id) for run_id in conn.execute(query).scalars()]
+
+
+def _waiting_instants(conn: Connection, jobs: Sequence[str]) -> dict[str, builtins.list[datetime]]:
+    query = select(runs.c.job, runs.c.scheduled_at_us).where(
+        runs.c.job.in_(jobs), runs.c.status == "queued", runs.c.trigger == "schedule"
+    )
+    found: dict[str, builtins.list[datetime]] = {}
+    for job, at in conn.execute(query):
+        found.setdefault(job, []).append(from_us(at))
+    return found
