@@ -250,6 +250,7 @@ class WorkerPoolMixin:
                 # This run is stored already (running); fires still waiting are not runs yet.
                 run_count=previous.total - previous.counts.get("queued", 0) if previous else 1,
                 requested_by=start.requested_by,
+                lease_epoch=epoch,
             ),
             run_id=start.run_id,
             cancel=active.cancel,

@@ -35,6 +35,7 @@ class RunPlan:
     scheduled_at: datetime | None = None
     run_count: int = 1
     requested_by: str | None = None  #: who asked for a manual run (an API token's name)
+    lease_epoch: int = 0  #: serve's lease on the run (the job's fencing token carries it)
 
     @property
     def key(self) -> str:
@@ -96,6 +97,7 @@ def execute(
         environment=os.environ if environment is None else environment,
         python_path=python_path,
         quotas=quotas,
+        lease_epoch=plan.lease_epoch,
     )
     running = RunRecord(status="running", started_at=now, **common)
     if write is None:  # else the claim recorded it running

@@ -32,6 +32,7 @@ class RunContext(_Frozen):
     attempt: int = 1
     trigger: Trigger = "manual"
     config: dict[str, JsonValue] = Field(default_factory=dict)
+    lease_epoch: int = Field(0, ge=0, description="the host's lease on the run (fencing token)")
 
 
 class RunRequest(_Frozen):
@@ -115,6 +116,7 @@ def request_for_job(
     environment: Mapping[str, str] | None = None,
     python_path: Sequence[str] = (),
     quotas: Quotas | None = None,
+    lease_epoch: int = 0,
 ) -> RunRequest:
     """The run of job ``job_id`` of ``manifest``, built as the host builds every run.
 
@@ -140,6 +142,7 @@ def request_for_job(
             attempt=attempt,
             trigger=trigger,
             config={**spec.config, **(config or {})},
+            lease_epoch=lease_epoch,
         ),
         permissions=declared,
         grants=tuple(grants),

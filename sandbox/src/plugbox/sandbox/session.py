@@ -119,6 +119,7 @@ def build_context(
         runtime=runtime,
         config=dict(ctx.config),
         deadline=deadline,
+        lease_epoch=ctx.lease_epoch,
         _emit=collector.add_event,
         _usage=usage,
     )
