@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ class Replica:
         self.config = self.dir / "plugbox.toml"
         self.config.write_text(
             f'state_dir = "{self.dir / "state"}"\nworkspace = "{self.dir / "ws"}"\n'
-            f'host_id = "{name}"\n{config}'
+            f'host_id = "{name}"\nshutdown_grace = "2s"\n{config}'
         )
         self.offset = clock_offset_s
         self.process: subprocess.Popen[str] | None = None
@@ -209,3 +210,131 @@ def test_one_host_records_every_waiting_fire_and_decides_at_start(
     for run in succeeded:
         token = FencingToken(job=run.job, scheduled_at=run.scheduled_at, attempt=1, epoch=1)
         assert run.result == {"token": str(token)}
+
+
+def until(moment: float) -> None:
+    """Wait for a point of the scenario's own timeline (not for a condition)."""
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+def pg_replicas(
+    root: Path, url: str, site: Path, names: str, extra: str = "", **offsets: float
+) -> list[Replica]:
+    config = f'database_url = "{url}"\nworkers = 2\nlease = "3s"\nplugin_paths = ["{site}"]\n'
+    return [Replica(root, name, config + extra, offsets.get(name, 0.0)) for name in names]
+
+
+@pytest.mark.slow
+def test_three_replicas_fire_each_second_once_and_take_over_a_killed_ones_run(
+    tmp_path: Path, replicas: list[Replica], pg_url: str
+) -> None:
+    site = tmp_path / "site"
+    tock = '"tock", schedule="* * * * * *", concurrency="allow", retries=1, retry_delay="500ms"'
+    install(site, "tick", {"tock": (tock, 2.5)})
+    replicas.extend(pg_replicas(tmp_path, pg_url, site, "abc"))
+    b = replicas[1]
+    begin = time.monotonic()
+    for replica in replicas:
+        replica.start()
+    until(begin + 20)
+    cut = wait_for(
+        lambda: [r for r in history(pg_url) if r.host_id == "b" and r.status == "running"],
+        what="replica b running a run when it is killed",
+    )
+    b.kill()  # SIGKILL: b renews nothing from here on
+    until(begin + 40)
+    b.start()
+    until(begin + 60)
+    for replica in replicas:
+        replica.stop()
+
+    runs = history(pg_url, "tick:tock")
+    firsts = [r.scheduled_at for r in runs if r.attempt == 1]
+    assert [at for at, n in Counter(firsts).items() if n > 1] == []  # none duplicated
+    span = int((max(firsts) - min(firsts)).total_seconds()) + 1
+    assert sorted(set(firsts)) == [min(firsts) + timedelta(seconds=i) for i in range(span)]
+    assert span >= 50  # none missing, through the kill and the restart
+    by_id = {r.run_id: r for r in runs}
+    for lost in cut:
+        after = by_id[lost.run_id]
+        assert after.status == "interrupted", after
+        assert "lease" in (after.reason or "")
+        (retry,) = [r for r in runs if r.first_run_id == lost.run_id and r.attempt == 2]
+        assert retry.trigger == "retry" and retry.host_id in ("a", "c", "b")
+        assert retry.status == "success"
+        token = FencingToken(job=retry.job, scheduled_at=lost.scheduled_at, attempt=2, epoch=1)
+        assert retry.result == {"token": str(token)}
+    assert {r.host_id for r in runs if r.status == "success"} == {"a", "b", "c"}
+
+
+def test_a_saturated_replica_leaves_manual_triggers_to_the_others(
+    tmp_path: Path, replicas: list[Replica], pg_url: str
+) -> None:
+    busy_site, site = tmp_path / "busy-site", tmp_path / "site"
+    install(busy_site, "hog", {"hold": ('"hold", run_on_startup=True', 120)})
+    for path in (busy_site, site):
+        install(path, "work", {"quick": ('"quick", concurrency="allow"', 0.5)})
+    base = f'database_url = "{pg_url}"\nlease = "3s"\n'
+    full = Replica(tmp_path, "full", base + f'workers = 1\nplugin_paths = ["{busy_site}"]\n')
+    others = [
+        Replica(tmp_path, name, base + f'workers = 2\nplugin_paths = ["{site}"]\n')
+        for name in ("free1", "free2")
+    ]
+    replicas.extend([full, *others])
+    full.start()
+    wait_for(
+        lambda: any(r.status == "running" for r in history(pg_url, "hog:hold")),
+        what="the only worker of `full` busy",
+    )
+    for replica in others:
+        replica.start()
+    wait_for(lambda: all("started" in {e["event"] for e in r.events()} for r in others))
+    asked = []
+    for _ in range(6):  # through the saturated replica's own configuration
+        out = subprocess.run(
+            [plugbox(), "--config", str(full.config), "jobs", "trigger", "work:quick", "--json"],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(full.dir)},
+        )
+        assert out.returncode == 0, out.stderr
+        asked.append(json.loads(out.stdout)["run_id"])
+
+    def done() -> list[RunRecord]:
+        found = {r.run_id: r for r in history(pg_url, "work:quick")}
+        return [found[i] for i in asked if i in found and found[i].status == "success"]
+
+    finished = wait_for(lambda: len(done()) == 6 and done(), what="every trigger run")
+    assert {r.host_id for r in finished} <= {"free1", "free2"}
+    assert all(r.trigger == "manual" for r in finished)
+
+
+def test_a_replica_whose_clock_is_30_s_ahead_fires_nothing_early_or_twice(
+    tmp_path: Path, replicas: list[Replica], pg_url: str
+) -> None:
+    site = tmp_path / "site"
+    install(site, "tick", {"tock": ('"tock", schedule="* * * * * *", concurrency="allow"', 0.2)})
+    replicas.extend(pg_replicas(tmp_path, pg_url, site, "abc", c=30.0))
+    for replica in replicas:
+        replica.start()
+    skewed = replicas[2]
+    wait_for(
+        lambda: len([e for e in skewed.events() if e["event"] == "queued"]) >= 10,
+        what="the skewed replica queueing fires",
+    )
+    ahead = [
+        datetime.fromisoformat(e["scheduled_at"]) - datetime.fromisoformat(e["at"])
+        for e in skewed.events()
+        if e["event"] == "queued"
+    ]
+    assert max(ahead) > timedelta(seconds=25)  # it really did see the future
+    wait_for(lambda: len(history(pg_url, "tick:tock")) >= 35, what="fires after the skew")
+    for replica in replicas:
+        replica.stop()
+    runs = [r for r in history(pg_url, "tick:tock") if r.attempt == 1]
+    counts = Counter(r.scheduled_at for r in runs)
+    assert [at for at, n in counts.items() if n > 1] == []
+    started = [r for r in runs if r.started_at is not None]
+    assert started
+    early = [r for r in started if r.started_at < r.scheduled_at]  # type: ignore[operator]
+    assert early == []  # the database's clock decides when a fire is due

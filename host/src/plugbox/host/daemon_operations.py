@@ -15,10 +15,8 @@ from datetime import UTC, datetime
 
 from plugbox.host.daemon_workers import RunningRun
 from plugbox.host.events import emit
-from plugbox.host.execute import new_run_id
+from plugbox.host.manual import queue_manual_run
 from plugbox.host.operations import (
-    JobDisabledError,
-    JobPausedError,
     Readiness,
     RunElsewhereError,
     RunFinishedError,
@@ -51,34 +49,9 @@ class OperationsMixin:
     def trigger(self, job: str, requested_by: str) -> RunRecord:
         """Record a manual run of ``job`` as ``queued``: the replica with an idle worker that
         claims it first runs it, under the job's concurrency policy, decided as it starts."""
-        _, spec = self.host.job(job)
-        with self._lock:
-            scheduled = self.plan.job(job)
-        override = self.host.config.job_override(*job.split(":", 1))
-        enabled = spec.enabled if override is None or override.enabled is None else override.enabled
-        if not enabled:
-            raise JobDisabledError(job)
-        if job in self.host.store.paused_jobs():
-            raise JobPausedError(job)
-        run_id, now = new_run_id(), self.queue.now()
-        record = RunRecord(
-            run_id=run_id,
-            job=job,
-            status="queued",
-            trigger="manual",
-            scheduled_at=now,
-            host_id=self.host.config.host_id,
-            requested_by=requested_by,
-        )
-        self.queue.enqueue(
-            record,
-            key=None,
-            priority=scheduled.priority if scheduled else spec.priority,
-            due_at=now,
-        )
-        emit("triggered", job=job, run=run_id, by=requested_by)
+        record = queue_manual_run(self.host, job, requested_by)
+        emit("triggered", job=job, run=record.run_id, by=requested_by)
         self._claims.set()
-        self.queue.notify("queued")
         return record
 
     def wait(self, run_id: str, timeout_s: float) -> RunRecord:
