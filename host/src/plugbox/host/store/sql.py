@@ -7,7 +7,6 @@ Queries use only portable Core constructs (window functions included: SQLite has
 from __future__ import annotations
 
 import builtins
-import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from plugbox.host.store import dialect
 from plugbox.host.store.base import (
@@ -43,7 +42,6 @@ from plugbox.host.store.base import (
     Clock,
     RunExistsError,
     RunLookupError,
-    SchedulerTakenError,
     StoreClosedError,
     StoreUnavailableError,
     check_limits,
@@ -232,7 +230,6 @@ class SqlRunStore:
         self._snapshot = dialect.snapshot_reader(self._engine)
         self._writer = dialect.writer(self._engine)
         self._closed = False
-        self._scheduler: Connection | None = None
         try:
             self._upgrade()
         except OperationalError as err:
@@ -484,19 +481,6 @@ class SqlRunStore:
             value = conn.execute(query).scalar_one_or_none()
         return None if value is None else from_us(value)
 
-    def claim_scheduler(self) -> None:
-        if self._closed:
-            raise StoreClosedError()
-        if self._scheduler is not None or not dialect.is_postgresql(self._engine):
-            return
-        self._scheduler = dialect.hold_scheduler_lock(self._engine)
-        if self._scheduler is None:
-            raise SchedulerTakenError(self._shown_url)
-
     def close(self) -> None:
         self._closed = True
-        if self._scheduler is not None:
-            scheduler, self._scheduler = self._scheduler, None
-            with contextlib.suppress(DBAPIError):  # a lost connection holds no lock either
-                dialect.release_scheduler_lock(scheduler)
         self._engine.dispose()
