@@ -338,3 +338,44 @@ def test_a_replica_whose_clock_is_30_s_ahead_fires_nothing_early_or_twice(
     assert started
     early = [r for r in started if r.started_at < r.scheduled_at]  # type: ignore[operator]
     assert early == []  # the database's clock decides when a fire is due
+
+
+def test_a_pause_and_a_reload_through_one_replica_reach_the_other_within_a_second(
+    tmp_path: Path, replicas: list[Replica], pg_url: str
+) -> None:
+    site = tmp_path / "site"
+    install(site, "tick", {"tock": ('"tock", schedule="* * * * * *", concurrency="allow"', 0.1)})
+    replicas.extend(pg_replicas(tmp_path, pg_url, site, "ab"))
+    a, b = replicas
+    for replica in replicas:
+        replica.start()
+    wait_for(lambda: len(history(pg_url, "tick:tock")) >= 3, what="fires before the pause")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(a.dir)}
+
+    def command(*args: str) -> datetime:
+        out = subprocess.run(
+            [plugbox(), "--config", str(a.config), *args], capture_output=True, text=True, env=env
+        )
+        assert out.returncode == 0, out.stderr
+        # The database's clock, as the replicas read it.
+        with SqlRunStore(pg_url) as store, store.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT now()").scalar_one()  # type: ignore[no-any-return]
+
+    asked = command("jobs", "pause", "tick:tock")
+    synced = wait_for(
+        lambda: [e for e in b.events() if e["event"] == "synced" and e["paused"] == ["tick:tock"]],
+        timeout=10,
+        what="replica b hearing of the pause",
+    )
+    assert datetime.fromisoformat(synced[0]["at"]) - asked < timedelta(seconds=1)
+    late = [
+        r for r in history(pg_url, "tick:tock") if r.scheduled_at > asked + timedelta(seconds=1)
+    ]
+    assert late == []  # nobody queued a fire of the paused job
+    asked = command("plugins", "reload")
+    reloaded = wait_for(
+        lambda: [e for e in b.events() if e["event"] == "reloaded"],
+        timeout=10,
+        what="replica b reloading",
+    )
+    assert datetime.fromisoformat(reloaded[0]["at"]) - asked < timedelta(seconds=1)
