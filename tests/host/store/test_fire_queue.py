@@ -11,7 +11,7 @@ import pytest
 from plugbox.host.scheduler import ScheduledJob
 from plugbox.host.scheduler.admission import Admission, Waiting, admit
 from plugbox.host.store import RunRecord, SqlRunStore
-from plugbox.host.store.queue import ClaimResult, FireQueue, fire_key
+from plugbox.host.store.queue import ClaimResult, Enqueue, FireQueue, fire_key
 from plugbox.sdk.schedules import parse_schedule
 
 EVERY_SECOND = parse_schedule("* * * * * *", "UTC")
@@ -180,3 +180,19 @@ def test_a_waiting_run_is_cancelled_only_while_it_waits(store: SqlRunStore) -> N
     claim(queue, jobs(**{"p:j": {}}), limit=1)
     assert queue.cancel_queued(cancelled) is False  # claimed first
     assert store.get("r1").status == "running"
+
+
+def test_a_batch_of_fires_is_stored_in_one_go_without_duplicates(store: SqlRunStore) -> None:
+    at = datetime.now(UTC).replace(microsecond=0)
+    a, b = replica(store, "a"), replica(store, "b")
+
+    def batch(prefix: str) -> list[Enqueue]:
+        return [
+            Enqueue(queued(f"{prefix}{i}", f"p:j{i}", at), fire_key(f"p:j{i}", at, 1), 5, at)
+            for i in range(3)
+        ]
+
+    assert a.enqueue_many(batch("a")[:2]) == ["a0", "a1"]
+    assert b.enqueue_many(batch("b")) == ["b2"]  # the two a recorded first are left out
+    assert sorted(r.run_id for r in store.list()) == ["a0", "a1", "b2"]
+    assert {store.last_fire(f"p:j{i}") for i in range(3)} == {at}

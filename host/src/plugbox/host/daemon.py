@@ -32,7 +32,7 @@ from plugbox.host.metrics import HostMetrics, ServeSnapshot
 from plugbox.host.scheduler import Clock, Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
 from plugbox.host.store import RunRecord, redact
-from plugbox.host.store.queue import Claimed, fire_key
+from plugbox.host.store.queue import Claimed, Enqueue, fire_key
 from plugbox.host.sync import Sync
 from plugbox.sdk import ScheduleError
 
@@ -221,9 +221,9 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
             )
 
     def _enqueue(self, fires: list[Fire]) -> None:
-        """Record each due fire as a claimable ``queued`` row; a fire another replica recorded
-        first is left to that row (its key is unique)."""
-        added = 0
+        """Record the due fires as claimable ``queued`` rows, in one transaction; a fire another
+        replica recorded first is left to that row (its key is unique)."""
+        batch = []
         for fire in fires:
             run_id = new_run_id()
             record = RunRecord(
@@ -241,13 +241,22 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
                 if fire.trigger == "startup"
                 else fire_key(fire.job, fire.scheduled_at, fire.attempt)
             )
-            try:
-                if self.queue.enqueue(record, key=key, priority=fire.priority, due_at=fire.due_at):
-                    added += 1
-                    emit("queued", job=fire.job, run=run_id, scheduled_at=fire.scheduled_at)
-            except Exception:  # the database away: the fire is lost to this replica, say so
-                log.exception("queueing a fire of %s failed", fire.job)
-                emit("queue_failed", job=fire.job, scheduled_at=fire.scheduled_at)
+            batch.append(Enqueue(record, key, fire.priority, fire.due_at))
+        try:
+            added = set(self.queue.enqueue_many(batch))
+        except Exception:  # the database away: these fires are lost to this replica; say so
+            log.exception("queueing %d fires failed", len(batch))
+            for item in batch:
+                emit("queue_failed", job=item.record.job, scheduled_at=item.record.scheduled_at)
+            return
+        for item in batch:
+            if item.record.run_id in added:
+                emit(
+                    "queued",
+                    job=item.record.job,
+                    run=item.record.run_id,
+                    scheduled_at=item.record.scheduled_at,
+                )
         if added:
             self._claims.set()
             self.queue.notify("queued")

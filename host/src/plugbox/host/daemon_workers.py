@@ -226,7 +226,6 @@ class WorkerPoolMixin:
     def _execute(self, start: RunRecord, active: RunningRun, epoch: int) -> RunRecord:
         plugin_id, _, job_id = start.job.partition(":")
         plugin = self.host.plugin(plugin_id)
-        previous = self.host.store.stats(start.job).get(start.job)
 
         def write(record: RunRecord) -> None:
             if active.cancelled_by is not None and record.status == "cancelled":
@@ -248,7 +247,7 @@ class WorkerPoolMixin:
                 first_run_id=start.first_run_id,
                 scheduled_at=start.scheduled_at,
                 # This run is stored already (running); fires still waiting are not runs yet.
-                run_count=previous.total - previous.counts.get("queued", 0) if previous else 1,
+                run_count=self.queue.run_count(start.job),
                 requested_by=start.requested_by,
                 lease_epoch=epoch,
             ),

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from plugbox.host.scheduler.admission import Admission, Waiting
@@ -52,6 +53,16 @@ Decide = Callable[[Waiting, int, Sequence[datetime], datetime], Admission]
 def fire_key(job: str, scheduled_at: datetime, attempt: int) -> str:
     """The identity of one fire across replicas: (job, scheduled instant in UTC, attempt)."""
     return f"{job}@{to_us(scheduled_at)}#{attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """A fire to store ``queued``: its record, its key (None: never a duplicate), its order."""
+
+    record: RunRecord
+    key: str | None
+    priority: int
+    due_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +119,52 @@ class FireQueue:
         except IntegrityError:
             return False
         return True
+
+    def enqueue_many(self, fires: Sequence[Enqueue]) -> builtins.list[str]:
+        """Store many ``queued`` fires in one transaction (what the scheduler loop does with
+        every fire due at one instant); return the run ids stored. A fire whose key is stored
+        already is left out, as in :meth:`enqueue`."""
+        if not fires:
+            return []
+        rows = [
+            {
+                **_to_row(f.record),
+                "fire_key": f.key,
+                "priority": f.priority,
+                "due_at_us": to_us(f.due_at),
+            }
+            for f in fires
+        ]
+        insert_into = postgresql.insert if self._postgresql else sqlite.insert
+        added: builtins.list[str] = []
+        latest: dict[str, int] = {}
+        with self._writer.begin() as conn:
+            for start in range(0, len(rows), 500):
+                statement = (
+                    insert_into(runs)
+                    .values(rows[start : start + 500])
+                    .on_conflict_do_nothing(index_elements=["fire_key"])
+                    .returning(runs.c.run_id)
+                )
+                added.extend(str(run_id) for run_id in conn.execute(statement).scalars())
+            stored = set(added)
+            for f in fires:
+                if f.record.run_id in stored and f.record.trigger == "schedule":
+                    at = to_us(f.record.scheduled_at)
+                    latest[f.record.job] = max(at, latest.get(f.record.job, at))
+            for job, at in latest.items():
+                _advance_last_fire(conn, job, at)
+        return added
+
+    def run_count(self, job: str) -> int:
+        """Runs of ``job`` in the history that are not waiting (its ``ctx.run_count``)."""
+        query = (
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.job == job, runs.c.status != "queued")
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def depth(self) -> int:
         """How many fires wait (due or not)."""
@@ -264,15 +321,14 @@ class FireQueue:
 
     def recover(self, reason: str, *, restarted: bool = False) -> builtins.list[RunRecord]:
         """Turn ``running`` runs whose lease lapsed (by the database's clock) into
-        ``interrupted`` and return them; with ``restarted``, also this host id's runs that have
-        no lease at all (a ``plugbox jobs run`` or an older plugbox it outlived)."""
+        ``interrupted`` and return them; with ``restarted`` (before this process claimed
+        anything), also every run of this host id: a previous process under the same host id
+        left it (host ids must differ between replicas, docs/deploy.md)."""
         with self._writer.begin() as conn:
             now_us = self._now_us(conn)
             lapsed = and_(runs.c.lease_until_us.is_not(None), runs.c.lease_until_us < now_us)
-            if restarted:
-                lapsed = or_(
-                    lapsed, and_(runs.c.lease_owner.is_(None), runs.c.host_id == self.host_id)
-                )
+            if restarted:  # what a previous process under this host id left running
+                lapsed = or_(lapsed, runs.c.host_id == self.host_id)
             query = (
                 select(runs)
                 .where(runs.c.status == "running", lapsed)
