@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from plugbox.host.scheduler.admission import Admission, Waiting
@@ -72,6 +73,23 @@ class Claimed:
     record: RunRecord
     epoch: int
     priority: int
+
+
+#: At most this many batches of due rows are read by one claim.
+MAX_BATCHES = 8
+
+
+@dataclass
+class _ClaimState:
+    """What one claim transaction knows so far."""
+
+    now_us: int
+    held: dict[str, int]
+    seen: set[str] = field(default_factory=set)
+    locked: set[str] = field(default_factory=set)  # jobs this claim decides about
+    busy: set[str] = field(default_factory=set)  # jobs another claim is deciding about
+    running: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, builtins.list[datetime]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,74 +209,119 @@ class FireQueue:
         if limit <= 0 or not plugins:
             return result
         held = dict(held)
+        batch = limit * 4 + 8  # room for fires skipped or held back by a plugin's cap
         with self._writer.begin() as conn:
             now_us = self._now_us(conn)
-            priority = func.coalesce(runs.c.priority, 5)
-            query = (
-                select(runs)
-                .where(
-                    runs.c.status == "queued",
-                    or_(runs.c.due_at_us.is_(None), runs.c.due_at_us <= now_us),
-                    runs.c.plugin_id.in_(sorted(plugins)),
-                )
-                .order_by(priority.desc(), runs.c.due_at_us, runs.c.run_id)
-                .limit(limit * 4 + 8)  # room for fires skipped or held back by a plugin's cap
-                .with_for_update(skip_locked=True)
-            )
-            rows = list(conn.execute(query).mappings())
-            jobs = sorted({row["job"] for row in rows})
-            if self._postgresql:
-                # Sorted, so two claims locking overlapping jobs cannot deadlock.
-                for job in jobs:
-                    conn.execute(
-                        text("SELECT pg_advisory_xact_lock(:ns, hashtext(:job))"),
-                        {"ns": JOB_LOCK_NAMESPACE, "job": job},
-                    )
-            running = _running_counts(conn, jobs)
-            waiting = _waiting_instants(conn, jobs)
-            now = from_us(now_us)
-            for row in rows:
-                if len(result.started) >= limit:
-                    break
-                plugin = row["plugin_id"]
-                if plugin in caps and held.get(plugin, 0) >= caps[plugin]:
-                    continue  # stays queued: another replica, or a later claim, may start it
-                record = _from_row(row)
-                fire = Waiting(record.job, record.trigger, record.scheduled_at)
-                admission = decide(
-                    fire, running.get(record.job, 0), waiting.get(record.job, []), now
-                )
-                if admission.decision == "skip":
-                    skipped = record.model_copy(
-                        update={"status": "skipped", "finished_at": now, "reason": admission.reason}
-                    )
-                    conn.execute(
-                        update(runs).where(runs.c.run_id == record.run_id).values(_to_row(skipped))
-                    )
-                    result.skipped.append(skipped)
-                    continue
-                if admission.decision == "replace":
-                    result.replace.extend(_running_ids(conn, record.job))
-                epoch = (row["lease_epoch"] or 0) + 1
-                started = record.model_copy(
-                    update={"status": "running", "started_at": now, "host_id": self.host_id}
-                )
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.run_id == record.run_id)
-                    .values(
-                        {
-                            **_to_row(started),
-                            "lease_owner": self.owner,
-                            "lease_until_us": now_us + self.lease // timedelta(microseconds=1),
-                            "lease_epoch": epoch,
-                        }
-                    )
-                )
-                running[record.job] = running.get(record.job, 0) + 1
-                held[plugin] = held.get(plugin, 0) + 1
-                result.started.append(Claimed(started, epoch, int(row["priority"] or 5)))
+            state = _ClaimState(now_us, held)
+            # Several batches when fires are refused: under overload the oldest due rows are
+            # mostly stale (misfire), and one batch of them must not starve the fresh ones.
+            for _ in range(MAX_BATCHES):
+                rows = self._due_rows(conn, now_us, plugins, state.seen, batch)
+                state.seen.update(row["run_id"] for row in rows)
+                rows = self._lock_jobs(conn, rows, state)
+                for row in rows:
+                    if len(result.started) >= limit:
+                        return result
+                    self._admit(conn, row, state, caps, decide, result)
+                if len(state.seen) % batch or len(result.started) >= limit:
+                    break  # the last batch was not full: nothing more is due
         return result
+
+    def _due_rows(
+        self,
+        conn: Connection,
+        now_us: int,
+        plugins: Collection[str],
+        seen: set[str],
+        batch: int,
+    ) -> builtins.list[RowMapping]:
+        priority = func.coalesce(runs.c.priority, 5)
+        query = (
+            select(runs)
+            .where(
+                runs.c.status == "queued",
+                or_(runs.c.due_at_us.is_(None), runs.c.due_at_us <= now_us),
+                runs.c.plugin_id.in_(sorted(plugins)),
+            )
+            .order_by(priority.desc(), runs.c.due_at_us, runs.c.run_id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        if seen:
+            query = query.where(runs.c.run_id.not_in(sorted(seen)))
+        return list(conn.execute(query).mappings())
+
+    def _lock_jobs(
+        self, conn: Connection, rows: builtins.list[RowMapping], state: _ClaimState
+    ) -> builtins.list[RowMapping]:
+        """Take this transaction's lock on each new job of ``rows`` (PostgreSQL) and load what
+        deciding about them needs; rows of jobs another claim is deciding about are left."""
+        fresh = sorted({row["job"] for row in rows} - state.locked - state.busy)
+        for job in fresh:
+            # try, never wait: a claim waiting on another's job lock while holding its own
+            # could deadlock; the job's fires simply wait for the next claim.
+            taken = (
+                not self._postgresql
+                or conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:job))"),
+                    {"ns": JOB_LOCK_NAMESPACE, "job": job},
+                ).scalar_one()
+            )
+            (state.locked if taken else state.busy).add(job)
+        mine = [job for job in fresh if job in state.locked]
+        if mine:
+            state.running.update(_running_counts(conn, mine))
+            state.waiting.update(_waiting_instants(conn, mine))
+        return [row for row in rows if row["job"] in state.locked]
+
+    def _admit(
+        self,
+        conn: Connection,
+        row: RowMapping,
+        state: _ClaimState,
+        caps: Mapping[str, int],
+        decide: Decide,
+        result: ClaimResult,
+    ) -> None:
+        plugin = row["plugin_id"]
+        if plugin in caps and state.held.get(plugin, 0) >= caps[plugin]:
+            return  # stays queued: another replica, or a later claim, may start it
+        record = _from_row(row)
+        now = from_us(state.now_us)
+        fire = Waiting(record.job, record.trigger, record.scheduled_at)
+        admission = decide(
+            fire, state.running.get(record.job, 0), state.waiting.get(record.job, []), now
+        )
+        if admission.decision == "skip":
+            skipped = record.model_copy(
+                update={"status": "skipped", "finished_at": now, "reason": admission.reason}
+            )
+            conn.execute(
+                update(runs).where(runs.c.run_id == record.run_id).values(_to_row(skipped))
+            )
+            result.skipped.append(skipped)
+            return
+        if admission.decision == "replace":
+            result.replace.extend(_running_ids(conn, record.job))
+        epoch = (row["lease_epoch"] or 0) + 1
+        started = record.model_copy(
+            update={"status": "running", "started_at": now, "host_id": self.host_id}
+        )
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == record.run_id)
+            .values(
+                {
+                    **_to_row(started),
+                    "lease_owner": self.owner,
+                    "lease_until_us": state.now_us + self.lease // timedelta(microseconds=1),
+                    "lease_epoch": epoch,
+                }
+            )
+        )
+        state.running[record.job] = state.running.get(record.job, 0) + 1
+        state.held[plugin] = state.held.get(plugin, 0) + 1
+        result.started.append(Claimed(started, epoch, int(row["priority"] or 5)))
 
     def release(self, run_ids: Collection[str]) -> None:
         """Give claimed runs that never started back to the queue (this replica is stopping)."""
