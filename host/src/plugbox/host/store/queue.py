@@ -24,7 +24,6 @@ import builtins
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -33,13 +32,19 @@ from sqlalchemy.exc import IntegrityError
 
 from plugbox.host.scheduler.admission import Admission, Waiting
 from plugbox.host.store import dialect
+from plugbox.host.store.queue_sql import (
+    advance_last_fire,
+    lease_held,
+    running_counts,
+    running_ids,
+    waiting_instants,
+)
 from plugbox.host.store.records import RunRecord, interrupted
 from plugbox.host.store.sql import (
     _from_row,
     _note_success,
     _to_row,
     from_us,
-    job_state,
     runs,
     serve_signals,
     to_us,
@@ -133,7 +138,7 @@ class FireQueue:
             with self._writer.begin() as conn:
                 conn.execute(insert(runs).values(row))
                 if record.trigger == "schedule":
-                    _advance_last_fire(conn, record.job, to_us(record.scheduled_at))
+                    advance_last_fire(conn, record.job, to_us(record.scheduled_at))
         except IntegrityError:
             return False
         return True
@@ -171,7 +176,7 @@ class FireQueue:
                     at = to_us(f.record.scheduled_at)
                     latest[f.record.job] = max(at, latest.get(f.record.job, at))
             for job, at in latest.items():
-                _advance_last_fire(conn, job, at)
+                advance_last_fire(conn, job, at)
         return added
 
     def run_count(self, job: str) -> int:
@@ -270,8 +275,8 @@ class FireQueue:
             (state.locked if taken else state.busy).add(job)
         mine = [job for job in fresh if job in state.locked]
         if mine:
-            state.running.update(_running_counts(conn, mine))
-            state.waiting.update(_waiting_instants(conn, mine))
+            state.running.update(running_counts(conn, mine))
+            state.waiting.update(waiting_instants(conn, mine))
         return [row for row in rows if row["job"] in state.locked]
 
     def _admit(
@@ -302,7 +307,7 @@ class FireQueue:
             result.skipped.append(skipped)
             return
         if admission.decision == "replace":
-            result.replace.extend(_running_ids(conn, record.job))
+            result.replace.extend(running_ids(conn, record.job))
         epoch = (row["lease_epoch"] or 0) + 1
         started = record.model_copy(
             update={"status": "running", "started_at": now, "host_id": self.host_id}
@@ -362,7 +367,7 @@ class FireQueue:
             for run_id, epoch in leases.items():
                 done = conn.execute(
                     update(runs)
-                    .where(*_ours(run_id, epoch, self.owner))
+                    .where(*lease_held(run_id, epoch, self.owner))
                     .values(lease_until_us=until)
                 )
                 if done.rowcount:
@@ -375,7 +380,7 @@ class FireQueue:
         with self._writer.begin() as conn:
             done = conn.execute(
                 update(runs)
-                .where(*_ours(record.run_id, epoch, self.owner))
+                .where(*lease_held(record.run_id, epoch, self.owner))
                 .values({**_to_row(record), "lease_until_us": None})
             )
             if done.rowcount and record.status == "success" and record.finished_at is not None:
@@ -451,55 +456,3 @@ class FireQueue:
 
 #: The PostgreSQL LISTEN/NOTIFY channel replicas wake each other on.
 NOTIFY_CHANNEL = "plugbox_serve"
-
-
-def _ours(run_id: str, epoch: int, owner: str) -> tuple[Any, ...]:
-    return (
-        runs.c.run_id == run_id,
-        runs.c.status == "running",
-        runs.c.lease_owner == owner,
-        runs.c.lease_epoch == epoch,
-    )
-
-
-def _advance_last_fire(conn: Connection, job: str, when_us: int) -> None:
-    """The shared last fire of ``job`` moves forward only: replicas enqueue out of order."""
-    latest = job_state.c.last_fire_us
-    done = conn.execute(
-        update(job_state)
-        .where(job_state.c.job == job, or_(latest.is_(None), latest < when_us))
-        .values(last_fire_us=when_us)
-    )
-    if done.rowcount == 0:
-        exists = conn.execute(select(job_state.c.job).where(job_state.c.job == job)).first()
-        if exists is None:
-            dialect.upsert(
-                conn, job_state, {"job": job, "last_fire_us": when_us}, defaults={"paused": False}
-            )
-
-
-def _running_counts(conn: Connection, jobs: Sequence[str]) -> dict[str, int]:
-    # Runs of `plugbox jobs run` hold no lease and never counted against serve's policy.
-    query = (
-        select(runs.c.job, func.count())
-        .where(runs.c.job.in_(jobs), runs.c.status == "running", runs.c.lease_owner.is_not(None))
-        .group_by(runs.c.job)
-    )
-    return {job: int(count) for job, count in conn.execute(query)}
-
-
-def _running_ids(conn: Connection, job: str) -> builtins.list[str]:
-    query = select(runs.c.run_id).where(
-        runs.c.job == job, runs.c.status == "running", runs.c.lease_owner.is_not(None)
-    )
-    return [str(run_id) for run_id in conn.execute(query).scalars()]
-
-
-def _waiting_instants(conn: Connection, jobs: Sequence[str]) -> dict[str, builtins.list[datetime]]:
-    query = select(runs.c.job, runs.c.scheduled_at_us).where(
-        runs.c.job.in_(jobs), runs.c.status == "queued", runs.c.trigger == "schedule"
-    )
-    found: dict[str, builtins.list[datetime]] = {}
-    for job, at in conn.execute(query):
-        found.setdefault(job, []).append(from_us(at))
-    return found
