@@ -18,9 +18,7 @@ import pytest
 
 from plugbox.host.config import load_config
 from plugbox.host.daemon import Daemon
-from plugbox.host.scheduler import Fire
 from plugbox.host.services import Host
-from plugbox.host.store import RunRecord
 
 
 def plugbox_path() -> str:
@@ -299,31 +297,22 @@ def test_an_exception_while_running_a_fire_is_recorded_and_the_worker_carries_on
     calls: list[str] = []
 
     def execute(plan: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs["run_id"])
+        calls.append(kwargs["run_id"])  # claimed: the store holds it `running` already
         if len(calls) == 1:
-            host.store.add(  # as execute does before the runner is asked
-                RunRecord(
-                    run_id=kwargs["run_id"],
-                    job=plan.key,
-                    status="running",
-                    trigger="manual",
-                    scheduled_at=datetime.now(UTC),
-                    started_at=datetime.now(UTC),
-                )
-            )
             raise RuntimeError("injected: the store went away mid-run")
         return real(plan, **kwargs)
 
     monkeypatch.setattr(host, "execute", execute)
     try:
         daemon._load(starting=False)
-        now = datetime.now(UTC)
-        for _ in range(2):
-            fire = Fire("example:hello-cron", now, now, "manual")
-            daemon._queue.put((0, next(daemon._order), fire))
-        daemon._queue.put((1, next(daemon._order), None))  # then the worker's stop sentinel
+        daemon._idle = 1
         worker = threading.Thread(target=daemon._work)
         worker.start()
+        for _ in range(2):  # one at a time: the job's concurrency is "forbid"
+            daemon.trigger("example:hello-cron", requested_by="test")
+            daemon._claim()
+            wait_for(lambda: daemon._idle == 1 and not daemon._busy())
+        daemon._handoff.put(None)  # the worker's stop sentinel
         worker.join(timeout=60)
         assert not worker.is_alive()
         broken, fine = (host.store.get(run_id) for run_id in calls)

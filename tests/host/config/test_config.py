@@ -201,7 +201,8 @@ def test_the_documented_example_loads(env: dict[str, str], write: Callable[..., 
 def test_every_key_and_variable_is_documented() -> None:
     text = DOCS.read_text()
     keys = {
-        "state_dir", "database_url", "workspace", "workers", "host_id", "shutdown_grace",
+        "state_dir", "database_url", "workspace", "workers", "host_id", "shutdown_grace", "lease",
+        "max_workers", "priority",
         "disabled_plugins", "plugin_paths", "retention", "days", "per_job", "plugins.<id>", "enabled",
         "run_uid", "http", "listen", "metrics_public", "webhooks", "url", "events", "secret_env",
         "timeout", "retry_for",

@@ -571,7 +571,8 @@ def test_the_public_surface() -> None:
     import plugbox.host.scheduler as scheduler
 
     assert sorted(scheduler.__all__) == [
-        "Clock", "FakeClock", "Fire", "Plan", "ScheduledJob", "SystemClock", "Trigger",
+        "Clock", "FakeClock", "Fire", "OffsetClock", "Plan", "ScheduledJob", "SystemClock",
+        "Trigger",
     ]  # fmt: skip
     assert all(hasattr(scheduler, name) for name in scheduler.__all__)
 

@@ -103,7 +103,6 @@ def test_public_api_is_pinned() -> None:
         "RunRecord",
         "RunStatus",
         "RunStore",
-        "SchedulerTakenError",
         "SchemaTooNewError",
         "SqlRunStore",
         "StoreClosedError",

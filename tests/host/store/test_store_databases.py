@@ -8,9 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select
@@ -18,7 +16,6 @@ from sqlalchemy import inspect, select
 from plugbox.host.store import (
     LATEST_VERSION,
     RunRecord,
-    SchedulerTakenError,
     SqlRunStore,
     StoreUnavailableError,
     UnsupportedDatabaseError,
@@ -140,66 +137,6 @@ def test_a_password_login_over_tcp_works(postgres: object) -> None:
     with SqlRunStore(postgres.tcp_url(database)) as store:  # type: ignore[attr-defined]
         store.set_paused("p:a", True)
         assert store.paused_jobs() == {"p:a"}
-
-
-def test_one_scheduler_per_postgresql_store_until_it_closes(pg_url: str) -> None:
-    first, second = SqlRunStore(pg_url), SqlRunStore(pg_url)
-    try:
-        first.claim_scheduler()
-        first.claim_scheduler()  # again: still ours
-        with pytest.raises(SchedulerTakenError, match="another `plugbox serve` already"):
-            second.claim_scheduler()
-        second.add(_record("r1"))  # everything else is shared as before
-        assert [r.run_id for r in first.list()] == ["r1"]
-        first.close()
-        second.claim_scheduler()
-    finally:
-        first.close()
-        second.close()
-
-
-def test_a_killed_scheduler_leaves_no_claim_behind(pg_url: str) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, pg_url], stdout=subprocess.PIPE, text=True
-    ) as holder:
-        try:
-            assert holder.stdout is not None
-            assert holder.stdout.readline().strip() == "claimed"
-            with SqlRunStore(pg_url) as store:
-                with pytest.raises(SchedulerTakenError):
-                    store.claim_scheduler()
-                holder.kill()  # SIGKILL: no close(); the server ends the dead client's session
-                holder.wait(timeout=30)
-                deadline = time.monotonic() + 30
-                while True:  # it notices the closed socket at once; bounded all the same
-                    try:
-                        store.claim_scheduler()
-                        break
-                    except SchedulerTakenError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.05)
-        finally:
-            holder.kill()
-
-
-def test_sqlite_stores_have_no_scheduler_claim_to_fight_over(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'plugbox.db'}"
-    with SqlRunStore(url) as first, SqlRunStore(url) as second:
-        first.claim_scheduler()
-        second.claim_scheduler()
-
-
-_HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from plugbox.host.store import SqlRunStore
-    store = SqlRunStore(sys.argv[1])
-    store.claim_scheduler()
-    print("claimed", flush=True)
-    time.sleep(600)
-    """
-)
 
 
 def _record(run_id: str) -> RunRecord:

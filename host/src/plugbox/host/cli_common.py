@@ -92,12 +92,12 @@ def open_host(ctx: click.Context) -> Iterator[Host]:
         # Found only once the host starts on something, e.g. a webhook's secret variable unset.
         fail(str(err))
     except Exception as err:
-        # The store's start-up errors (server unreachable, schema too new, scheduler taken) are
+        # The store's start-up errors (server unreachable, schema too new) are
         # the operator's to fix; looked up only if the store was loaded, as above.
         store = sys.modules.get("plugbox.host.store")
         operator_errors = tuple(
             getattr(store, name)
-            for name in ("StoreUnavailableError", "SchemaTooNewError", "SchedulerTakenError")
+            for name in ("StoreUnavailableError", "SchemaTooNewError")
             if store is not None and hasattr(store, name)
         )
         if not isinstance(err, operator_errors):

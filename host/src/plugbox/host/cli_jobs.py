@@ -1,4 +1,4 @@
-"""``plugbox jobs list|next|run|pause|resume``: the jobs of the installed plugins.
+"""``plugbox jobs list|next|run|trigger|pause|resume``: the jobs of the installed plugins.
 
 Schedules, descriptions and ids come from manifests, which plugins wrote: they are printed as
 inert text (:mod:`plugbox.host.cli_text`).
@@ -181,6 +181,30 @@ def jobs_run(ctx: click.Context, job: str, as_json: bool) -> None:
             print_record(record)
         if record.status != "success":
             sys.exit(1)
+
+
+@jobs.command("trigger")
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_trigger(ctx: click.Context, job: str, as_json: bool) -> None:
+    """Queue a run of PLUGIN:JOB for `plugbox serve`: the first replica with a free worker runs
+    it (unlike `jobs run`, which runs it here and now)."""
+    from plugbox.host.manual import queue_manual_run
+    from plugbox.host.operations import OperationRefusedError
+
+    with open_host(ctx) as host:
+        try:
+            record = queue_manual_run(host, job, requested_by=None)
+        except OperationRefusedError as err:  # disabled or paused: say which and how to undo
+            fail(str(err))
+    if as_json:
+        print_json(record.model_dump(mode="json"))
+        return
+    click.echo(
+        f"{inert(job)} queued as run {record.run_id}; a running `plugbox serve` starts it"
+        f" (`plugbox runs show {record.run_id}` follows it)"
+    )
 
 
 def _set_paused(ctx: click.Context, job: str, paused: bool) -> None:

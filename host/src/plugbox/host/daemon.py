@@ -1,11 +1,14 @@
-"""``plugbox serve``: the scheduler loop, a bounded worker pool, and their lifecycle.
+"""``plugbox serve``: the scheduler loop, the fire queue's workers, and their lifecycle.
 
-Composes the parts: the :class:`~plugbox.host.scheduler.Plan` decides *when*, the concurrency
-policy decides *whether*, a priority queue feeds ``workers`` threads that :func:`execute` runs in
-the sandbox, and the store keeps every decision. Signals: SIGTERM/SIGINT stop firing, wait up to
-``shutdown_grace`` for runs in flight, then cancel them (recorded ``cancelled``); SIGHUP re-scans
-plugins without dropping running runs. At start, runs a killed host left ``running`` become
-``interrupted`` and are retried where their retry policy allows.
+Composes the parts: the :class:`~plugbox.host.scheduler.Plan` decides *when* a fire is due; each
+due fire is recorded at once as a ``queued`` row of the shared run store (one row per fire, however
+many replicas share the database: ADR 0020); the workers of
+:class:`~plugbox.host.daemon_workers.WorkerPoolMixin` claim what they can start, decide there
+about concurrency and misfire, and run it in the sandbox under a lease. Signals: SIGTERM/SIGINT
+stop firing, wait up to ``shutdown_grace`` for runs in flight, then cancel them (recorded
+``cancelled``); fires still waiting stay queued for another replica or the next start. SIGHUP
+re-scans plugins without dropping running runs. At start, and every quarter lease, runs whose
+lease lapsed become ``interrupted`` and are retried where their retry policy allows.
 
 Every decision is logged as one JSON line on stderr (``{"event": "fired", "job": ...}``).
 """
@@ -13,27 +16,25 @@ Every decision is logged as one JSON line on stderr (``{"event": "fired", "job":
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import queue
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from plugbox.host.daemon_operations import OperationsMixin
-from plugbox.host.daemon_operations import RunningRun as _Active
+from plugbox.host.daemon_workers import RunningRun, WorkerPoolMixin
 from plugbox.host.events import emit as emit
-from plugbox.host.execute import RunPlan, host_failure, new_run_id
+from plugbox.host.execute import new_run_id
 from plugbox.host.metrics import HostMetrics, ServeSnapshot
-from plugbox.host.scheduler import Fire, Plan, ScheduledJob, SystemClock
+from plugbox.host.scheduler import Clock, Fire, Plan, ScheduledJob, SystemClock
 from plugbox.host.services import Host
 from plugbox.host.store import RunRecord, redact
+from plugbox.host.store.queue import Claimed, Enqueue, fire_key
+from plugbox.host.sync import Sync
 from plugbox.sdk import ScheduleError
-from plugbox.sdk.firing import concurrency_decision
 
 log = logging.getLogger("plugbox.host")
 _IDLE_WAKE_S = 1.0
@@ -41,30 +42,38 @@ _IDLE_WAKE_S = 1.0
 PRUNE_EVERY_S = 3600.0
 #: Where ``plugbox serve`` records its pid (in the state dir) so ``plugins reload`` can signal it.
 PID_FILE = "serve.pid"
-_FAILED = {"failed", "timeout", "killed", "interrupted"}
 
 
-class Daemon(OperationsMixin):
-    """One scheduling host for the lifetime of ``plugbox serve``."""
+class Daemon(WorkerPoolMixin, OperationsMixin):
+    """One scheduling host (one replica) for the lifetime of ``plugbox serve``."""
 
-    def __init__(self, host: Host, on_started: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        on_started: Callable[[], None] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.host = host
         #: Called once the plugins are loaded and the workers run (``serve`` starts HTTP there).
         self.on_started = on_started
-        self.plan = Plan(SystemClock())
-        self._lock = threading.Lock()  # guards plan, _active and _queued
+        self.clock = SystemClock() if clock is None else clock
+        self.plan = Plan(self.clock)
+        self.queue = host.fire_queue
+        self._lock = threading.Lock()  # guards plan, _active and _idle
         self._ended = threading.Condition(self._lock)  # notified whenever a run ends
-        self._active: dict[str, dict[str, _Active]] = {}
-        #: manual runs recorded ``queued`` and not yet taken by a worker
-        self._queued: set[str] = set()
+        self._active: dict[str, dict[str, RunningRun]] = {}
+        self._handoff: queue.Queue[Claimed | None] = queue.Queue()
+        self._idle = 0
         self._tick = 0.0  # time.monotonic() of the loop's last turn; 0 until started
-        self._queue: queue.PriorityQueue[tuple[int, int, Fire | None]] = queue.PriorityQueue()
-        self._order = itertools.count()
         self._wake = threading.Event()
+        self._claims = threading.Event()
         self._stopping = threading.Event()
         self._stop_signal = ""  # the name of the signal that stopped us
-        self._reload = threading.Event()
+        self._reload = threading.Event()  # set by Sync: some replica was asked to reload
+        self._reload_asked = threading.Event()  # set by SIGHUP: this one was
+        self._threads: list[threading.Thread] = []
         self._workers: list[threading.Thread] = []
+        self.sync = Sync(self)
         self.metrics = HostMetrics(lambda: host.store, self.snapshot)
         host.listeners.append(self.metrics.observe_run)
 
@@ -74,30 +83,27 @@ class Daemon(OperationsMixin):
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_reload)
         self.host.start_webhooks(resume=True, emit=emit)
-        store = self.host.store
-        store.claim_scheduler()  # SchedulerTakenError: another serve fires from this store
-        recovered = store.mark_interrupted(
-            self.host.config.host_id, "the host stopped while the run was active"
-        )
         immediate = self._load(starting=True)
-        for record in recovered:
-            emit("interrupted", job=record.job, run=record.run_id)
-            self._retry_after(record, self._fire_for(record))
+        self._recover(restarted=True)
+        with self._lock:
+            self._idle = self.host.config.workers
         for _ in range(self.host.config.workers):
-            worker = threading.Thread(target=self._work, name="plugbox-worker", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+            self._workers.append(self._thread(self._work, "plugbox-worker"))
+        self._threads.append(self._thread(self._dispatch_loop, "plugbox-dispatch"))
+        self._threads.append(self._thread(self._renew_loop, "plugbox-lease"))
+        self.sync.start()
         emit(
             "started",
             workers=self.host.config.workers,
             jobs=len(self.plan_keys()),
             workspace=str(self.host.config.workspace),
             store=redact(self.host.config.database_url),
+            replica=self.queue.owner,
         )
         pid_file = self.host.config.state_dir / PID_FILE
         pid_file.write_text(f"{os.getpid()}\n")
         next_prune = 0.0
-        self._dispatch(immediate)
+        self._enqueue(immediate)
         self._tick = time.monotonic()
         if self.on_started is not None:
             self.on_started()
@@ -106,26 +112,35 @@ class Daemon(OperationsMixin):
             if time.monotonic() >= next_prune:
                 self._prune()
                 next_prune = time.monotonic() + PRUNE_EVERY_S
+            if self._reload_asked.is_set():
+                self._reload_asked.clear()
+                self._ask_reload()
             if self._reload.is_set():
                 self._reload.clear()
-                self._dispatch(self._load(starting=False, rescan=True))
+                self._enqueue(self._load(starting=False, rescan=True))
             with self._lock:
                 wakeup = self.plan.next_wakeup()
             wait = (
                 _IDLE_WAKE_S
                 if wakeup is None
-                else max(0.0, (wakeup - datetime.now(UTC)).total_seconds())
+                else max(0.0, (wakeup - self.clock.now()).total_seconds())
             )
             self._wake.wait(min(wait, _IDLE_WAKE_S))
             self._wake.clear()
             with self._lock:
                 due = self.plan.due()
-            self._dispatch(due)
+            self._enqueue(due)
         emit("stopping", signal=self._stop_signal, grace_ms=self.host.config.shutdown_grace_ms)
         self._shutdown()
         with contextlib.suppress(OSError):
             pid_file.unlink()
         return 0
+
+    @staticmethod
+    def _thread(target: Callable[[], None], name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
 
     def _prune(self) -> None:
         retention = self.host.config.retention
@@ -146,8 +161,16 @@ class Daemon(OperationsMixin):
         self._wake.set()
 
     def _on_reload(self, _signum: int, _frame: object) -> None:
-        self._reload.set()
+        self._reload_asked.set()
         self._wake.set()
+
+    def _ask_reload(self) -> None:
+        """Make every replica re-scan its plugins, this one included (through :class:`Sync`)."""
+        try:
+            self.queue.signal("reload")
+        except Exception:  # the database away: at least this replica reloads
+            log.exception("asking the other replicas to reload failed")
+            self._reload.set()
 
     def plan_keys(self) -> list[str]:
         return [f"{p.manifest.id}:{j.id}" for p in self.host.plugins for j in p.manifest.jobs]
@@ -160,7 +183,7 @@ class Daemon(OperationsMixin):
             fires = {key: self.plan.next_fire(key) for key in keys}
             busy = sum(len(runs) for runs in self._active.values())
         return ServeSnapshot(
-            queue_depth=self._queue.qsize(),
+            queue_depth=self.queue.depth(),
             workers_busy=busy,
             next_fires={key: fire.due_at for key, fire in fires.items() if fire is not None},
             plugins_loaded=len(self.host.plugins) if discovered else 0,
@@ -185,6 +208,7 @@ class Daemon(OperationsMixin):
                             schedule_override=override.schedule if override else None,
                             timezone_override=override.timezone if override else None,
                             enabled_override=override.enabled if override else None,
+                            priority_override=override.priority if override else None,
                             env=dict(os.environ),
                         )
                     )
@@ -196,19 +220,63 @@ class Daemon(OperationsMixin):
                 jobs, last_fire=store.last_fire, paused=store.paused_jobs(), starting=starting
             )
 
+    def _enqueue(self, fires: list[Fire]) -> None:
+        """Record the due fires as claimable ``queued`` rows, in one transaction; a fire another
+        replica recorded first is left to that row (its key is unique)."""
+        batch = []
+        for fire in fires:
+            run_id = new_run_id()
+            record = RunRecord(
+                run_id=run_id,
+                job=fire.job,
+                status="queued",
+                trigger=fire.trigger,
+                attempt=fire.attempt,
+                first_run_id=fire.first_run_id or run_id,
+                scheduled_at=fire.scheduled_at,
+            )
+            # Startup fires belong to this replica's start: each replica's is its own.
+            key = (
+                None
+                if fire.trigger == "startup"
+                else fire_key(fire.job, fire.scheduled_at, fire.attempt)
+            )
+            batch.append(Enqueue(record, key, fire.priority, fire.due_at))
+        try:
+            added = set(self.queue.enqueue_many(batch))
+        except Exception:  # the database away: these fires are lost to this replica; say so
+            log.exception("queueing %d fires failed", len(batch))
+            for item in batch:
+                emit("queue_failed", job=item.record.job, scheduled_at=item.record.scheduled_at)
+            return
+        for item in batch:
+            if item.record.run_id in added:
+                emit(
+                    "queued",
+                    job=item.record.job,
+                    run=item.record.run_id,
+                    scheduled_at=item.record.scheduled_at,
+                )
+        if added:
+            self._claims.set()
+            self.queue.notify("queued")
+
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.host.config.shutdown_grace_ms / 1000
-        dropped = 0
+        self._claims.set()  # the dispatcher sees _stopping and ends: nothing more is claimed
+        for thread in self._threads[:1]:
+            thread.join(timeout=30)
+        waiting: list[str] = []
         while True:
             try:
-                _, _, fire = self._queue.get_nowait()
+                claimed = self._handoff.get_nowait()
             except queue.Empty:
                 break
-            if fire is not None:
-                self._record_not_started(
-                    fire, "cancelled", "the host shut down before the run started"
-                )
-                dropped += 1
+            if claimed is not None:
+                waiting.append(claimed.record.run_id)
+                with self._lock:
+                    self._active.get(claimed.record.job, {}).pop(claimed.record.run_id, None)
+        self.queue.release(waiting)  # claimed but never started: back to the queue
         while self._busy() and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._lock:
@@ -216,207 +284,12 @@ class Daemon(OperationsMixin):
         for active in remaining:
             active.cancel.set()
         for _ in self._workers:
-            self._queue.put((sys.maxsize, next(self._order), None))
+            self._handoff.put(None)
         for worker in self._workers:
             worker.join(timeout=30)
-        emit("stopped", cancelled_in_flight=len(remaining), dropped_queued=dropped)
+        self.sync.stop()
+        emit("stopped", cancelled_in_flight=len(remaining), released_queued=len(waiting))
 
     def _busy(self) -> bool:
         with self._lock:
             return any(self._active.values())
-
-    # -- decisions ------------------------------------------------------------------------------
-    def _dispatch(self, fires: list[Fire]) -> None:
-        for fire in fires:
-            if self._stopping.is_set():
-                self._record_not_started(fire, "cancelled", "the host was shutting down")
-                continue
-            with self._lock:
-                job = self.plan.job(fire.job)
-                active = self._active.get(fire.job, {})
-                decision = concurrency_decision(job.concurrency if job else "forbid", len(active))
-                replaced = list(active.values()) if decision == "replace" else []
-            if decision == "skip":
-                self._record_not_started(
-                    fire, "skipped", "the previous run is still active (concurrency=forbid)"
-                )
-                continue
-            for old in replaced:
-                emit("replacing", job=fire.job, run=old.run_id)
-                old.cancel.set()
-            self._queue.put((-fire.priority, next(self._order), fire))
-
-    def _record_not_started(self, fire: Fire, status: str, reason: str) -> None:
-        run_id = fire.run_id or new_run_id()
-        now = datetime.now(UTC)
-        record = RunRecord(
-            run_id=run_id,
-            job=fire.job,
-            status=status,
-            trigger=fire.trigger,
-            attempt=fire.attempt,
-            first_run_id=fire.first_run_id or run_id,
-            scheduled_at=fire.scheduled_at,
-            finished_at=now,
-            reason=reason,
-            host_id=self.host.config.host_id,
-            requested_by=fire.requested_by,
-        )
-        if fire.run_id is None:
-            self.host.store.add(record)
-        else:  # a manual run the API already answered with, recorded queued
-            with self._lock:
-                if run_id not in self._queued:
-                    return  # cancelled through the API while it waited: recorded then
-                self._queued.discard(run_id)
-            self.host.store.update(record)
-        self.host.finished(record)
-        with self._ended:
-            self._ended.notify_all()
-        emit(status, job=fire.job, run=run_id, reason=reason)
-
-    def _work(self) -> None:
-        while True:
-            _, _, fire = self._queue.get()
-            if fire is None:
-                return
-            # Nothing raised for one fire may end this worker: the pool would shrink for good
-            # and every later fire would wait behind the ones left.
-            try:
-                if self._stopping.is_set():
-                    self._record_not_started(
-                        fire, "cancelled", "the host shut down before the run started"
-                    )
-                    continue
-                self._run(fire)
-            except Exception:
-                log.exception("a worker failed handling a fire of %s", fire.job)
-                emit("worker_error", job=fire.job)
-
-    def _run(self, fire: Fire) -> None:
-        self.metrics.observe_lag((datetime.now(UTC) - fire.due_at).total_seconds())
-        plugin_id, _, job_id = fire.job.partition(":")
-        try:
-            plugin = self.host.plugin(plugin_id)
-        except LookupError as err:
-            self._record_not_started(fire, "skipped", str(err))
-            return
-        run_id = fire.run_id or new_run_id()
-        active = _Active(run_id)
-        with self._lock:
-            if fire.run_id is not None:
-                if run_id not in self._queued:
-                    return  # cancelled while it waited; cancel() recorded it
-                self._queued.discard(run_id)
-            self._active.setdefault(fire.job, {})[run_id] = active
-        if fire.trigger == "schedule":
-            # Written by the worker, not the dispatch loop: a burst of fires is dispatched without
-            # waiting on one database write each. A host that dies before this line treats the
-            # fire as missed at its next start, and its misfire policy decides.
-            self.host.store.set_last_fire(fire.job, fire.scheduled_at)
-        emit(
-            "fired",
-            job=fire.job,
-            run=run_id,
-            trigger=fire.trigger,
-            attempt=fire.attempt,
-            scheduled_at=fire.scheduled_at,
-        )
-        try:
-            previous = self.host.store.stats(fire.job).get(fire.job)
-            record = self.host.execute(
-                RunPlan(
-                    plugin=plugin,
-                    job_id=job_id,
-                    trigger=fire.trigger,
-                    attempt=fire.attempt,
-                    first_run_id=fire.first_run_id,
-                    scheduled_at=fire.scheduled_at,
-                    run_count=(previous.total if previous else 0) + 1,
-                    requested_by=fire.requested_by,
-                ),
-                run_id=run_id,
-                cancel=active.cancel,
-                queued=fire.run_id is not None,
-            )
-            if active.cancelled_by is not None and record.status == "cancelled":
-                record = record.model_copy(
-                    update={
-                        "cancelled_by": active.cancelled_by,
-                        "reason": f"cancelled by {active.cancelled_by} through the HTTP API",
-                    }
-                )
-                self.host.store.update(record)
-        except Exception as exc:
-            log.exception("running %s (run %s) failed in the host", fire.job, run_id)
-            record = self._record_host_failure(fire, run_id, exc)
-        finally:
-            with self._ended:
-                self._active.get(fire.job, {}).pop(run_id, None)
-                self._ended.notify_all()
-        emit(
-            "finished",
-            job=fire.job,
-            run=run_id,
-            status=record.status,
-            ms=record.duration_ms,
-            reason=record.kill_reason or (record.error.type if record.error else None),
-        )
-        if record.status in _FAILED and not self._stopping.is_set():
-            self._retry_after(record, fire)
-        self._wake.set()
-
-    def _record_host_failure(self, fire: Fire, run_id: str, exc: Exception) -> RunRecord:
-        """Finish ``run_id`` as failed because the host itself failed (never left ``running``)."""
-        store = self.host.store
-        try:
-            existing: RunRecord | None = store.get(run_id)
-        except LookupError:
-            existing = None
-        common = {
-            "run_id": run_id,
-            "job": fire.job,
-            "trigger": fire.trigger,
-            "attempt": fire.attempt,
-            "first_run_id": fire.first_run_id or run_id,
-            "scheduled_at": fire.scheduled_at,
-            "host_id": self.host.config.host_id,
-            "requested_by": fire.requested_by,
-        }
-        started = existing.started_at if existing and existing.started_at else datetime.now(UTC)
-        record = host_failure(common, started, exc)
-        if existing is not None:
-            store.update(record)
-        else:
-            store.add(record)
-        self.host.finished(record)
-        return record
-
-    def _fire_for(self, record: RunRecord) -> Fire:
-        with self._lock:
-            job = self.plan.job(record.job)
-        return Fire(
-            job=record.job,
-            scheduled_at=record.scheduled_at,
-            due_at=datetime.now(UTC),
-            trigger=record.trigger if record.trigger != "manual" else "schedule",
-            attempt=record.attempt,
-            first_run_id=record.first_run_id,
-            priority=job.priority if job else 5,
-        )
-
-    def _retry_after(self, record: RunRecord, fire: Fire) -> None:
-        with self._lock:
-            retry = self.plan.retry(
-                fire, run_id=record.first_run_id or record.run_id, failed_at=datetime.now(UTC)
-            )
-        if retry is not None:
-            delay = (retry.due_at - datetime.now(UTC)) / timedelta(milliseconds=1)
-            emit(
-                "retry_scheduled",
-                job=record.job,
-                attempt=retry.attempt,
-                in_ms=int(delay),
-                after=record.run_id,
-            )
-            self._wake.set()

@@ -1,43 +1,34 @@
 """What the HTTP API asks of a running :class:`~plugbox.host.daemon.Daemon`.
 
-A mixin, so the daemon's own module keeps to the scheduler loop and its workers: these methods
-implement :class:`plugbox.host.operations.Operations` on the daemon's state (its plan, its
-active and queued runs), under the daemon's lock. A trigger enters the daemon's dispatch like a
-scheduled fire; a cancel reaches the worker through the run's cancel event.
+A mixin, so the daemon's own module keeps to the scheduler loop: these methods implement
+:class:`plugbox.host.operations.Operations` on the daemon's state and the shared fire queue. A
+trigger becomes a ``queued`` row that any replica with an idle worker claims; a pause is stored
+and every replica hears of it (:mod:`plugbox.host.sync`); a cancel reaches a waiting run through
+the store and a running one through its worker's cancel event (on the replica running it).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from plugbox.host.daemon_workers import RunningRun
 from plugbox.host.events import emit
-from plugbox.host.execute import new_run_id
+from plugbox.host.manual import queue_manual_run
 from plugbox.host.operations import (
-    JobDisabledError,
-    JobPausedError,
     Readiness,
     RunElsewhereError,
     RunFinishedError,
 )
-from plugbox.host.scheduler import Fire, Plan
+from plugbox.host.scheduler import Plan
 from plugbox.host.services import Host
 from plugbox.host.store import PauseState, RunRecord
+from plugbox.host.store.queue import FireQueue
 from plugbox.host.store.records import ACTIVE_STATUSES
 
 #: The loop wakes at least every second; one that has not turned for this long is stuck.
 TICK_STALE_S = 10.0
-
-
-@dataclass
-class RunningRun:
-    """A run a worker of this process carries out, and how to stop it."""
-
-    run_id: str
-    cancel: threading.Event = field(default_factory=threading.Event)
-    cancelled_by: str | None = None
 
 
 class OperationsMixin:
@@ -46,56 +37,21 @@ class OperationsMixin:
     # Set by Daemon.__init__.
     host: Host
     plan: Plan
-    _lock: threading.Lock  # guards plan, _active and _queued
+    queue: FireQueue
+    _lock: threading.Lock  # guards plan and _active
     _ended: threading.Condition  # on _lock; notified whenever a run ends
     _active: dict[str, dict[str, RunningRun]]
-    _queued: set[str]  # manual runs recorded queued and not yet taken by a worker
     _stopping: threading.Event
     _wake: threading.Event
+    _claims: threading.Event
     _tick: float  # time.monotonic() of the loop's last turn; 0 until started
 
-    def _dispatch(self, fires: list[Fire]) -> None:
-        raise NotImplementedError  # the daemon's
-
     def trigger(self, job: str, requested_by: str) -> RunRecord:
-        """Record a manual run of ``job`` as ``queued`` and hand it to the workers.
-
-        The same path as a scheduled fire from here on: the job's concurrency policy, the
-        bounded pool, :meth:`Host.execute` (which ``plugbox jobs run`` calls too).
-        """
-        _, spec = self.host.job(job)
-        with self._lock:
-            scheduled = self.plan.job(job)
-        override = self.host.config.job_override(*job.split(":", 1))
-        enabled = spec.enabled if override is None or override.enabled is None else override.enabled
-        if not enabled:
-            raise JobDisabledError(job)
-        if job in self.host.store.paused_jobs():
-            raise JobPausedError(job)
-        run_id, now = new_run_id(), datetime.now(UTC)
-        record = RunRecord(
-            run_id=run_id,
-            job=job,
-            status="queued",
-            trigger="manual",
-            scheduled_at=now,
-            host_id=self.host.config.host_id,
-            requested_by=requested_by,
-        )
-        with self._lock:
-            self._queued.add(run_id)
-        self.host.store.add(record)
-        fire = Fire(
-            job=job,
-            scheduled_at=now,
-            due_at=now,
-            trigger="manual",
-            priority=scheduled.priority if scheduled else spec.priority,
-            run_id=run_id,
-            requested_by=requested_by,
-        )
-        emit("triggered", job=job, run=run_id, by=requested_by)
-        self._dispatch([fire])
+        """Record a manual run of ``job`` as ``queued``: the replica with an idle worker that
+        claims it first runs it, under the job's concurrency policy, decided as it starts."""
+        record = queue_manual_run(self.host, job, requested_by)
+        emit("triggered", job=job, run=record.run_id, by=requested_by)
+        self._claims.set()
         return record
 
     def wait(self, run_id: str, timeout_s: float) -> RunRecord:
@@ -120,47 +76,40 @@ class OperationsMixin:
                 self.plan.resume(job)
         emit("paused" if paused else "resumed", job=job, by=by)
         self._wake.set()
+        self.queue.notify("paused")
         return self.host.store.pause_state(job)
 
     def cancel(self, run_id: str, by: str) -> RunRecord:
         record = self.host.store.get(run_id)
         if record.status not in ACTIVE_STATUSES:
             raise RunFinishedError(record)
+        if record.status == "queued":
+            cancelled = record.model_copy(
+                update={
+                    "status": "cancelled",
+                    "finished_at": max(datetime.now(UTC), record.sort_at),
+                    "cancelled_by": by,
+                    "reason": f"cancelled by {by} through the HTTP API before it started",
+                }
+            )
+            if self.queue.cancel_queued(cancelled):
+                emit("cancelling", job=record.job, run=run_id, by=by)
+                self.host.finished(cancelled)
+                with self._ended:
+                    self._ended.notify_all()
+                return cancelled
+            record = self.host.store.get(run_id)  # claimed meanwhile: cancel it running
         with self._lock:
-            if run_id in self._queued:
-                self._queued.discard(run_id)
-                waiting = True
-            else:
-                waiting = False
-                active = next(
-                    (
-                        a
-                        for runs in self._active.values()
-                        for a in runs.values()
-                        if a.run_id == run_id
-                    ),
-                    None,
-                )
-                if active is None:
-                    raise RunElsewhereError(record)
-                active.cancelled_by = by
-                active.cancel.set()
+            active = next(
+                (a for runs in self._active.values() for a in runs.values() if a.run_id == run_id),
+                None,
+            )
+            if active is None:
+                raise RunElsewhereError(record)
+            active.cancelled_by = by
+            active.cancel.set()
         emit("cancelling", job=record.job, run=run_id, by=by)
-        if not waiting:
-            return record
-        cancelled = record.model_copy(
-            update={
-                "status": "cancelled",
-                "finished_at": max(datetime.now(UTC), record.sort_at),
-                "cancelled_by": by,
-                "reason": f"cancelled by {by} through the HTTP API before it started",
-            }
-        )
-        self.host.store.update(cancelled)
-        self.host.finished(cancelled)
-        with self._ended:
-            self._ended.notify_all()
-        return cancelled
+        return record
 
     def readiness(self) -> Readiness:
         problems = []

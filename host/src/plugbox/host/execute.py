@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +36,7 @@ class RunPlan:
     scheduled_at: datetime | None = None
     run_count: int = 1
     requested_by: str | None = None  #: who asked for a manual run (an API token's name)
+    lease_epoch: int = 0  #: serve's lease on the run (the job's fencing token carries it)
 
     @property
     def key(self) -> str:
@@ -64,6 +65,7 @@ def execute(
     secrets: Mapping[str, str] | None = None,
     unset: tuple[Problem, ...] = (),
     locate: Locate | None = None,
+    write: Callable[[RunRecord], None] | None = None,
 ) -> RunRecord:
     """Run ``plan`` in the sandbox and return its final, stored record.
 
@@ -72,7 +74,9 @@ def execute(
     the run replaces it instead of adding a second one. ``config`` and ``secrets`` are the
     operator's values, located by ``locate``; ``unset`` are secrets that could not be read. A
     job that cannot run as configured is recorded ``failed`` (error ``NotConfigured``, naming every
-    key to set) without starting.
+    key to set) without starting. ``write``: the run is recorded
+    ``running`` already (``plugbox serve`` claimed it) and its outcome is stored through this
+    call, which refuses it when the claim was lost (:mod:`plugbox.host.store.queue`).
     """
     run_id = run_id or new_run_id()
     now = datetime.now(UTC)
@@ -105,6 +109,7 @@ def execute(
             config=config,
             secrets=secrets,
             locate=locate,
+            lease_epoch=plan.lease_epoch,
         )
         if unset:
             raise NotConfiguredError(plan.key, unset)
@@ -114,18 +119,19 @@ def execute(
         located = {problem.location for problem in unset}
         problems = [p for p in err.problems if p.location not in located] + list(unset)
         record = not_configured(common, now, NotConfiguredError(plan.key, problems))
-        (store.update if queued else store.add)(record)
+        if write is not None:  # claimed: recorded running, so the claim's write ends it
+            write(record)
+        else:
+            (store.update if queued else store.add)(record)
         return record
     running = RunRecord(status="running", started_at=now, **common)
-    if queued:
-        store.update(running)
-    else:
-        store.add(running)
+    if write is None:  # else the claim recorded it running
+        (store.update if queued else store.add)(running)
     try:
         record = record_from_outcome(runner.run(request, cancel=cancel), common)
     except Exception as exc:  # the runner never raises; a record that cannot be built might
         record = host_failure(common, now, exc)
-    store.update(record)
+    (store.update if write is None else write)(record)
     return record
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,9 +19,12 @@ from typing import TYPE_CHECKING
 from plugbox.host.config import HostConfig, ensure_state_dir
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from plugbox.host.discovery import DiscoveryReport, LoadedPlugin, PluginProblem
     from plugbox.host.execute import RunPlan
     from plugbox.host.store import DeliveryLog, RunRecord, RunStore, SqlRunStore
+    from plugbox.host.store.queue import FireQueue
     from plugbox.host.webhooks.notifier import Emit, Notifier
     from plugbox.sandbox import SandboxRunner
     from plugbox.sdk import JobSpec
@@ -49,6 +53,25 @@ class Host:
     @property
     def store(self) -> RunStore:
         return self._sql
+
+    @property
+    def store_engine(self) -> Engine:
+        """The run store's SQLAlchemy engine (what replicas of ``serve`` share)."""
+        return self._sql.engine
+
+    @functools.cached_property
+    def fire_queue(self) -> FireQueue:
+        """The fires waiting in the run store's database, claimed under leases by this process
+        (its lease owner: the host id and a per-process suffix, so a restart is a new owner)."""
+        from plugbox.host.store.queue import FireQueue
+
+        owner = f"{self.config.host_id[:200]}/{uuid.uuid4().hex[:12]}"
+        return FireQueue(
+            self._sql.engine,
+            owner=owner,
+            host_id=self.config.host_id,
+            lease_s=self.config.lease_ms / 1000,
+        )
 
     @functools.cached_property
     def deliveries(self) -> DeliveryLog:
@@ -167,6 +190,7 @@ class Host:
         run_id: str | None = None,
         cancel: threading.Event | None = None,
         queued: bool = False,
+        write: Callable[[RunRecord], None] | None = None,
     ) -> RunRecord:
         """Run ``plan`` with everything the operator configured for it, record it, return it.
 
@@ -197,6 +221,7 @@ class Host:
             secrets=secrets,
             unset=tuple(unset),
             locate=settings.locate,
+            write=write,
         )
         self.finished(record)
         return record

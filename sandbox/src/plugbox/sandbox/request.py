@@ -41,6 +41,7 @@ class RunContext(_Frozen):
     attempt: int = 1
     trigger: Trigger = "manual"
     config: dict[str, JsonValue] = Field(default_factory=dict)
+    lease_epoch: int = Field(0, ge=0, description="the host's lease on the run (fencing token)")
 
 
 class RunRequest(_Frozen):
@@ -140,6 +141,7 @@ def request_for_job(
     quotas: Quotas | None = None,
     secrets: Mapping[str, str] | None = None,
     locate: Locate | None = None,
+    lease_epoch: int = 0,
 ) -> RunRequest:
     """The run of job ``job_id`` of ``manifest``, built as the host builds every run.
 
@@ -198,6 +200,7 @@ def request_for_job(
             attempt=attempt,
             trigger=trigger,
             config=effective_config(spec, operator),
+            lease_epoch=lease_epoch,
         ),
         permissions=resolved.permissions,
         grants=tuple(grants),

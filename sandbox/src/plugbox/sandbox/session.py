@@ -121,6 +121,7 @@ def build_context(
         config=dict(ctx.config),
         secrets=Secrets(request.secret_values() if secrets is None else secrets),
         deadline=deadline,
+        lease_epoch=ctx.lease_epoch,
         _emit=collector.add_event,
         _usage=usage,
     )

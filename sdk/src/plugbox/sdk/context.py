@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from plugbox.sdk.fencing import FencingToken
+
 Trigger = Literal["schedule", "manual", "startup", "retry"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
@@ -239,6 +241,8 @@ class JobContext:
     secrets: Secrets = field(default_factory=Secrets, repr=False)
     deadline: float | None = None
     """``time.monotonic()`` value at which the run is killed; ``None`` when unbounded."""
+    lease_epoch: int = 0
+    """How many times the host leased this fire's run (0 outside ``plugbox serve``)."""
     _emit: Callable[[str, Any], None] = field(default=lambda _event, _data: None, repr=False)
     _usage: Callable[[], ResourceUsage] = field(default=_no_usage, repr=False)
 
@@ -246,6 +250,17 @@ class JobContext:
     def qualified_job_id(self) -> str:
         """``PLUGIN:JOB``, the form the CLI and the API use."""
         return f"{self.plugin_id}:{self.job_id}"
+
+    @property
+    def fencing_token(self) -> FencingToken:
+        """(job, fire instant, attempt, lease epoch): hand ``str()`` of it to systems the job
+        writes to, so they can refuse a replica that lost this run (docs/runtime.md)."""
+        return FencingToken(
+            job=self.qualified_job_id,
+            scheduled_at=self.scheduled_at,
+            attempt=self.attempt,
+            epoch=self.lease_epoch,
+        )
 
     @property
     def time_left(self) -> float | None:

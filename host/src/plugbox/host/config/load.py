@@ -50,6 +50,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
         "PLUGBOX_RETENTION_DAYS": ("retention", "days"),
         "PLUGBOX_RETENTION_PER_JOB": ("retention", "per_job"),
         "PLUGBOX_SHUTDOWN_GRACE": ("shutdown_grace",),
+        "PLUGBOX_LEASE": ("lease",),
         "PLUGBOX_DISABLED_PLUGINS": ("disabled_plugins",),
         "PLUGBOX_HTTP_LISTEN": ("http", "listen"),
     }

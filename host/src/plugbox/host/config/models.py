@@ -35,6 +35,8 @@ from plugbox.sdk.schedules import check_timezone
 
 #: How long ``plugbox serve`` waits for running jobs after SIGTERM before killing them.
 DEFAULT_SHUTDOWN_GRACE_MS = 30_000
+#: How long a replica's claim on a running run lasts unless renewed (it renews every third).
+DEFAULT_LEASE_MS = 10_000
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_RETENTION_PER_JOB = 1_000
 
@@ -135,6 +137,9 @@ class PluginConfig(_Frozen):
     @classmethod
     def _frozen_mapping(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         return _read_only(value)
+    max_workers: int | None = Field(
+        None, ge=1, description="the most workers of one serve the plugin's runs may hold at once"
+    )
 
 
 class JobOverride(_Frozen):
@@ -154,6 +159,9 @@ class JobOverride(_Frozen):
     @classmethod
     def _frozen_config(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         return _read_only(value)
+    priority: int | None = Field(
+        None, ge=0, le=10, description="0-10 replacing the declared priority; higher starts first"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -198,6 +206,13 @@ class HostConfig(_Frozen):
         validation_alias="shutdown_grace",
         description="wait this long for runs on shutdown, then kill them",
     )
+    lease_ms: int = Field(
+        DEFAULT_LEASE_MS,
+        ge=1_000,
+        validation_alias="lease",
+        description="a replica that stops renewing its runs for this long loses them: another"
+        " replica records them interrupted and retries them",
+    )
     run_uid: int = Field(
         RUN_ID,
         ge=1,
@@ -215,7 +230,7 @@ class HostConfig(_Frozen):
 
     _source: Path | None = PrivateAttr(None)
 
-    @field_validator("shutdown_grace_ms", mode="before")
+    @field_validator("shutdown_grace_ms", "lease_ms", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> int:
         return parse_duration_ms(value)
@@ -260,6 +275,14 @@ class HostConfig(_Frozen):
         if plugin is None or plugin.permissions is None:
             return ()
         return (plugin.permissions,)
+
+    def max_workers(self) -> dict[str, int]:
+        """``[plugins.ID] max_workers`` of every plugin that sets one."""
+        return {
+            plugin_id: plugin.max_workers
+            for plugin_id, plugin in self.plugins.items()
+            if plugin.max_workers is not None
+        }
 
     def job_override(self, plugin_id: str, job_id: str) -> JobOverride | None:
         """The ``[jobs."plugin:job"]`` table for this job, or ``None``."""

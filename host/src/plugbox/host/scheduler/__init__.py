@@ -6,13 +6,14 @@ concurrency, retry backoff) are pure functions in :mod:`plugbox.sdk.firing`, sha
 SDK's schedule preview so that what an author previews is what the host does.
 """
 
-from plugbox.host.scheduler.clock import Clock, FakeClock, SystemClock
+from plugbox.host.scheduler.clock import Clock, FakeClock, OffsetClock, SystemClock
 from plugbox.host.scheduler.plan import Fire, Plan, ScheduledJob, Trigger
 
 __all__ = [
     "Clock",
     "FakeClock",
     "Fire",
+    "OffsetClock",
     "Plan",
     "ScheduledJob",
     "SystemClock",

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from plugbox.sdk.schedules import as_utc
 
-__all__ = ["Clock", "FakeClock", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "OffsetClock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -60,3 +60,21 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock({self._now.isoformat()})"
+
+
+class OffsetClock:
+    """Another clock, ``offset`` ahead (or behind, if negative): a replica whose clock is off.
+
+    For tests of several replicas: the scheduler of one runs on a skewed clock while the database
+    decides what is due (:mod:`plugbox.host.store.queue`).
+    """
+
+    def __init__(self, offset: timedelta, base: Clock | None = None) -> None:
+        self.offset = offset
+        self._base = SystemClock() if base is None else base
+
+    def now(self) -> datetime:
+        return self._base.now() + self.offset
+
+    def __repr__(self) -> str:
+        return f"OffsetClock({self.offset!r})"

@@ -80,6 +80,7 @@ class ScheduledJob:
         schedule_override: str | None = None,
         timezone_override: str | None = None,
         enabled_override: bool | None = None,
+        priority_override: int | None = None,
         env: Mapping[str, str] | None = None,
     ) -> ScheduledJob:
         """The job ``PLUGIN:JOB`` as declared, with the operator's overrides applied.
@@ -99,7 +100,7 @@ class ScheduledJob:
         return cls(
             key=key,
             schedule=schedule,
-            priority=spec.priority,
+            priority=spec.priority if priority_override is None else priority_override,
             misfire=spec.misfire,
             catch_up_limit=spec.catch_up_limit,
             jitter_ms=spec.jitter_ms,
@@ -305,13 +306,16 @@ class Plan:
         fires.sort(key=_order)
         return fires
 
-    def retry(self, fire: Fire, *, run_id: str, failed_at: datetime) -> Fire | None:
+    def retry(
+        self, fire: Fire, *, run_id: str, failed_at: datetime, hold: bool = True
+    ) -> Fire | None:
         """Schedule the next attempt after ``fire`` failed, or None if there is none.
 
         The delay is ``retry_delay_ms * 2**(attempt-1)``, capped at ``retry_max_delay_ms``,
         varied by up to 10%. ``retries=2`` means up to 3 attempts. A job that is unknown,
         disabled or paused gets no retry. The retry is held by the plan and comes out of
-        :meth:`due`; it is returned here so the host can record it.
+        :meth:`due`; it is returned here so the host can record it. With ``hold=False`` the
+        plan only computes it: the host queues it in the store itself (``plugbox serve``).
         """
         job = self._jobs.get(fire.job)
         if job is None or not job.enabled or fire.job in self._paused:
@@ -328,6 +332,8 @@ class Plan:
             first_run_id=fire.first_run_id or run_id,
             priority=job.priority,
         )
+        if not hold:
+            return retry
         seq = next(self._sequence)
         self._retries[seq] = retry
         heapq.heappush(self._heap, (retry.due_at, -retry.priority, seq, retry))

@@ -7,7 +7,6 @@
 from plugbox.host.store.base import RunExistsError as RunExistsError
 from plugbox.host.store.base import RunLookupError as RunLookupError
 from plugbox.host.store.base import RunStore as RunStore
-from plugbox.host.store.base import SchedulerTakenError as SchedulerTakenError
 from plugbox.host.store.base import StoreClosedError as StoreClosedError
 from plugbox.host.store.base import StoreUnavailableError as StoreUnavailableError
 from plugbox.host.store.dialect import UnsupportedDatabaseError as UnsupportedDatabaseError
@@ -38,7 +37,6 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunStore",
-    "SchedulerTakenError",
     "SchemaTooNewError",
     "SqlRunStore",
     "StoreClosedError",

@@ -9,7 +9,6 @@ Errors::
     RuntimeError
     ├── StoreClosedError        any call after close()
     ├── StoreUnavailableError   opening: the database cannot be reached or refused the login
-    ├── SchedulerTakenError     claim_scheduler(): another `plugbox serve` schedules from it
     └── SchemaTooNewError       the database was written by a newer plugbox (see migrations)
 """
 
@@ -73,19 +72,6 @@ class StoreUnavailableError(RuntimeError):
         )
         self.url = url
         self.reason = reason
-
-
-class SchedulerTakenError(RuntimeError):
-    """Another process already schedules jobs from this store (one ``plugbox serve`` per store
-    until fires are claimed across replicas, issue 11)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(
-            f"another `plugbox serve` already schedules jobs from the run store at {url}, and two"
-            " would run every fire twice (several hosts sharing one store is not built yet)."
-            " Stop the other one, or give this host a database of its own"
-        )
-        self.url = url
 
 
 @runtime_checkable
@@ -163,14 +149,6 @@ class RunStore(Protocol):
 
     def last_fire(self, job: str) -> datetime | None:
         """The last fire time stored for ``job``, in UTC, or ``None``."""
-
-    def claim_scheduler(self) -> None:
-        """Make this store object the one scheduler of its database until :meth:`close`.
-
-        ``plugbox serve`` calls it before it fires anything; :class:`SchedulerTakenError` when
-        another process holds the claim. Only a store several machines can reach (PostgreSQL)
-        needs it: a SQLite file or a memory store belongs to one host, and succeeds.
-        """
 
     def close(self) -> None:
         """Release the store's resources; later calls raise :class:`StoreClosedError`."""

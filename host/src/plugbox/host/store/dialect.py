@@ -8,8 +8,7 @@ disagree, they call one function here instead of testing the dialect themselves 
 - connections: SQLite gets WAL, a busy timeout and writers that take the lock up front;
   PostgreSQL gets a connect timeout, and snapshot reads where several statements must agree;
 - upserts (:func:`upsert`), id-prefix matching (:func:`prefix_match`), columns added by a
-  migration (:func:`add_column`), the migration lock (:func:`lock_for_migration`) and the one
-  scheduler's lock (:func:`hold_scheduler_lock`).
+  migration (:func:`add_column`) and the migration lock (:func:`lock_for_migration`).
 
 Instants are BIGINT microseconds and JSON is the ``JSON`` type on both (``json``, not ``jsonb``,
 on PostgreSQL: it keeps a record's text exactly, ``\\u0000`` included, which ``jsonb`` refuses).
@@ -45,8 +44,6 @@ WRITE = "plugbox_write"
 #: Key of the PostgreSQL advisory lock held while migrating: any fixed 64-bit number that other
 #: software sharing the database is unlikely to pick (the bytes of "plugbox\\0").
 MIGRATION_LOCK_KEY = int.from_bytes(b"plugbox\0", "big", signed=True)
-#: Key of the session advisory lock the one ``plugbox serve`` of a PostgreSQL store holds.
-SCHEDULER_LOCK_KEY = int.from_bytes(b"plugbox\1", "big", signed=True)
 
 #: The one PostgreSQL driver the store is tested with.
 PG_DRIVER = "postgresql+psycopg"
@@ -203,31 +200,3 @@ def lock_for_migration(conn: Connection) -> None:
     """
     if is_postgresql(conn):
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-
-
-def hold_scheduler_lock(engine: Engine) -> Connection | None:
-    """PostgreSQL: a connection holding the scheduler's session advisory lock, or None when
-    another session holds it. The lock lasts as long as the connection: closing it, or the
-    process dying, releases it. SQLite: None is never returned; there is nothing to hold."""
-    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        held = conn.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK_KEY}
-        ).scalar_one()
-    except BaseException:
-        conn.close()
-        raise
-    if not held:
-        conn.close()
-        return None
-    return conn
-
-
-def release_scheduler_lock(conn: Connection) -> None:
-    """Give the lock back now, then the connection: closing alone would return the session to
-    the pool still holding it, and even a closed socket is noticed by the server a moment late."""
-    try:
-        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY})
-    finally:
-        conn.invalidate()  # never back into the pool
-        conn.close()

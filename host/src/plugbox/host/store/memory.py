@@ -247,9 +247,6 @@ class MemoryRunStore:
             self._check_open()
             return self._last_fire.get(job)
 
-    def claim_scheduler(self) -> None:
-        self._check_open()  # one process's memory: nobody else can schedule from it
-
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -43,6 +43,7 @@ from sqlalchemy import (
     literal,
     select,
     table,
+    text,
     update,
 )
 
@@ -199,11 +200,37 @@ def _v4_webhooks_and_last_success(conn: Connection) -> None:
     conn.execute(update(state).values(last_success_us=latest))
 
 
+def _v5_fire_queue(conn: Connection) -> None:
+    # A fire that cannot start now is a `queued` row any replica may claim (ADR 0020). Null in
+    # older rows and in runs that are not fires of a schedule (a manual trigger's first attempt).
+    add_column(conn, "runs", Column("fire_key", String(320)))
+    add_column(conn, "runs", Column("priority", Integer))
+    add_column(conn, "runs", Column("due_at_us", BigInteger))
+    add_column(conn, "runs", Column("lease_owner", String(255)))
+    add_column(conn, "runs", Column("lease_until_us", BigInteger))
+    add_column(conn, "runs", Column("lease_epoch", Integer))
+    # Unique: a second replica's insert of the same (job, instant, attempt) is a no-op. NULLs
+    # never collide, on either database.
+    conn.execute(text("CREATE UNIQUE INDEX ux_runs_fire_key ON runs (fire_key)"))
+    conn.execute(text("CREATE INDEX ix_runs_status_due ON runs (status, due_at_us)"))
+    conn.execute(text("CREATE INDEX ix_runs_lease_until ON runs (lease_until_us)"))
+    # Counters every replica polls (and PostgreSQL also NOTIFYs): a reload asked of any replica.
+    metadata = MetaData()
+    Table(
+        "serve_signals",
+        metadata,
+        Column("name", String(64), primary_key=True),
+        Column("generation", BigInteger, nullable=False),
+    )
+    metadata.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and job state", _v1_runs_and_job_state),
     Migration(2, "the runtime calls each run was refused", _v2_denials),
     Migration(3, "who asked for, cancelled, paused or resumed a job", _v3_who),
     Migration(4, "webhook deliveries and each job's last success", _v4_webhooks_and_last_success),
+    Migration(5, "fires queued as claimable rows, with leases", _v5_fire_queue),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -7,7 +7,6 @@ Queries use only portable Core constructs (window functions included: SQLite has
 from __future__ import annotations
 
 import builtins
-import contextlib
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from plugbox.host.store import dialect
 from plugbox.host.store.base import (
@@ -43,7 +42,6 @@ from plugbox.host.store.base import (
     Clock,
     RunExistsError,
     RunLookupError,
-    SchedulerTakenError,
     StoreClosedError,
     StoreUnavailableError,
     check_limits,
@@ -105,6 +103,13 @@ runs = Table(
     Column("denials", JSON),
     Column("requested_by", String(255)),
     Column("cancelled_by", String(255)),
+    # The fire queue's columns (migration 5); only plugbox.host.store.queue reads or writes them.
+    Column("fire_key", String(320)),
+    Column("priority", Integer),
+    Column("due_at_us", BigInteger),
+    Column("lease_owner", String(255)),
+    Column("lease_until_us", BigInteger),
+    Column("lease_epoch", Integer),
 )
 job_state = Table(
     "job_state",
@@ -115,6 +120,12 @@ job_state = Table(
     Column("paused_by", String(255)),
     Column("paused_changed_at_us", BigInteger),
     Column("last_success_us", BigInteger),
+)
+serve_signals = Table(
+    "serve_signals",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
 )
 
 _PLAIN = (
@@ -219,7 +230,6 @@ class SqlRunStore:
         self._snapshot = dialect.snapshot_reader(self._engine)
         self._writer = dialect.writer(self._engine)
         self._closed = False
-        self._scheduler: Connection | None = None
         try:
             self._upgrade()
         except OperationalError as err:
@@ -471,19 +481,6 @@ class SqlRunStore:
             value = conn.execute(query).scalar_one_or_none()
         return None if value is None else from_us(value)
 
-    def claim_scheduler(self) -> None:
-        if self._closed:
-            raise StoreClosedError()
-        if self._scheduler is not None or not dialect.is_postgresql(self._engine):
-            return
-        self._scheduler = dialect.hold_scheduler_lock(self._engine)
-        if self._scheduler is None:
-            raise SchedulerTakenError(self._shown_url)
-
     def close(self) -> None:
         self._closed = True
-        if self._scheduler is not None:
-            scheduler, self._scheduler = self._scheduler, None
-            with contextlib.suppress(DBAPIError):  # a lost connection holds no lock either
-                dialect.release_scheduler_lock(scheduler)
         self._engine.dispose()

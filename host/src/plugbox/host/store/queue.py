@@ -1,0 +1,458 @@
+"""The fire queue: fires waiting as ``queued`` rows, claimed under a lease, recovered when it lapses.
+
+Every replica of ``plugbox serve`` sharing one database works from these rows (ADR 0020):
+
+- **enqueue**: a due fire becomes a ``queued`` run whose ``fire_key`` — (job, scheduled instant in
+  UTC, attempt) — is unique, so the second replica's insert of the same fire does nothing;
+- **claim**: in one transaction a replica takes up to as many due rows as it has idle workers
+  (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, and a transaction-scoped advisory lock per job so two
+  replicas never decide about the same job's concurrency at once; SQLite: its single writer),
+  decides about each with :func:`plugbox.host.scheduler.admission.admit`, and marks the chosen
+  ones ``running`` with a lease (owner, ``lease_until``, ``lease_epoch``);
+- **renew**: the owner pushes ``lease_until`` forward while it runs them;
+- **recover**: any replica turns ``running`` rows whose lease lapsed into ``interrupted``, raising
+  the epoch, so the owner's late final write is refused (:meth:`finish` fences on the epoch).
+
+Time is the database's (``clock_timestamp()`` on PostgreSQL; SQLite is one host's file, so its
+clock is the host's): a replica whose clock is off neither starts a fire early nor takes a lease
+that is still being renewed.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from plugbox.host.scheduler.admission import Admission, Waiting
+from plugbox.host.store import dialect
+from plugbox.host.store.queue_sql import (
+    advance_last_fire,
+    lease_held,
+    running_counts,
+    running_ids,
+    waiting_instants,
+)
+from plugbox.host.store.records import RunRecord, interrupted
+from plugbox.host.store.sql import (
+    _from_row,
+    _note_success,
+    _to_row,
+    from_us,
+    runs,
+    serve_signals,
+    to_us,
+)
+
+#: Namespace (first key) of the per-job advisory locks a PostgreSQL claim takes.
+JOB_LOCK_NAMESPACE = int.from_bytes(b"pbox", "big", signed=True)
+
+Decide = Callable[[Waiting, int, Sequence[datetime], datetime], Admission]
+
+
+def fire_key(job: str, scheduled_at: datetime, attempt: int) -> str:
+    """The identity of one fire across replicas: (job, scheduled instant in UTC, attempt)."""
+    return f"{job}@{to_us(scheduled_at)}#{attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueue:
+    """A fire to store ``queued``: its record, its key (None: never a duplicate), its order."""
+
+    record: RunRecord
+    key: str | None
+    priority: int
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A run this replica now holds the lease on; ``record`` is ``running`` as stored."""
+
+    record: RunRecord
+    epoch: int
+    priority: int
+
+
+#: At most this many batches of due rows are read by one claim.
+MAX_BATCHES = 8
+
+
+@dataclass
+class _ClaimState:
+    """What one claim transaction knows so far."""
+
+    now_us: int
+    held: dict[str, int]
+    seen: set[str] = field(default_factory=set)
+    locked: set[str] = field(default_factory=set)  # jobs this claim decides about
+    busy: set[str] = field(default_factory=set)  # jobs another claim is deciding about
+    running: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, builtins.list[datetime]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    started: list[Claimed]
+    skipped: list[RunRecord]  #: refused at start (concurrency, misfire): stored final
+    replace: list[str]  #: run ids a ``replace`` fire asks to cancel
+
+
+class FireQueue:
+    """The queue of one run store's database; safe to share between threads."""
+
+    def __init__(self, engine: Engine, *, owner: str, host_id: str, lease_s: float) -> None:
+        self._engine = engine
+        self._writer = dialect.writer(engine)
+        self._postgresql = dialect.is_postgresql(engine)
+        self.owner = owner  #: this process, in lease_owner
+        self.host_id = host_id
+        self.lease = timedelta(seconds=lease_s)
+
+    # -- time ----------------------------------------------------------------------------
+    def _now_us(self, conn: Connection) -> int:
+        if self._postgresql:
+            query = text("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
+            return int(conn.execute(query).scalar_one())
+        return to_us(datetime.now(UTC))
+
+    def now(self) -> datetime:
+        """The database's current time (the host's for SQLite)."""
+        with self._engine.connect() as conn:
+            return from_us(self._now_us(conn))
+
+    # -- enqueue ---------------------------------------------------------------------------
+    def enqueue(
+        self, record: RunRecord, *, key: str | None, priority: int, due_at: datetime
+    ) -> bool:
+        """Store ``record`` (``queued``) as a claimable fire; False when ``key`` is stored already
+        (another replica recorded this fire first)."""
+        row = {**_to_row(record), "fire_key": key, "priority": priority, "due_at_us": to_us(due_at)}
+        try:
+            with self._writer.begin() as conn:
+                conn.execute(insert(runs).values(row))
+                if record.trigger == "schedule":
+                    advance_last_fire(conn, record.job, to_us(record.scheduled_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def enqueue_many(self, fires: Sequence[Enqueue]) -> builtins.list[str]:
+        """Store many ``queued`` fires in one transaction (what the scheduler loop does with
+        every fire due at one instant); return the run ids stored. A fire whose key is stored
+        already is left out, as in :meth:`enqueue`."""
+        if not fires:
+            return []
+        rows = [
+            {
+                **_to_row(f.record),
+                "fire_key": f.key,
+                "priority": f.priority,
+                "due_at_us": to_us(f.due_at),
+            }
+            for f in fires
+        ]
+        insert_into = postgresql.insert if self._postgresql else sqlite.insert
+        added: builtins.list[str] = []
+        latest: dict[str, int] = {}
+        with self._writer.begin() as conn:
+            for start in range(0, len(rows), 500):
+                statement = (
+                    insert_into(runs)
+                    .values(rows[start : start + 500])
+                    .on_conflict_do_nothing(index_elements=["fire_key"])
+                    .returning(runs.c.run_id)
+                )
+                added.extend(str(run_id) for run_id in conn.execute(statement).scalars())
+            stored = set(added)
+            for f in fires:
+                if f.record.run_id in stored and f.record.trigger == "schedule":
+                    at = to_us(f.record.scheduled_at)
+                    latest[f.record.job] = max(at, latest.get(f.record.job, at))
+            for job, at in latest.items():
+                advance_last_fire(conn, job, at)
+        return added
+
+    def run_count(self, job: str) -> int:
+        """Runs of ``job`` in the history that are not waiting (its ``ctx.run_count``)."""
+        query = (
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.job == job, runs.c.status != "queued")
+        )
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def depth(self) -> int:
+        """How many fires wait (due or not)."""
+        query = select(func.count()).select_from(runs).where(runs.c.status == "queued")
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- claim -----------------------------------------------------------------------------
+    def claim(
+        self,
+        limit: int,
+        *,
+        plugins: Collection[str],
+        held: Mapping[str, int],
+        caps: Mapping[str, int],
+        decide: Decide,
+    ) -> ClaimResult:
+        """Start up to ``limit`` due fires of ``plugins`` (those this replica can run).
+
+        ``held``: runs each plugin holds on this replica now; ``caps``: the most it may hold
+        (``[plugins.ID] max_workers``). Fires refused by ``decide`` are stored ``skipped``.
+        """
+        result = ClaimResult([], [], [])
+        if limit <= 0 or not plugins:
+            return result
+        held = dict(held)
+        batch = limit * 4 + 8  # room for fires skipped or held back by a plugin's cap
+        with self._writer.begin() as conn:
+            now_us = self._now_us(conn)
+            state = _ClaimState(now_us, held)
+            # Several batches when fires are refused: under overload the oldest due rows are
+            # mostly stale (misfire), and one batch of them must not starve the fresh ones.
+            for _ in range(MAX_BATCHES):
+                rows = self._due_rows(conn, now_us, plugins, state.seen, batch)
+                state.seen.update(row["run_id"] for row in rows)
+                rows = self._lock_jobs(conn, rows, state)
+                for row in rows:
+                    if len(result.started) >= limit:
+                        return result
+                    self._admit(conn, row, state, caps, decide, result)
+                if len(state.seen) % batch or len(result.started) >= limit:
+                    break  # the last batch was not full: nothing more is due
+        return result
+
+    def _due_rows(
+        self,
+        conn: Connection,
+        now_us: int,
+        plugins: Collection[str],
+        seen: set[str],
+        batch: int,
+    ) -> builtins.list[RowMapping]:
+        priority = func.coalesce(runs.c.priority, 5)
+        query = (
+            select(runs)
+            .where(
+                runs.c.status == "queued",
+                or_(runs.c.due_at_us.is_(None), runs.c.due_at_us <= now_us),
+                runs.c.plugin_id.in_(sorted(plugins)),
+            )
+            .order_by(priority.desc(), runs.c.due_at_us, runs.c.run_id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+        if seen:
+            query = query.where(runs.c.run_id.not_in(sorted(seen)))
+        return list(conn.execute(query).mappings())
+
+    def _lock_jobs(
+        self, conn: Connection, rows: builtins.list[RowMapping], state: _ClaimState
+    ) -> builtins.list[RowMapping]:
+        """Take this transaction's lock on each new job of ``rows`` (PostgreSQL) and load what
+        deciding about them needs; rows of jobs another claim is deciding about are left."""
+        fresh = sorted({row["job"] for row in rows} - state.locked - state.busy)
+        for job in fresh:
+            # try, never wait: a claim waiting on another's job lock while holding its own
+            # could deadlock; the job's fires simply wait for the next claim.
+            taken = (
+                not self._postgresql
+                or conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:job))"),
+                    {"ns": JOB_LOCK_NAMESPACE, "job": job},
+                ).scalar_one()
+            )
+            (state.locked if taken else state.busy).add(job)
+        mine = [job for job in fresh if job in state.locked]
+        if mine:
+            state.running.update(running_counts(conn, mine))
+            state.waiting.update(waiting_instants(conn, mine))
+        return [row for row in rows if row["job"] in state.locked]
+
+    def _admit(
+        self,
+        conn: Connection,
+        row: RowMapping,
+        state: _ClaimState,
+        caps: Mapping[str, int],
+        decide: Decide,
+        result: ClaimResult,
+    ) -> None:
+        plugin = row["plugin_id"]
+        if plugin in caps and state.held.get(plugin, 0) >= caps[plugin]:
+            return  # stays queued: another replica, or a later claim, may start it
+        record = _from_row(row)
+        now = from_us(state.now_us)
+        fire = Waiting(record.job, record.trigger, record.scheduled_at)
+        admission = decide(
+            fire, state.running.get(record.job, 0), state.waiting.get(record.job, []), now
+        )
+        if admission.decision == "skip":
+            skipped = record.model_copy(
+                update={"status": "skipped", "finished_at": now, "reason": admission.reason}
+            )
+            conn.execute(
+                update(runs).where(runs.c.run_id == record.run_id).values(_to_row(skipped))
+            )
+            result.skipped.append(skipped)
+            return
+        if admission.decision == "replace":
+            result.replace.extend(running_ids(conn, record.job))
+        epoch = (row["lease_epoch"] or 0) + 1
+        started = record.model_copy(
+            update={"status": "running", "started_at": now, "host_id": self.host_id}
+        )
+        conn.execute(
+            update(runs)
+            .where(runs.c.run_id == record.run_id)
+            .values(
+                {
+                    **_to_row(started),
+                    "lease_owner": self.owner,
+                    "lease_until_us": state.now_us + self.lease // timedelta(microseconds=1),
+                    "lease_epoch": epoch,
+                }
+            )
+        )
+        state.running[record.job] = state.running.get(record.job, 0) + 1
+        state.held[plugin] = state.held.get(plugin, 0) + 1
+        result.started.append(Claimed(started, epoch, int(row["priority"] or 5)))
+
+    def release(self, run_ids: Collection[str]) -> None:
+        """Give claimed runs that never started back to the queue (this replica is stopping)."""
+        if not run_ids:
+            return
+        with self._writer.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(
+                    runs.c.run_id.in_(sorted(run_ids)),
+                    runs.c.lease_owner == self.owner,
+                    runs.c.status == "running",
+                )
+                .values(status="queued", started_at_us=None, lease_owner=None, lease_until_us=None)
+            )
+
+    def cancel_queued(self, cancelled: RunRecord) -> bool:
+        """Store ``cancelled`` over its run if that is still waiting; False when a replica
+        claimed it first."""
+        with self._writer.begin() as conn:
+            done = conn.execute(
+                update(runs)
+                .where(runs.c.run_id == cancelled.run_id, runs.c.status == "queued")
+                .values(_to_row(cancelled))
+            )
+        return bool(done.rowcount)
+
+    # -- leases ----------------------------------------------------------------------------
+    def renew(self, leases: Mapping[str, int]) -> set[str]:
+        """Extend this replica's leases on ``leases`` (run id → epoch); return the run ids whose
+        lease is no longer ours (recovered by another replica: stop them, write nothing)."""
+        if not leases:
+            return set()
+        with self._writer.begin() as conn:
+            now_us = self._now_us(conn)
+            until = now_us + self.lease // timedelta(microseconds=1)
+            kept: set[str] = set()
+            for run_id, epoch in leases.items():
+                done = conn.execute(
+                    update(runs)
+                    .where(*lease_held(run_id, epoch, self.owner))
+                    .values(lease_until_us=until)
+                )
+                if done.rowcount:
+                    kept.add(run_id)
+        return set(leases) - kept
+
+    def finish(self, record: RunRecord, epoch: int) -> bool:
+        """Store ``record`` (this replica's write of a run it holds) unless the lease was lost:
+        False when a recovery took the run first (its epoch moved on): the fencing check."""
+        with self._writer.begin() as conn:
+            done = conn.execute(
+                update(runs)
+                .where(*lease_held(record.run_id, epoch, self.owner))
+                .values({**_to_row(record), "lease_until_us": None})
+            )
+            if done.rowcount and record.status == "success" and record.finished_at is not None:
+                _note_success(conn, record)
+        return bool(done.rowcount)
+
+    def recover(self, reason: str, *, restarted: bool = False) -> builtins.list[RunRecord]:
+        """Turn ``running`` runs whose lease lapsed (by the database's clock) into
+        ``interrupted`` and return them; with ``restarted`` (before this process claimed
+        anything), also every run of this host id: a previous process under the same host id
+        left it (host ids must differ between replicas, docs/deploy.md)."""
+        with self._writer.begin() as conn:
+            now_us = self._now_us(conn)
+            lapsed = and_(runs.c.lease_until_us.is_not(None), runs.c.lease_until_us < now_us)
+            if restarted:  # what a previous process under this host id left running
+                lapsed = or_(lapsed, runs.c.host_id == self.host_id)
+            query = (
+                select(runs)
+                .where(runs.c.status == "running", lapsed)
+                .order_by(runs.c.sort_at_us, runs.c.run_id)
+                .with_for_update(skip_locked=True)
+            )
+            changed = []
+            for row in conn.execute(query).mappings():
+                record = interrupted(_from_row(row), reason, from_us(now_us))
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.run_id == record.run_id)
+                    .values(
+                        {
+                            **_to_row(record),
+                            "lease_until_us": None,
+                            "lease_epoch": (row["lease_epoch"] or 0) + 1,
+                        }
+                    )
+                )
+                changed.append(record)
+        return changed
+
+    # -- signals between replicas -----------------------------------------------------------
+    def signal(self, name: str) -> None:
+        """Tell every replica that ``name`` happened (e.g. ``reload``): they poll
+        :meth:`generations`, and on PostgreSQL hear a NOTIFY at once."""
+        with self._writer.begin() as conn:
+            done = conn.execute(
+                update(serve_signals)
+                .where(serve_signals.c.name == name)
+                .values(generation=serve_signals.c.generation + 1)
+            )
+            if not done.rowcount:
+                dialect.upsert(conn, serve_signals, {"name": name, "generation": 1}, defaults={})
+            if self._postgresql:
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :name)"),
+                    {"channel": NOTIFY_CHANNEL, "name": name},
+                )
+
+    def generations(self) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            return {str(n): int(g) for n, g in conn.execute(select(serve_signals))}
+
+    def notify(self, what: str) -> None:
+        """PostgreSQL: wake every replica's dispatcher now (a fire was queued, a job paused);
+        SQLite: nothing, the replicas' polling sees it."""
+        if not self._postgresql:
+            return
+        with self._engine.connect() as conn:
+            conn.execute(
+                text("SELECT pg_notify(:channel, :what)"), {"channel": NOTIFY_CHANNEL, "what": what}
+            )
+            conn.commit()
+
+
+#: The PostgreSQL LISTEN/NOTIFY channel replicas wake each other on.
+NOTIFY_CHANNEL = "plugbox_serve"
