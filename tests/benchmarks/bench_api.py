@@ -47,21 +47,20 @@ TRIGGERS = 30
 def plugin_source(plugin: int) -> str:
     """Plugin ``pluginP`` with the jobs ``jobI`` (I = P, P + 50, ...) that ``fill`` wrote runs of."""
     jobs = [index for index in range(JOBS) if index % PLUGINS == plugin]
-    lines = [
-        "from plugbox.sdk import define_manifest, hookimpl, job",
-        "",
-        "def _trivial(ctx):",
-        "    return {'ok': True}",
-        "",
-        "JOBS = []",
-    ]
+    lines = ["from plugbox.sdk import define_manifest, hookimpl, job", "", "JOBS = []"]
     for index in jobs:
         schedule = "* * * * * *" if index < EVERY_SECOND else "0 0 1 1 *"
-        lines.append(
-            f"JOBS.append(job('job{index}', schedule={schedule!r}, misfire='run_once')(_trivial))"
-        )
+        # A function of its own per job: the SDK refuses one function as two jobs.
+        lines += [
+            "",
+            f"@job('job{index}', schedule={schedule!r}, misfire='run_once')",
+            f"def job{index}(ctx):",
+            "    return {'ok': True}",
+            "",
+            f"JOBS.append(job{index})",
+        ]
     lines += [
-        f"manifest = define_manifest(id='plugin{plugin}', version='1.0', jobs=JOBS)",
+        f"manifest = define_manifest(id='plugin{plugin}', version='1.0', name='Bench {plugin}', jobs=JOBS)",
         "",
         "@hookimpl",
         "def plugbox_manifest():",
@@ -234,6 +233,9 @@ def main(requests: int) -> dict[str, Any]:
                 deadline = time.monotonic() + 120
                 while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
                     time.sleep(0.1)
+                listed = len(client.get("/jobs").json()["jobs"])
+                if listed < JOBS:  # a synthetic plugin that failed to load measures nothing
+                    raise SystemExit(f"serve lists {listed} jobs, not {JOBS}: see its stderr")
                 loaded = datetime.now(UTC)
                 jobs = load_generator(url, token, "/jobs", requests)
                 page = load_generator(url, token, "/runs?limit=50", requests)

@@ -323,7 +323,7 @@ class Daemon(OperationsMixin):
             scheduled_at=fire.scheduled_at,
         )
         try:
-            previous = self.host.store.stats(fire.job).get(fire.job)
+            previous = self.host.store.tallies([fire.job]).get(fire.job)
             record = self.host.execute(
                 RunPlan(
                     plugin=plugin,
