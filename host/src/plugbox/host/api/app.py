@@ -44,7 +44,7 @@ def create_app(
     app.state.metrics = metrics
     # GET /jobs bodies (ADR 0031): rendered again once a run of this host ends, or after a second.
     app.state.job_lists = Fresh(JOB_LIST_MAX_AGE_S)
-    host.listeners.append(lambda _: app.state.job_lists.changed())
+    host.listeners.append(lambda record: app.state.job_lists.changed(record.job))
     app.state.waiters = anyio.CapacityLimiter(MAX_WAITING_TRIGGERS)
     errors.install(app)
     routers = [health.router, plugins.router, jobs.router, runs.router]

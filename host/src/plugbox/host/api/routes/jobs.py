@@ -79,9 +79,9 @@ async def list_jobs(
     body = lists.peek(key)
     if body is None:
 
-        def render() -> bytes:
+        def render() -> tuple[bytes, frozenset[str]]:
             found = job_list(host, plugin=plugin, tag=tag, state=state, limit=limit, cursor=cursor)
-            return found.model_dump_json().encode()
+            return found.model_dump_json().encode(), frozenset(job.id for job in found.jobs)
 
         try:
             body = await run_in_threadpool(lists.get, key, render)
@@ -142,7 +142,7 @@ async def trigger_job(
     record = await run_in_threadpool(
         lambda: operations.trigger(known(host, job_id), requested_by=token.name)
     )
-    _changed(request)
+    _changed(request, record.job)
     # Waiting holds a thread of its own pool, never one of the pool that answers every other
     # request: a burst of waiting triggers must not stall GET /jobs (ADR 0031). With all of
     # them taken, the run is answered as it is now (202), as when the wait ends.
@@ -156,10 +156,10 @@ async def trigger_job(
     return record
 
 
-def _changed(request: Request) -> None:
-    """This request changed what job lists show: render them anew."""
+def _changed(request: Request, job: str | None = None) -> None:
+    """This request changed what job lists show: of ``job``, or (None) which jobs they hold."""
     lists: Fresh = request.app.state.job_lists
-    lists.changed()
+    lists.changed(job)
 
 
 @router.post("/jobs/{job_id}/pause", operation_id="pause_job", responses=responses(404, 409))
