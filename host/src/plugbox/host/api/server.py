@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import threading
 
+import anyio
 import uvicorn
 from fastapi import FastAPI
 
@@ -26,6 +27,16 @@ GRACEFUL_S = 5
 KEEP_ALIVE_S = 75
 #: Connections the kernel queues while the server is busy accepting others.
 BACKLOG = 1024
+#: Threads answering requests' blocking work (AnyIO's default is 40). They share one GIL with
+#: the scheduler: forty threads busy rendering run pages left the scheduler a fortieth of it,
+#: and scheduled runs started seconds late (ADR 0031). More threads would not answer faster.
+API_THREADS = 8
+
+
+class _Server(uvicorn.Server):
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
+        await super().serve(sockets)
 
 
 def is_loopback(host: str) -> bool:
@@ -78,7 +89,7 @@ class HttpServer:
             backlog=BACKLOG,
             lifespan="off",
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
