@@ -109,6 +109,38 @@ def test_jobs_filters(api: Api) -> None:
     assert [j["id"] for j in disabled] == ["apitest:off"]
 
 
+def test_jobs_come_a_page_at_a_time(api: Api) -> None:
+    with api.client("read") as client:
+        everything = client.get("/jobs").json()
+        pages, cursor = [], None
+        while True:
+            params = {"limit": 2} if cursor is None else {"limit": 2, "cursor": cursor}
+            page = client.get("/jobs", params=params).json()
+            pages.append([job["id"] for job in page["jobs"]])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        stale = client.get("/jobs", params={"cursor": "gone:job"})
+        too_many = client.get("/jobs", params={"limit": 1001})
+    assert everything["next_cursor"] is None
+    assert [i for page in pages for i in page] == [job["id"] for job in everything["jobs"]]
+    assert all(len(page) == 2 for page in pages[:-1]) and len(pages) > 2
+    assert "list again from the first page" in error(stale, 422, "INVALID_REQUEST")["message"]
+    error(too_many, 422, "INVALID_REQUEST")
+
+
+def test_the_job_list_shows_a_run_as_soon_as_it_ends(api: Api) -> None:
+    """GET /jobs answers are served again for a second, but not past a run of this host."""
+    with api.client("trigger") as client:
+        client.get("/jobs", params={"plugin": "apitest"})  # rendered, and kept
+        run = client.post("/jobs/apitest:quick/trigger", params={"wait": "true"}).json()
+        assert run["status"] == "success", run
+        listed = client.get("/jobs", params={"plugin": "apitest"}).json()["jobs"]
+    quick = next(job for job in listed if job["id"] == "apitest:quick")
+    assert quick["last_run"]["run_id"] == run["run_id"]
+    assert quick["last_run"]["status"] == "success" and quick["success_rate"] == 1.0
+
+
 def test_pause_and_resume_are_kept_with_who_and_refuse_triggers(api: Api) -> None:
     with api.client("admin") as client:
         paused = client.post("/jobs/example:cleanup/pause").json()

@@ -94,6 +94,7 @@ def test_public_api_is_pinned() -> None:
     assert sorted(store_pkg.__all__) == [
         "DeliveryLog",
         "JobStats",
+        "JobTally",
         "LATEST_VERSION",
         "MemoryRunStore",
         "PauseState",
@@ -384,6 +385,69 @@ def test_stats_without_durations(store: RunStore) -> None:
     store.add(RunRecord(run_id="q", job="p:q", status="queued", scheduled_at=T0))
     only = store.stats()["p:q"]
     assert only.p50_duration_ms is only.p95_duration_ms is None
+
+
+def same_as_stats(store: RunStore) -> None:
+    """The kept tallies say what counting the whole history says."""
+    stats = store.stats()
+    tallies = store.tallies()
+    assert list(tallies) == list(stats)
+    for job, tally in tallies.items():
+        assert tally.counts == stats[job].counts, job
+        assert tally.last_run == stats[job].last_run, job
+        assert tally.total == stats[job].total
+        assert tally.success_rate == stats[job].success_rate
+
+
+def test_tallies_count_each_job_and_name_its_newest_run(history: RunStore) -> None:
+    same_as_stats(history)
+    a = history.tallies(["p:a", "p:missing"])
+    assert list(a) == ["p:a"] and a["p:a"].counts == {"failed": 4, "success": 6}
+    assert a["p:a"].last_run is not None and a["p:a"].last_run.run_id == "a09"
+    assert history.tallies([]) == {}
+
+
+def test_tallies_follow_every_change_of_a_run(history: RunStore, clock: Any) -> None:
+    queued = history.get("b04")
+    history.update(queued.model_copy(update={"status": "running", "started_at": at(21)}))
+    assert history.tallies(["p:b"])["p:b"].counts == {"success": 4, "running": 1}
+    history.update(history.get("a03").model_copy(update={"status": "success"}))  # was failed
+    same_as_stats(history)
+    assert history.mark_interrupted("host-a", "lost")[0].run_id == "b04"
+    assert history.tallies(["p:b"])["p:b"].counts == {"success": 4, "interrupted": 1}
+    same_as_stats(history)
+    clock.now = at(5) + timedelta(days=1)
+    history.prune(older_than_days=1)
+    same_as_stats(history)
+    history.prune(keep_per_job=1)
+    same_as_stats(history)
+    assert history.tallies()["p:a"].counts == {"failed": 1}  # a09, every third failed
+
+
+def test_history_written_before_tallies_is_counted_by_the_migration(
+    db_url: str, clock: Any
+) -> None:
+    engine = dialect.create(dialect.parse_url(db_url))
+    # A database from before the tallies: every migration up to the one that adds them.
+    tallies_at = next(
+        m.version for m in migrations.MIGRATIONS if "per job and status" in m.description
+    )
+    migrations.upgrade(engine, migrations.MIGRATIONS[: tallies_at - 1])
+    existing = {c["name"] for c in inspect(engine).get_columns("runs")}
+    with engine.begin() as conn:
+        for i, status in enumerate(["success", "failed", "success"]):
+            record = make(
+                f"r{i}", status=status, scheduled_at=at(i), started_at=at(i), finished_at=at(i)
+            )
+            row = {k: v for k, v in sql_store._to_row(record).items() if k in existing}
+            conn.execute(sql_store.runs.insert().values(row))
+    engine.dispose()
+    store = SqlRunStore(db_url, clock=clock)
+    try:
+        assert store.tallies()["example:hello"].counts == {"success": 2, "failed": 1}
+        same_as_stats(store)
+    finally:
+        store.close()
 
 
 # --- retention ---------------------------------------------------------------------------------

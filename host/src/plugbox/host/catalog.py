@@ -9,7 +9,6 @@ kernel grants, and changes nothing.
 from __future__ import annotations
 
 import functools
-import os
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from plugbox.host.discovery import LoadedPlugin
 from plugbox.host.services import Host
-from plugbox.host.store import JobStats, PauseState, RunRecord
+from plugbox.host.store import JobStats, JobTally, PauseState, RunRecord
 from plugbox.sandbox import fs_roots
 from plugbox.sandbox.doctor import diagnose
 from plugbox.sandbox.request import DEFAULT_QUOTAS, RunContext, RunRequest, run_permissions
@@ -99,6 +98,10 @@ class JobSummary(_View):
 
 class JobList(_View):
     jobs: tuple[JobSummary, ...]
+    next_cursor: str | None = Field(
+        default=None,
+        description="pass as ?cursor= for the next page; null on the last page",
+    )
 
 
 class JobDetail(JobSummary):
@@ -253,13 +256,13 @@ def _summary_fields(
     plugin: LoadedPlugin,
     spec: JobSpec,
     paused: bool,
-    stats: JobStats | None,
+    stats: JobStats | JobTally | None,
     fire_count: int,
 ) -> tuple[dict[str, Any], tuple[datetime, ...]]:
     plugin_id = plugin.manifest.id
     schedule, timezone, words, error, fires = _schedule_fields(host, plugin_id, spec, fire_count)
     enabled = _enabled(host, plugin_id, spec)
-    state: JobState = "paused" if paused else ("enabled" if enabled else "disabled")
+    state = _state(host, plugin_id, spec, paused)
     fields = {
         "id": f"{plugin_id}:{spec.id}",
         "plugin": plugin_id,
@@ -280,24 +283,61 @@ def _summary_fields(
     return fields, fires
 
 
+def _state(host: Host, plugin_id: str, spec: JobSpec, paused: bool) -> JobState:
+    return "paused" if paused else ("enabled" if _enabled(host, plugin_id, spec) else "disabled")
+
+
+class UnknownCursorError(LookupError):
+    def __init__(self, cursor: str) -> None:
+        super().__init__(
+            f"the cursor {cursor!r} names no job of this host (its plugins changed since the"
+            " previous page); list again from the first page"
+        )
+
+
 def job_list(
-    host: Host, *, plugin: str | None = None, tag: str | None = None, state: JobState | None = None
+    host: Host,
+    *,
+    plugin: str | None = None,
+    tag: str | None = None,
+    state: JobState | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
 ) -> JobList:
+    """The jobs in discovery order, filtered; at most ``limit`` of them, after the job id
+    ``cursor`` (a page's ``next_cursor``). Reads the store's tallies for the page's jobs only,
+    so a page costs the same however long the history is (ADR 0030)."""
     paused = host.store.paused_jobs()
-    stats = host.store.stats()
-    found = []
+    chosen: list[tuple[LoadedPlugin, JobSpec, str]] = []
+    seen_cursor = cursor is None
+    more = False
     for loaded in host.plugins:
-        if plugin is not None and loaded.manifest.id != plugin:
+        plugin_id = loaded.manifest.id
+        if plugin is not None and plugin_id != plugin:
             continue
         for spec in loaded.manifest.jobs:
+            key = f"{plugin_id}:{spec.id}"
+            if not seen_cursor:
+                seen_cursor = key == cursor
+                continue
             if tag is not None and tag not in spec.tags:
                 continue
-            key = f"{loaded.manifest.id}:{spec.id}"
-            fields, _ = _summary_fields(host, loaded, spec, key in paused, stats.get(key), 1)
-            summary = JobSummary(**fields)
-            if state is None or summary.state == state:
-                found.append(summary)
-    return JobList(jobs=tuple(found))
+            if state is not None and _state(host, plugin_id, spec, key in paused) != state:
+                continue
+            if limit is not None and len(chosen) == limit:
+                more = True
+                break
+            chosen.append((loaded, spec, key))
+        if more:
+            break
+    if not seen_cursor and cursor is not None:
+        raise UnknownCursorError(cursor)
+    tallies = host.store.tallies(key for _, _, key in chosen)
+    found = [
+        JobSummary(**_summary_fields(host, loaded, spec, key in paused, tallies.get(key), 1)[0])
+        for loaded, spec, key in chosen
+    ]
+    return JobList(jobs=tuple(found), next_cursor=chosen[-1][2] if more else None)
 
 
 def job_detail(host: Host, key: str) -> JobDetail:

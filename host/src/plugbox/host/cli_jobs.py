@@ -165,7 +165,7 @@ def jobs_run(ctx: click.Context, job: str, as_json: bool) -> None:
 
     with open_host(ctx) as host:
         plugin, spec = host.job(job)
-        previous = host.store.stats(job).get(job)
+        previous = host.store.tallies([job]).get(job)
         run_count = (previous.total if previous else 0) + 1
         plan = RunPlan(plugin=plugin, job_id=spec.id, trigger="manual", run_count=run_count)
 

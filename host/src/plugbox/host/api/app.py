@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import FastAPI
 
 from plugbox.host.api import errors
+from plugbox.host.api.fresh import Fresh
 from plugbox.host.api.routes import health, jobs, plugins, runs
 from plugbox.host.api.routes import metrics as metrics_routes
 from plugbox.host.metrics import HostMetrics
 from plugbox.host.operations import Operations
 from plugbox.host.services import Host
 from plugbox.host.tokens import TokenStore
+
+#: How long a rendered GET /jobs answer may be served when nothing this host did changed it.
+JOB_LIST_MAX_AGE_S = 1.0
+#: ``POST /jobs/{id}/trigger?wait=true`` requests waiting at once; more answer 202 at once.
+MAX_WAITING_TRIGGERS = 200
 
 
 def create_app(
@@ -35,6 +42,10 @@ def create_app(
     app.state.operations = operations
     app.state.tokens = tokens or TokenStore(host.config.state_dir)
     app.state.metrics = metrics
+    # GET /jobs bodies (ADR 0031): rendered again once a run of this host ends, or after a second.
+    app.state.job_lists = Fresh(JOB_LIST_MAX_AGE_S)
+    host.listeners.append(lambda record: app.state.job_lists.changed(record.job))
+    app.state.waiters = anyio.CapacityLimiter(MAX_WAITING_TRIGGERS)
     errors.install(app)
     routers = [health.router, plugins.router, jobs.router, runs.router]
     if metrics is not None:

@@ -6,7 +6,7 @@ the scope. The comparison is in :meth:`plugbox.host.tokens.TokenStore.authentica
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,10 +18,13 @@ from plugbox.host.tokens import Scope, TokenInfo, TokenStore
 _bearer = HTTPBearer(auto_error=False, description="a token from `plugbox tokens create`")
 
 
-def scope(needed: Scope) -> Callable[..., TokenInfo]:
+def scope(needed: Scope) -> Callable[..., Awaitable[TokenInfo]]:
     """A dependency that answers 401/403 unless the request's token holds ``needed``."""
 
-    def check(
+    # async: as a plain def, FastAPI would send every request through the thread pool for a
+    # hash and a stat of the token file. Blocking briefly is accepted: the file is local, and it
+    # is written (under its lock) at most once a minute per token, for "last used" (ADR 0031).
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> TokenInfo:

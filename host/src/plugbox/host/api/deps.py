@@ -1,4 +1,8 @@
-"""What every route reads from the app: the host's services and the running host's operations."""
+"""What every route reads from the app: the host's services and the running host's operations.
+
+Both are ``async``: a plain ``def`` dependency costs a trip through the thread pool on every
+request, for an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ from plugbox.host.operations import Operations
 from plugbox.host.services import Host
 
 
-def _host(request: Request) -> Host:
+async def _host(request: Request) -> Host:
     host: Host = request.app.state.host
     return host
 
 
-def _operations(request: Request) -> Operations:
+async def _operations(request: Request) -> Operations:
     operations: Operations = request.app.state.operations
     return operations
 

@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import threading
 
+import anyio
 import uvicorn
 from fastapi import FastAPI
 
@@ -19,6 +20,23 @@ from plugbox.host.config.models import parse_listen
 
 #: How long stopping waits for requests in flight (a ``?wait=true`` trigger, say).
 GRACEFUL_S = 5
+#: How long an idle keep-alive connection stays open. uvicorn's default (5 s) equals httpx's
+#: (and many clients') keep-alive expiry, so a client sending its next request just as the
+#: server gives up on the connection got it closed under it (``httpx.ReadError``), which a busy
+#: machine made common. The server must outwait its clients (ADR 0031).
+KEEP_ALIVE_S = 75
+#: Connections the kernel queues while the server is busy accepting others.
+BACKLOG = 1024
+#: Threads answering requests' blocking work (AnyIO's default is 40). They share one GIL with
+#: the scheduler: forty threads busy rendering run pages left the scheduler a fortieth of it,
+#: and scheduled runs started seconds late (ADR 0031). More threads would not answer faster.
+API_THREADS = 8
+
+
+class _Server(uvicorn.Server):
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = API_THREADS
+        await super().serve(sockets)
 
 
 def is_loopback(host: str) -> bool:
@@ -42,7 +60,7 @@ class HttpServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-            sock.listen(1024)
+            sock.listen(BACKLOG)
         except OSError as err:
             sock.close()
             raise ListenError(
@@ -67,9 +85,11 @@ class HttpServer:
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=GRACEFUL_S,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            backlog=BACKLOG,
             lifespan="off",
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},

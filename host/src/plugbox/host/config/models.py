@@ -137,6 +137,7 @@ class PluginConfig(_Frozen):
     @classmethod
     def _frozen_mapping(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         return _read_only(value)
+
     max_workers: int | None = Field(
         None, ge=1, description="the most workers of one serve the plugin's runs may hold at once"
     )
@@ -159,6 +160,7 @@ class JobOverride(_Frozen):
     @classmethod
     def _frozen_config(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
         return _read_only(value)
+
     priority: int | None = Field(
         None, ge=0, le=10, description="0-10 replacing the declared priority; higher starts first"
     )

@@ -15,6 +15,7 @@ from plugbox.host.store.memory import MemoryRunStore as MemoryRunStore
 from plugbox.host.store.migrations import LATEST_VERSION as LATEST_VERSION
 from plugbox.host.store.migrations import SchemaTooNewError as SchemaTooNewError
 from plugbox.host.store.records import JobStats as JobStats
+from plugbox.host.store.records import JobTally as JobTally
 from plugbox.host.store.records import PauseState as PauseState
 from plugbox.host.store.records import RunCursor as RunCursor
 from plugbox.host.store.records import RunRecord as RunRecord
@@ -29,6 +30,7 @@ __all__ = [
     "LATEST_VERSION",
     "DeliveryLog",
     "JobStats",
+    "JobTally",
     "MemoryRunStore",
     "PauseState",
     "RunCursor",

@@ -15,12 +15,13 @@ Errors::
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 from plugbox.host.store.records import (
     JobStats,
+    JobTally,
     PauseState,
     RunCursor,
     RunRecord,
@@ -124,6 +125,10 @@ class RunStore(Protocol):
 
     def stats(self, job: str | None = None) -> dict[str, JobStats]:
         """Per job (or just ``job``): counts by status, last run, p50/p95 duration."""
+
+    def tallies(self, jobs: Iterable[str] | None = None) -> dict[str, JobTally]:
+        """Per job with stored runs (or each of ``jobs`` that has some): runs by status and the
+        newest run. Unlike :meth:`stats`, its cost does not grow with the length of history."""
 
     def prune(self, older_than_days: float | None = None, keep_per_job: int | None = None) -> int:
         """Delete finished runs older than N days and/or beyond the newest N per job.

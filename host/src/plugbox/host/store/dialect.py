@@ -165,6 +165,23 @@ def upsert(
     conn.execute(statement.on_conflict_do_update(index_elements=key, set_=changed))
 
 
+def increment(conn: Connection, table: Table, key: dict[str, Any], column: str, by: int) -> None:
+    """Add ``by`` to ``column`` of the row of ``table`` with primary key ``key``, creating the
+    row (at ``by``) if it is missing.
+
+    One statement, so concurrent writers in several processes neither lose an addition nor both
+    insert the first row.
+    """
+    statement: postgresql.Insert | sqlite.Insert = (
+        postgresql.insert(table) if is_postgresql(conn) else sqlite.insert(table)
+    ).values({**key, column: by})
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(key), set_={column: table.c[column] + by}
+        )
+    )
+
+
 def prefix_match(bind: Connection, column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
     """``column`` starts with ``prefix``, case-sensitively, on both databases.
 

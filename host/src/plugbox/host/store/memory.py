@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ from plugbox.host.store.base import (
 from plugbox.host.store.records import (
     ACTIVE_STATUSES,
     JobStats,
+    JobTally,
     PauseState,
     RunCursor,
     RunRecord,
@@ -196,6 +198,15 @@ class MemoryRunStore:
             durations = [row.duration_ms for row in job_rows if row.duration_ms is not None]
             result[name] = job_stats(name, counts, job_rows[0].record(), durations)
         return result
+
+    def tallies(self, jobs: Iterable[str] | None = None) -> dict[str, JobTally]:
+        # Counted from the history every time: this store is for tests, where it is short.
+        wanted = None if jobs is None else set(jobs)
+        return {
+            name: JobTally(job=name, counts=stats.counts, last_run=stats.last_run)
+            for name, stats in self.stats().items()
+            if wanted is None or name in wanted
+        }
 
     def prune(self, older_than_days: float | None = None, keep_per_job: int | None = None) -> int:
         check_limits(0, older_than_days, keep_per_job)

@@ -225,12 +225,34 @@ def _v5_fire_queue(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _v6_job_tallies(conn: Connection) -> None:
+    # Runs per job and status, kept by every write (docs/adr/0030-job-tallies.md): a job list
+    # reads these few rows instead of counting the whole history on every request.
+    metadata = MetaData()
+    tallies = Table(
+        "job_tallies",
+        metadata,
+        Column("job", String(255), primary_key=True),
+        Column("status", String(16), primary_key=True),
+        Column("runs", BigInteger, nullable=False),
+    )
+    metadata.create_all(conn)
+    runs = table("runs", column("job"), column("status"))
+    conn.execute(
+        insert(tallies).from_select(
+            ["job", "status", "runs"],
+            select(runs.c.job, runs.c.status, func.count()).group_by(runs.c.job, runs.c.status),
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs and job state", _v1_runs_and_job_state),
     Migration(2, "the runtime calls each run was refused", _v2_denials),
     Migration(3, "who asked for, cancelled, paused or resumed a job", _v3_who),
     Migration(4, "webhook deliveries and each job's last success", _v4_webhooks_and_last_success),
     Migration(5, "fires queued as claimable rows, with leases", _v5_fire_queue),
+    Migration(6, "runs per job and status, kept by every write", _v6_job_tallies),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

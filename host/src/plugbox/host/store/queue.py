@@ -43,8 +43,10 @@ from plugbox.host.store.records import RunRecord, interrupted
 from plugbox.host.store.sql import (
     _from_row,
     _note_success,
+    _tally,
     _to_row,
     from_us,
+    job_tallies,
     runs,
     serve_signals,
     to_us,
@@ -137,6 +139,7 @@ class FireQueue:
         try:
             with self._writer.begin() as conn:
                 conn.execute(insert(runs).values(row))
+                _tally(conn, record.job, None, record.status)
                 if record.trigger == "schedule":
                     advance_last_fire(conn, record.job, to_us(record.scheduled_at))
         except IntegrityError:
@@ -181,10 +184,9 @@ class FireQueue:
 
     def run_count(self, job: str) -> int:
         """Runs of ``job`` in the history that are not waiting (its ``ctx.run_count``)."""
-        query = (
-            select(func.count())
-            .select_from(runs)
-            .where(runs.c.job == job, runs.c.status != "queued")
+        # From the per-job tallies (ADR 0030): a few rows, never a count over the history.
+        query = select(func.coalesce(func.sum(job_tallies.c.runs), 0)).where(
+            job_tallies.c.job == job, job_tallies.c.status != "queued"
         )
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
@@ -304,6 +306,7 @@ class FireQueue:
             conn.execute(
                 update(runs).where(runs.c.run_id == record.run_id).values(_to_row(skipped))
             )
+            _tally(conn, record.job, record.status, skipped.status)
             result.skipped.append(skipped)
             return
         if admission.decision == "replace":
@@ -324,6 +327,7 @@ class FireQueue:
                 }
             )
         )
+        _tally(conn, record.job, record.status, started.status)
         state.running[record.job] = state.running.get(record.job, 0) + 1
         state.held[plugin] = state.held.get(plugin, 0) + 1
         result.started.append(Claimed(started, epoch, int(row["priority"] or 5)))
@@ -332,16 +336,21 @@ class FireQueue:
         """Give claimed runs that never started back to the queue (this replica is stopping)."""
         if not run_ids:
             return
+        held = (runs.c.lease_owner == self.owner, runs.c.status == "running")
         with self._writer.begin() as conn:
-            conn.execute(
-                update(runs)
-                .where(
-                    runs.c.run_id.in_(sorted(run_ids)),
-                    runs.c.lease_owner == self.owner,
-                    runs.c.status == "running",
+            found = conn.execute(
+                select(runs.c.run_id, runs.c.job).where(runs.c.run_id.in_(sorted(run_ids)), *held)
+            ).all()
+            for run_id, job in found:
+                done = conn.execute(
+                    update(runs)
+                    .where(runs.c.run_id == run_id, *held)
+                    .values(
+                        status="queued", started_at_us=None, lease_owner=None, lease_until_us=None
+                    )
                 )
-                .values(status="queued", started_at_us=None, lease_owner=None, lease_until_us=None)
-            )
+                if done.rowcount:
+                    _tally(conn, job, "running", "queued")
 
     def cancel_queued(self, cancelled: RunRecord) -> bool:
         """Store ``cancelled`` over its run if that is still waiting; False when a replica
@@ -352,6 +361,8 @@ class FireQueue:
                 .where(runs.c.run_id == cancelled.run_id, runs.c.status == "queued")
                 .values(_to_row(cancelled))
             )
+            if done.rowcount:
+                _tally(conn, cancelled.job, "queued", cancelled.status)
         return bool(done.rowcount)
 
     # -- leases ----------------------------------------------------------------------------
@@ -383,6 +394,8 @@ class FireQueue:
                 .where(*lease_held(record.run_id, epoch, self.owner))
                 .values({**_to_row(record), "lease_until_us": None})
             )
+            if done.rowcount:
+                _tally(conn, record.job, "running", record.status)
             if done.rowcount and record.status == "success" and record.finished_at is not None:
                 _note_success(conn, record)
         return bool(done.rowcount)
@@ -417,6 +430,7 @@ class FireQueue:
                         }
                     )
                 )
+                _tally(conn, record.job, "running", record.status)
                 changed.append(record)
         return changed
 

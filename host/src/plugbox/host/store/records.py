@@ -183,6 +183,39 @@ RATED_STATUSES: frozenset[str] = frozenset(
 )
 
 
+def success_rate(counts: dict[str, int]) -> float | None:
+    """success / (success + failed + timeout + killed + interrupted); None before any of them."""
+    rated = sum(n for status, n in counts.items() if status in RATED_STATUSES)
+    return None if rated == 0 else counts.get("success", 0) / rated
+
+
+class JobTally(BaseModel):
+    """One job's runs counted by status, and its newest run: what a job list shows.
+
+    The SQL store keeps the counts current in the transaction of every write (ADR 0030), so a
+    job list reads one row per job and status, never the job's history; :class:`JobStats` adds
+    the duration percentiles, which do need the history.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    job: str
+    counts: dict[str, int] = Field(description="runs by status; absent statuses are 0")
+    last_run: RunRecord | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="see JobStats.success_rate"
+    )
+    @property
+    def success_rate(self) -> float | None:
+        return success_rate(self.counts)
+
+    @property
+    def total(self) -> int:
+        """Every stored run of the job, whatever its status."""
+        return sum(self.counts.values())
+
+
 class JobStats(BaseModel):
     """What one job's retained history adds up to."""
 
@@ -201,8 +234,7 @@ class JobStats(BaseModel):
     )
     @property
     def success_rate(self) -> float | None:
-        rated = sum(n for status, n in self.counts.items() if status in RATED_STATUSES)
-        return None if rated == 0 else self.counts.get("success", 0) / rated
+        return success_rate(self.counts)
 
 
 class PauseState(BaseModel):

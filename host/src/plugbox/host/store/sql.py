@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +52,7 @@ from plugbox.host.store.migrations import upgrade
 from plugbox.host.store.records import (
     ACTIVE_STATUSES,
     JobStats,
+    JobTally,
     PauseState,
     RunCursor,
     RunRecord,
@@ -126,6 +128,15 @@ serve_signals = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("generation", BigInteger, nullable=False),
+)
+
+# Runs per job and status, changed in the transaction of every write (ADR 0030).
+job_tallies = Table(
+    "job_tallies",
+    metadata,
+    Column("job", String(255), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("runs", BigInteger, nullable=False),
 )
 
 _PLAIN = (
@@ -208,6 +219,25 @@ def _note_success(conn: Connection, record: RunRecord) -> None:
         )
 
 
+def _tally(conn: Connection, job: str, old: str | None, new: str | None) -> None:
+    """Move one run of ``job`` from status ``old`` to ``new`` in ``job_tallies`` (None: the run
+    is new, or gone), in the caller's transaction, so the tallies agree with the runs table for
+    every process writing to it."""
+    if old == new:
+        return
+    if old is not None:
+        dialect.increment(conn, job_tallies, {"job": job, "status": old}, "runs", -1)
+    if new is not None:
+        dialect.increment(conn, job_tallies, {"job": job, "status": new}, "runs", 1)
+
+
+def _untally(conn: Connection, *where: Any) -> None:
+    """Take the runs matching ``where`` out of the tallies; called just before deleting them."""
+    doomed = select(runs.c.job, runs.c.status, func.count()).where(*where)
+    for job, status, count in conn.execute(doomed.group_by(runs.c.job, runs.c.status)):
+        dialect.increment(conn, job_tallies, {"job": job, "status": status}, "runs", -count)
+
+
 class SqlRunStore:
     """:class:`~plugbox.host.store.base.RunStore` in a SQL database: ``sqlite:///plugbox.db`` or
     ``postgresql://user:password@host/database``.
@@ -282,17 +312,25 @@ class SqlRunStore:
         try:
             with self._write() as conn:
                 conn.execute(insert(runs).values(_to_row(record)))
+                _tally(conn, record.job, None, record.status)
                 _note_success(conn, record)
         except IntegrityError as err:
             raise RunExistsError(record.run_id) from err
 
     def update(self, record: RunRecord) -> None:
         with self._write() as conn:
-            done = conn.execute(
-                update(runs).where(runs.c.run_id == record.run_id).values(_to_row(record))
-            )
-            if done.rowcount == 0:
+            # The status it had, read in this transaction (and locked, on PostgreSQL) so the
+            # tallies move it from exactly there.
+            before = conn.execute(
+                select(runs.c.job, runs.c.status)
+                .where(runs.c.run_id == record.run_id)
+                .with_for_update()
+            ).first()
+            if before is None:
                 raise RunLookupError(record.run_id)
+            conn.execute(update(runs).where(runs.c.run_id == record.run_id).values(_to_row(record)))
+            _tally(conn, before.job, before.status, None)
+            _tally(conn, record.job, None, record.status)
             _note_success(conn, record)
 
     def get(self, run_id: str) -> RunRecord:
@@ -368,13 +406,13 @@ class SqlRunStore:
             .order_by(runs.c.sort_at_us.desc(), runs.c.run_id.desc())
         )
         with self._write() as conn:
-            changed = [
-                interrupted(_from_row(row), reason, now) for row in conn.execute(query).mappings()
-            ]
-            for record in changed:
+            found = [_from_row(row) for row in conn.execute(query).mappings()]
+            changed = [interrupted(record, reason, now) for record in found]
+            for old, record in zip(found, changed, strict=True):
                 conn.execute(
                     update(runs).where(runs.c.run_id == record.run_id).values(_to_row(record))
                 )
+                _tally(conn, record.job, old.status, record.status)
         return changed
 
     def stats(self, job: str | None = None) -> dict[str, JobStats]:
@@ -411,6 +449,30 @@ class SqlRunStore:
             for name in sorted(counts)
         }
 
+    def tallies(self, jobs: Iterable[str] | None = None) -> dict[str, JobTally]:
+        where = [] if jobs is None else [job_tallies.c.job.in_(list(jobs))]
+        counts_query = select(job_tallies).where(job_tallies.c.runs > 0, *where)
+        # The newest run of each job tallied: one descent of ix_runs_job_sort_at per job, never
+        # a pass over the history.
+        tallied = select(job_tallies.c.job).where(*where).distinct().subquery()
+        newest = (
+            select(runs.c.run_id)
+            .where(runs.c.job == tallied.c.job)
+            .order_by(runs.c.sort_at_us.desc(), runs.c.run_id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        last_query = select(runs).where(runs.c.run_id.in_(select(newest).select_from(tallied)))
+        counts: dict[str, dict[str, int]] = {}
+        with self._read(snapshot=True) as conn:  # one transaction: one consistent snapshot
+            for row in conn.execute(counts_query):
+                counts.setdefault(row.job, {})[row.status] = row.runs
+            last = {row["job"]: _from_row(row) for row in conn.execute(last_query).mappings()}
+        return {
+            name: JobTally(job=name, counts=counts[name], last_run=last.get(name))
+            for name in sorted(counts)
+        }
+
     def prune(self, older_than_days: float | None = None, keep_per_job: int | None = None) -> int:
         check_limits(0, older_than_days, keep_per_job)
         now = utc(self._clock(), "clock()")
@@ -419,6 +481,7 @@ class SqlRunStore:
         with self._write() as conn:
             if older_than_days is not None:
                 cutoff = to_us(now - timedelta(days=older_than_days))
+                _untally(conn, finished, runs.c.sort_at_us < cutoff)
                 done = conn.execute(delete(runs).where(finished, runs.c.sort_at_us < cutoff))
                 removed += done.rowcount
             if keep_per_job is not None:
@@ -432,6 +495,7 @@ class SqlRunStore:
                 )
                 ranked = select(runs.c.run_id, rank).subquery()
                 beyond = select(ranked.c.run_id).where(ranked.c.rank > keep_per_job)
+                _untally(conn, finished, runs.c.run_id.in_(beyond))
                 done = conn.execute(delete(runs).where(finished, runs.c.run_id.in_(beyond)))
                 removed += done.rowcount
         return removed

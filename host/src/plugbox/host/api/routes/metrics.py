@@ -20,12 +20,12 @@ router = APIRouter(tags=["metrics"], responses=responses(401, 403))
 _read = scope("read")
 
 
-def _reader(
+async def _reader(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     if not request.app.state.host.config.http.metrics_public:
-        _read(request, credentials)
+        await _read(request, credentials)
 
 
 @router.get(

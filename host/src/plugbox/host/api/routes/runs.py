@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from plugbox.host.api.auth import scope
 from plugbox.host.api.deps import HostDep, OperationsDep
@@ -72,7 +73,7 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 
 
 @router.get("/runs", operation_id="list_runs", responses=responses(422))
-def list_runs(
+async def list_runs(
     host: HostDep,
     _: Reader,
     job: Annotated[str | None, Query(description="PLUGIN:JOB")] = None,
@@ -84,7 +85,10 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> RunPage:
     """Run history, newest first (by start time, else due time), a page at a time."""
-    records = host.store.list(
+    # Only the store read goes to the thread pool; answering from there too would cost every
+    # request another trip through it (ADR 0031).
+    records = await run_in_threadpool(
+        host.store.list,
         job=job,
         status=status,
         trigger=trigger,
@@ -101,9 +105,9 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", operation_id="get_run", responses=responses(404))
-def get_run(run_id: str, host: HostDep, _: Reader) -> RunRecord:
+async def get_run(run_id: str, host: HostDep, _: Reader) -> RunRecord:
     """The whole record: log, events, error with traceback, denials, resources, enforcement."""
-    return host.store.get(run_id)
+    return await run_in_threadpool(host.store.get, run_id)
 
 
 @router.post(
