@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -242,14 +243,19 @@ def test_kill_tree_wins_against_a_fork_storm(forked: Forked) -> None:
 
     started = forked.start(storm)
     session = started.pid
-    time.sleep(0.2)
-    assert len(_session_members(session)) > 10
-    began = time.monotonic()
-    killed = kill_tree(session, session_id=session)
-    assert killed > 10
-    assert _session_members(session) == []
-    assert time.monotonic() - began < 3
-    assert started.wait().signal == signal.SIGKILL
+    try:
+        deadline = time.monotonic() + 10
+        while len(_session_members(session)) <= 10:  # under way (how fast depends on the load)
+            assert time.monotonic() < deadline, "the fork storm never got going"
+            time.sleep(0.01)
+        killed = kill_tree(session, session_id=session)
+        assert killed > 10
+        assert _session_members(session) == []
+        assert started.wait().signal == signal.SIGKILL
+    finally:
+        # Whatever failed above, no storm outlives the test (it would hold its uid's 40 slots).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(session, signal.SIGKILL)
 
 
 def test_kill_tree_refuses_the_callers_own_session() -> None:

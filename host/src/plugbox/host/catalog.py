@@ -238,7 +238,7 @@ def _schedule_fields(
     words = error = None
     if schedule is not None:
         try:
-            parsed = parse_schedule(schedule, timezone, dict(os.environ))
+            parsed = parse_schedule(schedule, timezone)  # ${NAME}s from os.environ, read now
             words = _in_words(parsed.resolved, parsed.has_seconds, timezone)
             fires = _fires(parsed, fire_count)
         except ScheduleError as err:
