@@ -29,3 +29,9 @@ def import_path(ctx):
     import sys
 
     return {"sys_path": sys.path, "socket": socket.__file__, "json": json.__file__}
+
+
+def nap(ctx):
+    """Sleep ``config.seconds``, then succeed: a run that is in flight for a while."""
+    time.sleep(float(ctx.config.get("seconds", 1)))
+    return {"slept": True}

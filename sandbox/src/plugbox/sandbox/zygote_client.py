@@ -93,15 +93,10 @@ class ZygoteClient:
     def _start(self) -> None:
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-I", "-c", _BOOTSTRAP, str(theirs.fileno()), str(os.getpid())]
-        self._process = subprocess.Popen(
-            [*argv, *_host_path()],
-            pass_fds=[theirs.fileno()],
-            env=_environment(),
-            cwd="/",
-            stdin=subprocess.DEVNULL,
-            close_fds=True,
-        )
-        theirs.close()
+        try:
+            self._process = _start_kept([*argv, *_host_path()], theirs.fileno())
+        finally:
+            theirs.close()
         self._sock = ours
         hello = {"type": "hello", "cgroups": self._cgroups, "run_as": self._run_as}
         send(ours, {**hello, "reach": list(self._reach)})
@@ -232,6 +227,39 @@ class ZygoteClient:
                 send(sock, {"type": "kill", "pid": pid})
         except OSError:
             pass  # the zygote is gone, and its children with it (PR_SET_PDEATHSIG)
+
+
+def _start_kept(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
+    """Start the zygote from a thread that lives exactly as long as the zygote does.
+
+    The zygote dies with its parent (``PR_SET_PDEATHSIG``), and to the kernel that parent is
+    the *thread* that forked it, not the host process: a zygote started by a run's worker
+    thread was SIGKILLed, with every run in flight, when that thread ended (a pool recycling
+    threads, a host stopping its workers one by one). This thread only waits for the zygote.
+    """
+    started: queue.Queue[subprocess.Popen[bytes] | BaseException] = queue.Queue(maxsize=1)
+
+    def keep() -> None:
+        try:
+            process = subprocess.Popen(
+                argv,
+                pass_fds=[fd],
+                env=_environment(),
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except BaseException as exc:  # handed to the starting thread, which raises it
+            started.put(exc)
+            return
+        started.put(process)
+        process.wait()
+
+    threading.Thread(target=keep, name="plugbox-zygote-keeper", daemon=True).start()
+    outcome = started.get()
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def _environment() -> dict[str, str]:

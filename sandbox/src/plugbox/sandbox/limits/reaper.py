@@ -54,7 +54,9 @@ def die_with_parent(expected_parent: int) -> None:
 
     The zygote asks this of the host and each run child of the zygote: a host killed with
     SIGKILL takes its zygote and every run child with it. If the parent is already gone by the
-    time the request lands (a race the kernel cannot close for us), exit at once.
+    time the request lands (a race the kernel cannot close for us), exit at once. The kernel
+    means the parent *thread*, the one that forked: a multi-threaded parent must fork from a
+    thread that outlives the child (``zygote_client._start_kept``).
     """
     libc = LIBC
     if libc is not None and libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
