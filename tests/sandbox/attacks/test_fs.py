@@ -169,6 +169,24 @@ def test_the_run_record_shows_what_the_kernel_granted_beside_the_declaration(hos
     assert inspected["jobs"]["fs-root-writes"]["kernel"] == enforcement["kernel"]
 
 
+def test_a_rule_naming_one_file_is_kernel_enforced_only_as_its_folder_and_the_record_says_so(
+    host: Host,
+) -> None:
+    attack = host.attack("fs-file-rule")
+    assert attack.control == "eve\n"  # the named file was written: the job ran
+    # runtime.fs refuses a sibling the rule does not name...
+    assert "PermissionDenied" in attack.stopped("proxy_sibling")["error"]
+    # ...and Landlock refuses anything outside the folder (EACCES)...
+    attack.stopped("raw_beside_folder", errno.EACCES)
+    # ...but inside the folder only runtime.fs stands: code that bypasses it writes a sibling.
+    attack.succeeded("raw_sibling")
+    enforcement = attack.record["enforcement"]
+    assert enforcement["kernel"]["write"] == [str(OWN / "reports")]
+    assert any(f"write anything in {OWN / 'reports'}/" in note for note in enforcement["notes"]), (
+        enforcement["notes"]
+    )
+
+
 _TRUDY = """
 from plugbox.sdk import define_manifest, hookimpl, job
 from plugbox.sdk import permissions as perms

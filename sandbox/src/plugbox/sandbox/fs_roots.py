@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from plugbox.sdk.permissions import Permissions
 from plugbox.sdk.permissions.lint import is_folder_pattern, static_prefix
 
-__all__ = ["absolute", "static_prefix", "workspace_roots"]
+__all__ = ["absolute", "partial_write_roots", "static_prefix", "workspace_roots"]
 
 
 def _minimal(paths: Iterable[str]) -> tuple[str, ...]:
@@ -74,6 +74,32 @@ def workspace_roots(
         read = _intersect(read, _roots(grant, write=False, grant=True))
         write = _intersect(write, _roots(grant, write=True, grant=True))
     return read, write
+
+
+def partial_write_roots(declared: Permissions, write_roots: tuple[str, ...]) -> tuple[str, ...]:
+    """The write roots the kernel opens wider than a ``readWrite`` pattern asked for.
+
+    ``data/summary.json`` or ``data/*.json`` can only be granted as the folder ``data`` (the job
+    may need to create the file, and Landlock grants creation per folder): the kernel then lets
+    code that bypasses ``runtime.fs`` write anything in ``data``. The run record says so.
+    """
+    whole: list[str] = []
+    part: list[str] = []
+    for rule in declared.fs:
+        if rule.mode != "readWrite":
+            continue
+        for pattern in rule.allow:
+            folder = is_folder_pattern(pattern, rule.allow)
+            prefix = static_prefix(pattern, write=True, is_dir=folder)
+            if prefix is None:
+                continue
+            exact = pattern.strip("/") in (prefix, f"{prefix}/**", f"{prefix}/**/*")
+            (whole if exact else part).append(prefix)
+    return tuple(
+        root
+        for root in write_roots
+        if any(_covers(p, root) for p in part) and not any(_covers(w, root) for w in whole)
+    )
 
 
 def absolute(workspace: str, relative: Iterable[str]) -> tuple[str, ...]:

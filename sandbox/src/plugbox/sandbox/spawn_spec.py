@@ -169,6 +169,14 @@ def _plan(
             "matches at any depth, so Landlock grants the root; runtime.fs still refuses what "
             "the rules do not allow, code that bypasses it does not"
         )
+    partial = fs_roots.partial_write_roots(declared, write_roots) if not learn else ()
+    if partial:
+        folders = ", ".join(f"{p}/" for p in partial)
+        notes.append(
+            f"the kernel lets this job write anything in {folders}: a readWrite pattern there "
+            "names less than the folder, and Landlock grants creating files per folder; "
+            "runtime.fs still refuses what the rules do not allow, code that bypasses it does not"
+        )
     capabilities = set(declared.capabilities)
     for grant in grants:
         capabilities &= set(grant.capabilities)

@@ -167,6 +167,25 @@ def fs_root_writes(ctx: JobContext) -> dict[str, Any]:
     )
 
 
+@job(
+    "fs-file-rule",
+    schedule="@daily",
+    timeout="20s",
+    permissions=perms.Permissions(
+        fs=perms.FsPermissions(mode="readWrite", allow=(f"{OWN}/reports/summary.json",))
+    ),
+)
+def fs_file_rule(ctx: JobContext) -> dict[str, Any]:
+    """A rule that names one file: the kernel can only grant its folder (creation is per folder)."""
+    ctx.runtime.fs.write_text(f"{OWN}/reports/summary.json", "eve\n")
+    return report(
+        open(f"{OWN}/reports/summary.json").read(),
+        raw_sibling=attempt(_write, f"{OWN}/reports/other.txt"),
+        proxy_sibling=attempt(ctx.runtime.fs.write_text, f"{OWN}/reports/other2.txt", "x"),
+        raw_beside_folder=attempt(_write, f"{OWN}/beside.txt"),
+    )
+
+
 JOBS = [
     fs_plant,
     fs_via_rootlink,
@@ -175,4 +194,5 @@ JOBS = [
     fs_dotdot,
     fs_links_renames,
     fs_root_writes,
+    fs_file_rule,
 ]
