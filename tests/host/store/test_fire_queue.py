@@ -14,6 +14,8 @@ from plugbox.host.store import RunRecord, SqlRunStore
 from plugbox.host.store.queue import ClaimResult, Enqueue, FireQueue, fire_key
 from plugbox.sdk.schedules import parse_schedule
 
+from .test_store import same_as_stats
+
 EVERY_SECOND = parse_schedule("* * * * * *", "UTC")
 
 
@@ -196,3 +198,39 @@ def test_a_batch_of_fires_is_stored_in_one_go_without_duplicates(store: SqlRunSt
     assert b.enqueue_many(batch("b")) == ["b2"]  # the two a recorded first are left out
     assert sorted(r.run_id for r in store.list()) == ["a0", "a1", "b2"]
     assert {store.last_fire(f"p:j{i}") for i in range(3)} == {at}
+
+
+def test_a_backlog_is_decided_in_one_claim_and_the_tallies_follow_it(store: SqlRunStore) -> None:
+    """Overload: every job has fires that waited past its next instant and one that is fresh.
+
+    One claim skips every stale fire (misfire=run_once) and starts each job's fresh one, with
+    set-based writes; the kept tallies still agree with counting the history, and the leases
+    renew in one statement for the runs still held.
+    """
+    now = datetime.now(UTC).replace(microsecond=0)
+    a = replica(store, "a")
+    fires = [
+        Enqueue(
+            queued(f"j{j}s{s}", f"p:j{j}", now - timedelta(seconds=s)),
+            fire_key(f"p:j{j}", now - timedelta(seconds=s), 1),
+            5,
+            now - timedelta(seconds=s),
+        )
+        for j in range(30)
+        for s in range(5)  # s = 0 is fresh; 1..4 waited past their next instant
+    ]
+    assert len(a.enqueue_many(fires)) == 150
+    same_as_stats(store)  # the queued fires are tallied as they are stored
+    result = claim(a, jobs(**{f"p:j{j}": {} for j in range(30)}), limit=30)
+    assert sorted(c.record.run_id for c in result.started) == sorted(f"j{j}s0" for j in range(30))
+    assert len(result.skipped) == 120
+    assert {r.status for r in store.list(limit=1000)} == {"running", "skipped"}
+    same_as_stats(store)
+    leases = {c.record.run_id: c.epoch for c in result.started}
+    assert a.renew(leases) == set()
+    assert a.renew({**leases, "j0s0": leases["j0s0"] + 1}) == {"j0s0"}  # a stale epoch is lost
+    for claimed in result.started[:10]:
+        ended = datetime.now(UTC)
+        done = claimed.record.model_copy(update={"status": "success", "finished_at": ended})
+        assert a.finish(done, claimed.epoch)
+    same_as_stats(store)

@@ -21,11 +21,13 @@ that is still being renewed.
 from __future__ import annotations
 
 import builtins
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -34,9 +36,13 @@ from plugbox.host.scheduler.admission import Admission, Waiting
 from plugbox.host.store import dialect
 from plugbox.host.store.queue_sql import (
     advance_last_fire,
+    advance_last_fires,
     lease_held,
+    move_tallies,
     running_counts,
     running_ids,
+    try_job_locks,
+    update_runs,
     waiting_instants,
 )
 from plugbox.host.store.records import RunRecord, interrupted
@@ -97,6 +103,10 @@ class _ClaimState:
     busy: set[str] = field(default_factory=set)  # jobs another claim is deciding about
     running: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, builtins.list[datetime]] = field(default_factory=dict)
+    # Decided but not yet written: flushed set-based when the claim ends (queue_sql).
+    skip_rows: builtins.list[dict[str, Any]] = field(default_factory=list)
+    start_rows: builtins.list[dict[str, Any]] = field(default_factory=list)
+    moves: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,22 +174,26 @@ class FireQueue:
         insert_into = postgresql.insert if self._postgresql else sqlite.insert
         added: builtins.list[str] = []
         latest: dict[str, int] = {}
+        # executemany (SQLAlchemy's "insertmanyvalues"): compiled once and cached, where a
+        # multi-row VALUES of a new length each time was compiled anew on every call.
+        statement = (
+            insert_into(runs)
+            .on_conflict_do_nothing(index_elements=["fire_key"])
+            .returning(runs.c.run_id)
+        )
         with self._writer.begin() as conn:
-            for start in range(0, len(rows), 500):
-                statement = (
-                    insert_into(runs)
-                    .values(rows[start : start + 500])
-                    .on_conflict_do_nothing(index_elements=["fire_key"])
-                    .returning(runs.c.run_id)
-                )
-                added.extend(str(run_id) for run_id in conn.execute(statement).scalars())
+            added.extend(str(run_id) for run_id in conn.execute(statement, rows).scalars())
             stored = set(added)
+            moves: Counter[tuple[str, str]] = Counter()
             for f in fires:
-                if f.record.run_id in stored and f.record.trigger == "schedule":
+                if f.record.run_id not in stored:
+                    continue
+                moves[f.record.job, f.record.status] += 1
+                if f.record.trigger == "schedule":
                     at = to_us(f.record.scheduled_at)
                     latest[f.record.job] = max(at, latest.get(f.record.job, at))
-            for job, at in latest.items():
-                advance_last_fire(conn, job, at)
+            move_tallies(conn, moves)
+            advance_last_fires(conn, latest)
         return added
 
     def run_count(self, job: str) -> int:
@@ -220,19 +234,35 @@ class FireQueue:
         with self._writer.begin() as conn:
             now_us = self._now_us(conn)
             state = _ClaimState(now_us, held)
-            # Several batches when fires are refused: under overload the oldest due rows are
-            # mostly stale (misfire), and one batch of them must not starve the fresh ones.
-            for _ in range(MAX_BATCHES):
-                rows = self._due_rows(conn, now_us, plugins, state.seen, batch)
-                state.seen.update(row["run_id"] for row in rows)
-                rows = self._lock_jobs(conn, rows, state)
-                for row in rows:
-                    if len(result.started) >= limit:
-                        return result
-                    self._admit(conn, row, state, caps, decide, result)
-                if len(state.seen) % batch or len(result.started) >= limit:
-                    break  # the last batch was not full: nothing more is due
+            self._decide_due(conn, limit, plugins, batch, state, caps, decide, result)
+            update_runs(conn, state.skip_rows)
+            update_runs(conn, state.start_rows)
+            move_tallies(conn, state.moves)
         return result
+
+    def _decide_due(
+        self,
+        conn: Connection,
+        limit: int,
+        plugins: Collection[str],
+        batch: int,
+        state: _ClaimState,
+        caps: Mapping[str, int],
+        decide: Decide,
+        result: ClaimResult,
+    ) -> None:
+        # Several batches when fires are refused: under overload the oldest due rows are
+        # mostly stale (misfire), and one batch of them must not starve the fresh ones.
+        for _ in range(MAX_BATCHES):
+            rows = self._due_rows(conn, state.now_us, plugins, state.seen, batch)
+            state.seen.update(row["run_id"] for row in rows)
+            rows = self._lock_jobs(conn, rows, state)
+            for row in rows:
+                if len(result.started) >= limit:
+                    return
+                self._admit(conn, row, state, caps, decide, result)
+            if len(state.seen) % batch or len(result.started) >= limit:
+                return  # the last batch was not full: nothing more is due
 
     def _due_rows(
         self,
@@ -264,17 +294,11 @@ class FireQueue:
         """Take this transaction's lock on each new job of ``rows`` (PostgreSQL) and load what
         deciding about them needs; rows of jobs another claim is deciding about are left."""
         fresh = sorted({row["job"] for row in rows} - state.locked - state.busy)
-        for job in fresh:
-            # try, never wait: a claim waiting on another's job lock while holding its own
-            # could deadlock; the job's fires simply wait for the next claim.
-            taken = (
-                not self._postgresql
-                or conn.execute(
-                    text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:job))"),
-                    {"ns": JOB_LOCK_NAMESPACE, "job": job},
-                ).scalar_one()
-            )
-            (state.locked if taken else state.busy).add(job)
+        # try, never wait: a claim waiting on another's job lock while holding its own could
+        # deadlock; the job's fires simply wait for the next claim.
+        taken = try_job_locks(conn, fresh, JOB_LOCK_NAMESPACE) if self._postgresql else set(fresh)
+        state.locked.update(taken)
+        state.busy.update(set(fresh) - taken)
         mine = [job for job in fresh if job in state.locked]
         if mine:
             state.running.update(running_counts(conn, mine))
@@ -303,31 +327,29 @@ class FireQueue:
             skipped = record.model_copy(
                 update={"status": "skipped", "finished_at": now, "reason": admission.reason}
             )
-            conn.execute(
-                update(runs).where(runs.c.run_id == record.run_id).values(_to_row(skipped))
-            )
-            _tally(conn, record.job, record.status, skipped.status)
+            state.skip_rows.append(_to_row(skipped))
+            state.moves[record.job, record.status] -= 1
+            state.moves[record.job, skipped.status] += 1
             result.skipped.append(skipped)
             return
         if admission.decision == "replace":
             result.replace.extend(running_ids(conn, record.job))
+            # and what this claim started of the job already (written when the claim ends)
+            result.replace.extend(r["run_id"] for r in state.start_rows if r["job"] == record.job)
         epoch = (row["lease_epoch"] or 0) + 1
         started = record.model_copy(
             update={"status": "running", "started_at": now, "host_id": self.host_id}
         )
-        conn.execute(
-            update(runs)
-            .where(runs.c.run_id == record.run_id)
-            .values(
-                {
-                    **_to_row(started),
-                    "lease_owner": self.owner,
-                    "lease_until_us": state.now_us + self.lease // timedelta(microseconds=1),
-                    "lease_epoch": epoch,
-                }
-            )
+        state.start_rows.append(
+            {
+                **_to_row(started),
+                "lease_owner": self.owner,
+                "lease_until_us": state.now_us + self.lease // timedelta(microseconds=1),
+                "lease_epoch": epoch,
+            }
         )
-        _tally(conn, record.job, record.status, started.status)
+        state.moves[record.job, record.status] -= 1
+        state.moves[record.job, started.status] += 1
         state.running[record.job] = state.running.get(record.job, 0) + 1
         state.held[plugin] = state.held.get(plugin, 0) + 1
         result.started.append(Claimed(started, epoch, int(row["priority"] or 5)))
@@ -374,15 +396,17 @@ class FireQueue:
         with self._writer.begin() as conn:
             now_us = self._now_us(conn)
             until = now_us + self.lease // timedelta(microseconds=1)
-            kept: set[str] = set()
-            for run_id, epoch in leases.items():
-                done = conn.execute(
-                    update(runs)
-                    .where(*lease_held(run_id, epoch, self.owner))
-                    .values(lease_until_us=until)
+            statement = (
+                update(runs)
+                .where(
+                    tuple_(runs.c.run_id, runs.c.lease_epoch).in_(sorted(leases.items())),
+                    runs.c.status == "running",
+                    runs.c.lease_owner == self.owner,
                 )
-                if done.rowcount:
-                    kept.add(run_id)
+                .values(lease_until_us=until)
+                .returning(runs.c.run_id)
+            )
+            kept = {str(run_id) for run_id in conn.execute(statement).scalars()}
         return set(leases) - kept
 
     def finish(self, record: RunRecord, epoch: int) -> bool:
