@@ -419,7 +419,9 @@ class FireQueue:
                 .values({**_to_row(record), "lease_until_us": None})
             )
             if done.rowcount:
-                _tally(conn, record.job, "running", record.status)
+                move_tallies(
+                    conn, Counter({(record.job, "running"): -1, (record.job, record.status): 1})
+                )
             if done.rowcount and record.status == "success" and record.finished_at is not None:
                 _note_success(conn, record)
         return bool(done.rowcount)
