@@ -387,3 +387,47 @@ def test_a_pause_and_a_reload_through_one_replica_reach_the_other_within_a_secon
         what="replica b reloading",
     )
     assert datetime.fromisoformat(reloaded[0]["at"]) - asked < timedelta(seconds=1)
+
+
+def test_a_run_is_cancelled_through_any_replica(
+    tmp_path: Path, replicas: list[Replica], pg_url: str
+) -> None:
+    from tests.host.api.conftest import cli, start_serve
+
+    busy_site, quiet_site = tmp_path / "busy-site", tmp_path / "quiet-site"
+    install(busy_site, "hog", {"hold": ('"hold", run_on_startup=True', 120)})
+    install(quiet_site, "tick", {"tock": ('"tock", schedule="@daily"', 0.1)})
+    base = f'database_url = "{pg_url}"\nlease = "3s"\n'
+    runner = Replica(tmp_path, "runner", base + f'plugin_paths = ["{busy_site}"]\n')
+    replicas.append(runner)
+    runner.start()
+    held = wait_for(
+        lambda: [r for r in history(pg_url, "hog:hold") if r.status == "running"],
+        what="the run on replica `runner`",
+    )[0]
+    # The operator's replica: its own HTTP API and token, and it does not even load `hog`.
+    front = Replica(tmp_path, "front", base + f'plugin_paths = ["{quiet_site}"]\n')
+    token = cli(front.config, "tokens", "create", "ops", "--scopes", "admin").stdout.strip()
+    served = start_serve(front.config)
+    try:
+        with served.client(token) as client:
+            answer = client.post(f"/runs/{held.run_id}/cancel")
+        assert answer.status_code == 202, answer.text  # accepted, as for a run of its own
+        assert answer.json()["cancelled_by"] == "ops"  # asked; the runner's worker ends it
+        ended = wait_for(
+            lambda: [
+                r
+                for r in history(pg_url, "hog:hold")
+                if r.run_id == held.run_id and r.status == "cancelled"
+            ],  # fmt: skip
+            timeout=20,
+            what="the run cancelled by the replica running it",
+        )[0]
+    finally:
+        assert served.stop() == 0, "".join(served.stderr)
+    assert ended.host_id == "runner"
+    assert ended.cancelled_by == "ops"
+    assert ended.reason == "cancelled by ops through the HTTP API"
+    asked = [e for e in served.events if e["event"] == "cancel_requested"]
+    assert asked and asked[0]["host"] == "runner"
+    assert any(e["event"] == "cancelling" for e in runner.events())

@@ -104,12 +104,32 @@ class OperationsMixin:
                 (a for runs in self._active.values() for a in runs.values() if a.run_id == run_id),
                 None,
             )
-            if active is None:
+            if active is not None:
+                active.cancelled_by = by
+                active.cancel.set()
+        if active is None:
+            # Another replica runs it: the request goes through the store (sync.py hears it).
+            if not self.queue.request_cancel(run_id, by):
                 raise RunElsewhereError(record)
-            active.cancelled_by = by
-            active.cancel.set()
+            emit("cancel_requested", job=record.job, run=run_id, by=by, host=record.host_id)
+            return self.host.store.get(run_id)
         emit("cancelling", job=record.job, run=run_id, by=by)
         return record
+
+    def cancel_requested(self, requests: dict[str, str]) -> None:
+        """Cancel the runs of this replica that another one was asked to cancel."""
+        with self._lock:
+            asked = [
+                (a, requests[a.run_id])
+                for runs in self._active.values()
+                for a in runs.values()
+                if a.run_id in requests and not a.cancel.is_set()
+            ]
+            for active, by in asked:
+                active.cancelled_by = by
+                active.cancel.set()
+        for active, by in asked:
+            emit("cancelling", run=active.run_id, by=by)
 
     def readiness(self) -> Readiness:
         problems = []

@@ -55,9 +55,9 @@ class RunFinishedError(OperationRefusedError):
 class RunElsewhereError(OperationRefusedError):
     def __init__(self, record: RunRecord) -> None:
         super().__init__(
-            f"run {record.run_id} of {record.job} is {record.status} in another process"
-            f" (host {record.host_id or 'unknown'}, or a `plugbox jobs run`); only the process"
-            " running it can cancel it"
+            f"run {record.run_id} of {record.job} is {record.status} in a `plugbox jobs run`"
+            f" process (host {record.host_id or 'unknown'}), not under `plugbox serve`; only"
+            " that process can stop it (Ctrl-C where it runs)"
         )
 
 

@@ -1,8 +1,10 @@
-"""What one replica of ``plugbox serve`` hears from the others: pauses, reloads, queued fires.
+"""What one replica of ``plugbox serve`` hears from the others: pauses, reloads, queued fires,
+cancels of its runs.
 
 Operators talk to one replica (its HTTP API, ``plugbox plugins reload``), but every replica
 schedules. Each change is in the shared store already — a paused job in ``job_state``, a reload as
-a counter in ``serve_signals``, a trigger as a ``queued`` row — so a replica only has to look in
+a counter in ``serve_signals``, a trigger as a ``queued`` row, a cancel as ``cancelled_by`` on a
+running row this replica holds — so a replica only has to look in
 time. It looks every :data:`POLL_S`; on PostgreSQL it also LISTENs, and a NOTIFY from the replica
 that made the change makes it look at once. If the listening connection drops, polling carries on
 and listening is tried again.
@@ -71,6 +73,9 @@ class Sync:
         if paused != held:
             daemon._wake.set()
             emit("synced", paused=sorted(paused - held), resumed=sorted(held - paused))
+        requests = daemon.queue.cancel_requests()
+        if requests:
+            daemon.cancel_requested(requests)
         reloads = daemon.queue.generations().get("reload", 0)
         if self._reloads is not None and reloads != self._reloads:
             daemon._reload.set()

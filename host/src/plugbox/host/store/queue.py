@@ -387,6 +387,35 @@ class FireQueue:
                 _tally(conn, cancelled.job, "queued", cancelled.status)
         return bool(done.rowcount)
 
+    def request_cancel(self, run_id: str, by: str) -> bool:
+        """Ask the replica running ``run_id`` to cancel it (any replica may ask): marks the row
+        with who asked; the owner hears it (:meth:`cancel_requests`) within a poll, at once on
+        PostgreSQL. False when no replica holds the run (it ended, or a ``plugbox jobs run``
+        process runs it without a lease)."""
+        with self._writer.begin() as conn:
+            done = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.run_id == run_id,
+                    runs.c.status == "running",
+                    runs.c.lease_owner.is_not(None),
+                )
+                .values(cancelled_by=by)
+            )
+        if done.rowcount:
+            self.notify("cancel")
+        return bool(done.rowcount)
+
+    def cancel_requests(self) -> dict[str, str]:
+        """Runs this replica holds that someone asked to cancel: run id -> who asked."""
+        query = select(runs.c.run_id, runs.c.cancelled_by).where(
+            runs.c.status == "running",
+            runs.c.lease_owner == self.owner,
+            runs.c.cancelled_by.is_not(None),
+        )
+        with self._engine.connect() as conn:
+            return {str(run_id): str(by) for run_id, by in conn.execute(query)}
+
     # -- leases ----------------------------------------------------------------------------
     def renew(self, leases: Mapping[str, int]) -> set[str]:
         """Extend this replica's leases on ``leases`` (run id → epoch); return the run ids whose
