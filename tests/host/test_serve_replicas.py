@@ -419,7 +419,7 @@ def test_a_run_is_cancelled_through_any_replica(
                 r
                 for r in history(pg_url, "hog:hold")
                 if r.run_id == held.run_id and r.status == "cancelled"
-            ],  # fmt: skip
+            ],
             timeout=20,
             what="the run cancelled by the replica running it",
         )[0]
