@@ -6,6 +6,7 @@ import anyio
 from fastapi import FastAPI
 
 from plugbox.host.api import errors
+from plugbox.host.api.coalesce import Coalesce
 from plugbox.host.api.fresh import Fresh
 from plugbox.host.api.routes import health, jobs, plugins, runs
 from plugbox.host.api.routes import metrics as metrics_routes
@@ -45,6 +46,8 @@ def create_app(
     # GET /jobs bodies (ADR 0031): rendered again once a run of this host ends, or after a second.
     app.state.job_lists = Fresh(JOB_LIST_MAX_AGE_S)
     host.listeners.append(lambda record: app.state.job_lists.changed(record.job))
+    # Identical reads asked at once share one store read and render (ADR 0038).
+    app.state.renders = Coalesce()
     app.state.waiters = anyio.CapacityLimiter(MAX_WAITING_TRIGGERS)
     errors.install(app)
     routers = [health.router, plugins.router, jobs.router, runs.router]

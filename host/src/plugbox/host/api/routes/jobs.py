@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from plugbox.host.api.auth import scope
+from plugbox.host.api.coalesce import Coalesce
 from plugbox.host.api.deps import HostDep, OperationsDep
 from plugbox.host.api.errors import RequestError, responses
 from plugbox.host.api.fresh import Fresh
@@ -83,8 +84,13 @@ async def list_jobs(
             found = job_list(host, plugin=plugin, tag=tag, state=state, limit=limit, cursor=cursor)
             return found.model_dump_json().encode(), frozenset(job.id for job in found.jobs)
 
+        # Requests arriving while a render is under way share the next one (ADR 0038) instead
+        # of each holding a thread blocked on the render before it.
+        renders: Coalesce = request.app.state.renders
         try:
-            body = await run_in_threadpool(lists.get, key, render)
+            body = await renders.get(
+                ("jobs", *key), lambda: run_in_threadpool(lists.get, key, render)
+            )
         except UnknownCursorError as err:
             raise RequestError(422, "INVALID_REQUEST", str(err)) from None
     return Response(body, media_type="application/json")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from plugbox.host.api.auth import scope
+from plugbox.host.api.coalesce import Coalesce
 from plugbox.host.api.deps import HostDep, OperationsDep
 from plugbox.host.api.errors import RequestError, responses
 from plugbox.host.store import RunCursor, RunRecord, RunStatus, Trigger
@@ -72,8 +74,9 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     return value
 
 
-@router.get("/runs", operation_id="list_runs", responses=responses(422))
+@router.get("/runs", operation_id="list_runs", response_model=RunPage, responses=responses(422))
 async def list_runs(
+    request: Request,
     host: HostDep,
     _: Reader,
     job: Annotated[str | None, Query(description="PLUGIN:JOB")] = None,
@@ -83,31 +86,52 @@ async def list_runs(
     until: Annotated[Instant | None, Query(description="runs before (ISO 8601)")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-) -> RunPage:
+) -> Response:
     """Run history, newest first (by start time, else due time), a page at a time."""
-    # Only the store read goes to the thread pool; answering from there too would cost every
-    # request another trip through it (ADR 0031).
-    records = await run_in_threadpool(
-        host.store.list,
-        job=job,
-        status=status,
-        trigger=trigger,
-        since=_aware(since, "since"),
-        before=_aware(until, "until"),
-        cursor=None if cursor is None else decode_cursor(cursor),
-        limit=limit + 1,
-    )
-    page = records[:limit]
-    more = len(records) > limit
-    return RunPage(
-        runs=tuple(page), next_cursor=encode_cursor(RunCursor.after(page[-1])) if more else None
-    )
+    after = None if cursor is None else decode_cursor(cursor)
+    since, until = _aware(since, "since"), _aware(until, "until")
+
+    def render() -> bytes:
+        records = host.store.list(
+            job=job,
+            status=status,
+            trigger=trigger,
+            since=since,
+            before=until,
+            cursor=after,
+            limit=limit + 1,
+        )
+        page = records[:limit]
+        more = len(records) > limit
+        next_cursor = encode_cursor(RunCursor.after(page[-1])) if more else None
+        return RunPage(runs=tuple(page), next_cursor=next_cursor).model_dump_json().encode()
+
+    key = ("runs", job, status, trigger, since, until, cursor, limit)
+    return await _shared(request, key, render)
 
 
-@router.get("/runs/{run_id}", operation_id="get_run", responses=responses(404))
-async def get_run(run_id: str, host: HostDep, _: Reader) -> RunRecord:
+@router.get(
+    "/runs/{run_id}", operation_id="get_run", response_model=RunRecord, responses=responses(404)
+)
+async def get_run(request: Request, run_id: str, host: HostDep, _: Reader) -> Response:
     """The whole record: log, events, error with traceback, denials, resources, enforcement."""
-    return await run_in_threadpool(host.store.get, run_id)
+    return await _shared(
+        request, ("run", run_id), lambda: host.store.get(run_id).model_dump_json().encode()
+    )
+
+
+async def _shared(
+    request: Request, key: tuple[object, ...], render: Callable[[], bytes]
+) -> Response:
+    """``render``'s JSON body, shared by the identical requests asked meanwhile (ADR 0038).
+
+    The store read and the JSON go to the thread pool together, once; the body is the
+    record model's own JSON (the routes declare that model, so /openapi.json describes it),
+    without FastAPI validating the models the store has just built a second time.
+    """
+    renders: Coalesce = request.app.state.renders
+    body = await renders.get(key, lambda: run_in_threadpool(render))
+    return Response(body, media_type="application/json")
 
 
 @router.post(
