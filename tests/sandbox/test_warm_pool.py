@@ -116,3 +116,31 @@ def test_a_run_waits_for_a_child_being_forked_but_not_for_one_promised_to_anothe
     pool.warmed("a", "child")
     first.join(10)
     assert got == ["child"]
+
+
+def _refill(pool: WarmPool[str], key: str) -> int:
+    forked = 0
+    while pool.start_warming(key):
+        pool.warmed(key, f"{key}{forked}")
+        forked += 1
+    return forked
+
+
+def _run_once(pool: WarmPool[str], key: str) -> str | None:
+    child = pool.take(key, 0)
+    pool.finished(key)
+    return child
+
+
+def test_runs_back_to_back_get_a_spare_child_and_steady_hits_give_it_back() -> None:
+    pool: WarmPool[str] = WarmPool(max_total=8, max_per_key=4, decay_after=2)
+    assert _run_once(pool, "a") is None  # the first run: nothing could be ready
+    assert _refill(pool, "a") == 1
+    assert _run_once(pool, "a") is not None
+    assert _run_once(pool, "a") is None  # came back before its child was forked: one more
+    assert _refill(pool, "a") == 2
+    assert _run_once(pool, "a") is not None
+    assert _run_once(pool, "a") is not None  # two in a row found one ready: one fewer wanted
+    assert _refill(pool, "a") == 1
+    assert _run_once(pool, "a") is not None
+    assert _refill(pool, "a") == 1

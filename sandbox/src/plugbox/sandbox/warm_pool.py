@@ -4,9 +4,11 @@ A run whose job has a warm child — forked, confined and in its cgroup, waiting
 the fork on its trigger -> outcome path. One warm child per job served a job that runs one at a
 time; when two runs of one job overlap (a burst of triggers, the host's worker pool catching up),
 the second found none and waited for a fork or made its own. The pool therefore keeps, per job,
-as many children as the most runs of that job seen in flight at once (at most ``max_per_key``),
-and at most ``max_total`` over every job, evicting the children of the job that was used least
-recently (ADR 0036).
+as many children as the most runs of that job seen in flight at once, plus one more each time a
+run still found none ready although the pool was that big (runs coming back to back, faster than
+a child is forked after each), at most ``max_per_key``; and at most ``max_total`` over every job,
+evicting the children of the job that was used least recently. A job whose runs find a child
+ready ``decay_after`` times in a row wants one fewer (ADR 0036).
 
 Only bookkeeping lives here; forking and discarding children is the runner's. Thread-safe.
 """
@@ -26,9 +28,11 @@ T = TypeVar("T")
 class WarmPool(Generic[T]):
     """Warm children by job key, and how many each key wants."""
 
-    def __init__(self, max_total: int, max_per_key: int) -> None:
+    def __init__(self, max_total: int, max_per_key: int, decay_after: int = 64) -> None:
         self._max_total = max_total
         self._max_per_key = max_per_key
+        self._decay_after = decay_after
+        self._hits: Counter[str] = Counter()
         self._cond = threading.Condition()
         # Keys in the order they were last given a child: the first is evicted first.
         self._ready: dict[str, deque[T]] = {}
@@ -47,8 +51,7 @@ class WarmPool(Generic[T]):
         """
         with self._cond:
             self._in_flight[key] += 1
-            want = max(self._want.get(key, 1), self._in_flight[key])
-            self._want[key] = min(self._max_per_key, want)
+            self._size(key)
             deadline = time.monotonic() + wait_s
             while True:
                 ready = self._ready.get(key)
@@ -65,6 +68,24 @@ class WarmPool(Generic[T]):
                     self._cond.wait(left)
                 finally:
                     self._waiting[key] -= 1
+
+    def _size(self, key: str) -> None:
+        """Adjust how many children ``key`` wants, as a run of it is about to take one."""
+        in_flight = self._in_flight[key]
+        want = self._want.get(key)
+        if want is None:  # its first run: nothing could have been ready
+            self._want[key] = 1
+            return
+        if self._ready.get(key):
+            self._hits[key] += 1
+            if self._hits[key] >= self._decay_after:
+                self._hits[key] = 0
+                self._want[key] = max(1, want - 1)
+            return
+        self._hits[key] = 0
+        # None ready: too few for the runs in flight, or refilled too late for this one.
+        grown = in_flight if want < in_flight else want + 1
+        self._want[key] = min(self._max_per_key, grown)
 
     def finished(self, key: str) -> None:
         """A run of ``key`` counted by :meth:`take` is over."""
