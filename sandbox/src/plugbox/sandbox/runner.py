@@ -106,8 +106,9 @@ def _warm_key(request: RunRequest, quotas: Quotas) -> str:
 class SandboxRunner:
     """Runs jobs in confined child processes forked from a warm zygote.
 
-    ``prewarm`` keeps a child forked and confined for the next run of each job that ran (the
-    ~1 ms a scheduler saves per run); a test suite whose every test has a new workspace never
+    ``prewarm`` keeps children forked and confined for the next runs of each job that ran (the
+    ~1 ms a scheduler saves per run; as many per job as its runs were in flight at once, see
+    :mod:`plugbox.sandbox.warm_pool`); a test suite whose every test has a new workspace never
     reuses one, and turns it off. ``reach`` names paths beside the installed code that every run
     needs — the host's workspace and plugin paths — so that on a root host the zygote's mount
     view opens the folders on the way to them for the run uid too (kernel/mount_view.py).
@@ -187,7 +188,7 @@ class SandboxRunner:
         ``cancel`` ends the run early (kill reason ``cancelled``); ``responder`` answers the
         job's HTTP requests after they pass every check, instead of the network (the harness's
         fake HTTP). A warm child — already forked, confined and in its cgroup, waiting for its
-        go — is used when the previous run of the same job left one; a new one is prepared for
+        go — is used when an earlier run of the same job left one; a new one is prepared for
         next time.
         """
         started = datetime.now(UTC)
