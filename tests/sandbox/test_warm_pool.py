@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 
 from plugbox.sandbox import RunContext, RunRequest, SandboxRunner
-from plugbox.sandbox.warm_pool import WarmPool
+from plugbox.sandbox.warm_pool import MAX_KNOWN_KEYS, WarmPool
 
 JOBS_DIR = str(Path(__file__).parent / "jobs")
 
@@ -144,3 +144,14 @@ def test_runs_back_to_back_get_a_spare_child_and_steady_hits_give_it_back() -> N
     assert _refill(pool, "a") == 1
     assert _run_once(pool, "a") is not None
     assert _refill(pool, "a") == 1
+
+
+def test_what_a_job_wanted_is_forgotten_once_many_other_jobs_ran() -> None:
+    pool: WarmPool[str] = WarmPool(max_total=8, max_per_key=4)
+    pool.take("busy", 0)
+    pool.take("busy", 0)  # two at once: it wants two
+    pool.finished("busy")
+    pool.finished("busy")
+    for n in range(MAX_KNOWN_KEYS):  # jobs that come and go (a host whose configs change)
+        _run_once(pool, f"job-{n}")
+    assert _refill(pool, "busy") == 1

@@ -212,8 +212,8 @@ class SandboxRunner:
         decider = effective_policy(request.permissions, *request.grants)
         quotas = request.quotas(self._defaults)
         key = _warm_key(request, quotas)
-        child = self._take_warm(key)
         try:
+            child = self._take_warm(key)
             if child is None:
                 spawned = self._spawn(key, request, quotas)
                 if isinstance(spawned, str):

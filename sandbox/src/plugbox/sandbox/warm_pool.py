@@ -24,6 +24,9 @@ __all__ = ["WarmPool"]
 
 T = TypeVar("T")
 
+#: Jobs whose wanted size is remembered; the least recently sized idle ones are forgotten first.
+MAX_KNOWN_KEYS = 256
+
 
 class WarmPool(Generic[T]):
     """Warm children by job key, and how many each key wants."""
@@ -68,6 +71,8 @@ class WarmPool(Generic[T]):
                     self._cond.wait(left)
                 finally:
                     self._waiting[key] -= 1
+                    if self._waiting[key] <= 0:
+                        del self._waiting[key]
 
     def _size(self, key: str) -> None:
         """Adjust how many children ``key`` wants, as a run of it is about to take one."""
@@ -75,6 +80,7 @@ class WarmPool(Generic[T]):
         want = self._want.get(key)
         if want is None:  # its first run: nothing could have been ready
             self._want[key] = 1
+            self._forget_idle_keys()
             return
         if self._ready.get(key):
             self._hits[key] += 1
@@ -86,6 +92,15 @@ class WarmPool(Generic[T]):
         # None ready: too few for the runs in flight, or refilled too late for this one.
         grown = in_flight if want < in_flight else want + 1
         self._want[key] = min(self._max_per_key, grown)
+
+    def _forget_idle_keys(self) -> None:
+        """Bound what is remembered per job: a host whose jobs change makes new keys for ever."""
+        for old in list(self._want):
+            if len(self._want) <= MAX_KNOWN_KEYS:
+                return
+            if old not in self._ready and not self._warming[old] and not self._in_flight[old]:
+                del self._want[old]
+                self._hits.pop(old, None)
 
     def finished(self, key: str) -> None:
         """A run of ``key`` counted by :meth:`take` is over."""
