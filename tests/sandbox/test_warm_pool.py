@@ -15,10 +15,25 @@ from plugbox.sandbox.warm_pool import MAX_KNOWN_KEYS, WarmPool
 JOBS_DIR = str(Path(__file__).parent / "jobs")
 
 
-def _waiting_run_children() -> set[int]:
-    """Pids of this process's live ``plugbox-run`` descendants (a zombie is not waiting)."""
+def _zygotes() -> set[int]:
+    return {
+        child.pid
+        for child in psutil.Process().children(recursive=True)
+        if _name(child) == "plugbox-zygote"
+    }
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.NoSuchProcess:
+        return ""
+
+
+def _waiting_run_children(zygote: int) -> set[int]:
+    """Pids of the zygote's live ``plugbox-run`` descendants (a zombie is not waiting)."""
     found = set()
-    for child in psutil.Process().children(recursive=True):
+    for child in psutil.Process(zygote).children(recursive=True):
         try:
             if child.name() == "plugbox-run" and child.status() != psutil.STATUS_ZOMBIE:
                 found.add(child.pid)
@@ -27,7 +42,7 @@ def _waiting_run_children() -> set[int]:
     return found
 
 
-def _settled_waiting_children(want: int) -> set[int]:
+def _settled_waiting_children(zygote: int, want: int) -> set[int]:
     """The run children that stay alive across two looks once ``want`` of them are there.
 
     A run's own child is killed before its outcome returns but may take a moment to exit; one
@@ -35,14 +50,14 @@ def _settled_waiting_children(want: int) -> set[int]:
     """
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        first = _waiting_run_children()
+        first = _waiting_run_children(zygote)
         if len(first) >= want:
             time.sleep(0.2)
-            steady = first & _waiting_run_children()
+            steady = first & _waiting_run_children(zygote)
             if len(steady) >= want:
                 return steady
         time.sleep(0.02)
-    return _waiting_run_children()
+    return _waiting_run_children(zygote)
 
 
 def test_a_job_run_twice_at_once_keeps_two_children_ready(tmp_path: Path) -> None:
@@ -54,20 +69,22 @@ def test_a_job_run_twice_at_once_keeps_two_children_ready(tmp_path: Path) -> Non
         ),
         python_path=(JOBS_DIR,),
     )
+    others = _zygotes()  # other tests' runners keep warm children of their own
     with SandboxRunner() as runner, ThreadPoolExecutor(2) as pool:
+        (zygote,) = _zygotes() - others
         assert runner.run(request).status == "success"
-        assert len(_settled_waiting_children(1)) == 1  # one at a time: one warm child
+        assert len(_settled_waiting_children(zygote, 1)) == 1  # one at a time: one warm child
         outcomes = list(pool.map(lambda _: runner.run(request), range(2)))
         assert [o.status for o in outcomes] == ["success", "success"], outcomes
-        ready = _settled_waiting_children(2)
+        ready = _settled_waiting_children(zygote, 2)
         assert len(ready) == 2
         # Each warm child serves one run: both end with the runs they were handed to.
         outcomes = list(pool.map(lambda _: runner.run(request), range(2)))
         assert [o.status for o in outcomes] == ["success", "success"], outcomes
         deadline = time.monotonic() + 20
-        while ready & _waiting_run_children() and time.monotonic() < deadline:
+        while ready & _waiting_run_children(zygote) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not ready & _waiting_run_children()
+        assert not ready & _waiting_run_children(zygote)
 
 
 def test_the_pool_keeps_as_many_children_as_runs_were_in_flight() -> None:
