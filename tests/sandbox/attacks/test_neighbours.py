@@ -92,7 +92,9 @@ def test_many_attacks_at_once_under_serve_are_each_stopped(host: Host) -> None:
     # one `plugbox serve` with four workers, beside another plugin's run: no attack gets
     # through, every fire ends as a recorded outcome, the neighbour is left as it was.
     records = _serve_until(host, ALL_AT_ONCE, successes=1, workers=4, timeout=90)
-    assert {r["status"] for r in records} <= {"success", "skipped", "cancelled"}, [
+    # A fire still waiting for a worker when serve stops stays queued for the next start
+    # (host/daemon.py): recorded, never run.
+    assert {r["status"] for r in records} <= {"success", "skipped", "cancelled", "queued"}, [
         (r["job"], r["status"], r["error"]) for r in records if r["status"] not in ("success",)
     ]
     stopped = 0

@@ -56,14 +56,14 @@ from plugbox.sandbox.request import DEFAULT_QUOTAS, RunRequest
 from plugbox.sandbox.run_identity import RunIdentity
 from plugbox.sandbox.run_loop import RunIO, watch_run
 from plugbox.sandbox.run_watch import RunWatch
-from plugbox.sandbox.runner_threads import Cleaner, Warmer, end_run, signal_members
+from plugbox.sandbox.runner_threads import Cleaner, Warmer, end_run
 from plugbox.sandbox.spawn_spec import (
-    PLACEHOLDER_CONTEXT,
     code_paths,
     spawn_spec,
     with_kernel_grants,
     workspace_problem,
 )
+from plugbox.sandbox.warm_pool import WarmPool
 from plugbox.sandbox.workspace import prepare_write_roots
 from plugbox.sandbox.zygote_client import RunState, ZygoteClient
 from plugbox.sdk.permissions import Decider, Quotas, effective_policy
@@ -71,12 +71,18 @@ from plugbox.sdk.permissions import Decider, Quotas, effective_policy
 log = logging.getLogger(__name__)
 
 SPAWN_TIMEOUT_S = 10.0
-#: Distinct jobs that keep a pre-forked child ready.
+#: Pre-forked children kept ready, over every job.
 MAX_WARM = 8
+#: Pre-forked children kept ready for one job: as many as its runs have been in flight at once.
+MAX_WARM_PER_JOB = 4
 #: Distinct jobs whose spawn spec is kept, built (a dict in insertion order, oldest dropped).
 MAX_SPECS = 256
 #: How long a run waits for a warm child that is being forked before forking its own.
 WARM_WAIT_S = 0.05
+
+
+#: What differs between runs that share a warm child: it travels with the go.
+_PER_RUN = {"context", "environment", "secrets"}
 
 
 @dataclass(slots=True)
@@ -94,17 +100,15 @@ class _Child:
 def _warm_key(request: RunRequest, quotas: Quotas) -> str:
     """Runs with the same key can share a warm child: everything but context, environment and
     secrets (which travel with the go)."""
-    shape = request.model_copy(
-        update={"context": PLACEHOLDER_CONTEXT, "environment": {}, "secrets": {}}
-    )
-    return shape.model_dump_json() + quotas.model_dump_json()
+    return request.model_dump_json(exclude=_PER_RUN) + quotas.model_dump_json()
 
 
 class SandboxRunner:
     """Runs jobs in confined child processes forked from a warm zygote.
 
-    ``prewarm`` keeps a child forked and confined for the next run of each job that ran (the
-    ~1 ms a scheduler saves per run); a test suite whose every test has a new workspace never
+    ``prewarm`` keeps children forked and confined for the next runs of each job that ran (the
+    ~1 ms a scheduler saves per run; as many per job as its runs were in flight at once, see
+    :mod:`plugbox.sandbox.warm_pool`); a test suite whose every test has a new workspace never
     reuses one, and turns it off. ``reach`` names paths beside the installed code that every run
     needs — the host's workspace and plugin paths — so that on a root host the zygote's mount
     view opens the folders on the way to them for the run uid too (kernel/mount_view.py).
@@ -133,11 +137,9 @@ class SandboxRunner:
         )
         self._cgroup_pool = CgroupPool()
         self._cleaner = Cleaner(self._cgroup_pool)
-        self._warm: dict[str, _Child] = {}
+        self._warm: WarmPool[_Child] = WarmPool(MAX_WARM, MAX_WARM_PER_JOB)
         self._specs: dict[str, tuple[str, tuple[str, ...], tuple[int, int] | None]] = {}
         self._enforcement_cache: dict[bool, Enforcement] = {}
-        self._warm_lock = threading.Lock()
-        self._warming: dict[str, threading.Event] = {}
         self._closing = False
         self._warmer = Warmer(self._prewarm)
 
@@ -153,9 +155,7 @@ class SandboxRunner:
     def close(self) -> None:
         self._closing = True
         self._warmer.drain()
-        with self._warm_lock:
-            warm, self._warm = list(self._warm.values()), {}
-        for child in warm:
+        for child in self._warm.close():
             self._discard(child)
         self._cleaner.drain()
         self._cgroup_pool.close()
@@ -188,7 +188,7 @@ class SandboxRunner:
         ``cancel`` ends the run early (kill reason ``cancelled``); ``responder`` answers the
         job's HTTP requests after they pass every check, instead of the network (the harness's
         fake HTTP). A warm child — already forked, confined and in its cgroup, waiting for its
-        go — is used when the previous run of the same job left one; a new one is prepared for
+        go — is used when an earlier run of the same job left one; a new one is prepared for
         next time.
         """
         started = datetime.now(UTC)
@@ -212,54 +212,38 @@ class SandboxRunner:
         decider = effective_policy(request.permissions, *request.grants)
         quotas = request.quotas(self._defaults)
         key = _warm_key(request, quotas)
-        child = self._take_warm(key)
-        if child is None:
-            spawned = self._spawn(key, request, quotas)
-            if isinstance(spawned, str):
-                return _failure(started, f"the run could not be started: {spawned}")
-            child = spawned
         try:
+            child = self._take_warm(key)
+            if child is None:
+                spawned = self._spawn(key, request, quotas)
+                if isinstance(spawned, str):
+                    return _failure(started, f"the run could not be started: {spawned}")
+                child = spawned
             return self._drive(child, request, decider, quotas, started, cancel, responder)
         finally:
+            self._warm.finished(key)
             if self._prewarm_enabled and not self._closing:
                 # Prepare the next run's child after this one, so the two never compete for CPU.
                 self._warmer.submit(key, request, quotas)
 
     def _take_warm(self, key: str) -> _Child | None:
-        with self._warm_lock:
-            child = self._warm.pop(key, None)
-            pending = self._warming.get(key) if child is None else None
-        if pending is not None and pending.wait(WARM_WAIT_S):
-            # A child for this job is being forked right now: waiting for it beats a cold fork.
-            with self._warm_lock:
-                child = self._warm.pop(key, None)
+        child = self._warm.take(key, WARM_WAIT_S)
         if child is not None and child.state.exited.is_set():
             self._discard(child)
             return None
         return child
 
     def _prewarm(self, key: str, request: RunRequest, quotas: Quotas) -> None:
-        with self._warm_lock:
-            if key in self._warm or key in self._warming or self._closing:
+        while not self._closing and self._warm.start_warming(key):
+            spawned: _Child | str | None = None
+            try:
+                spawned = self._spawn(key, request, quotas)
+            finally:
+                evicted = self._warm.warmed(key, spawned if isinstance(spawned, _Child) else None)
+            for child in evicted:
+                self._discard(child)
+            if isinstance(spawned, str):
                 return
-            ready = self._warming[key] = threading.Event()
-        try:
-            spawned = self._spawn(key, request, quotas)
-        finally:
-            with self._warm_lock:
-                self._warming.pop(key, None)
-        if isinstance(spawned, str):
-            ready.set()
-            return
-        with self._warm_lock:
-            if key in self._warm or self._closing or len(self._warm) >= MAX_WARM:
-                evicted: _Child | None = spawned
-            else:
-                self._warm[key] = spawned
-                evicted = None
-        ready.set()
-        if evicted is not None:
-            self._discard(evicted)
 
     def _discard(self, child: _Child) -> None:
         child.control.close()
@@ -350,7 +334,7 @@ class SandboxRunner:
             if watch.result is not None and watch.violation is None and cgroup is not None:
                 # Fast path: SIGKILL what is left now; waiting for the exits and removing the
                 # cgroup happen on the cleaner thread, off the trigger -> outcome path.
-                signal_members(cgroup)
+                cgroup.signal_kill()
             else:
                 end_run(child.pid, cgroup)
                 state.exited.wait(timeout=5)  # the exit status explains a run without a result

@@ -7,11 +7,8 @@ off the trigger -> outcome path.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
-import signal
 import threading
 from collections.abc import Callable
 
@@ -84,9 +81,3 @@ def end_run(pid: int, cgroup: RunCgroup | None) -> None:
         cgroup.kill_all()  # kills until the cgroup is empty: nothing of the run can remain
     else:
         kill_tree(pid, session_id=pid)
-
-
-def signal_members(cgroup: RunCgroup) -> None:
-    for member in cgroup.pids():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(member, signal.SIGKILL)

@@ -288,6 +288,22 @@ class RunCgroup:
         self._apply_limits(quotas)
 
     # -- the end ------------------------------------------------------------------------------
+    def signal_kill(self) -> None:
+        """SIGKILL every process of the run now, without waiting for them to exit.
+
+        One write to ``cgroup.kill`` where there is one: the kernel kills the whole tree, forks
+        in flight included, and no pid read here can have been reused. Without it, each
+        hierarchy's listed members are killed through pidfds. :meth:`kill_all` must still
+        follow: it waits until the run is empty.
+        """
+        kill_file = self._kill_file()
+        if kill_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                write(kill_file, "1")
+            return
+        for directory in self._unique:
+            _kill_members(directory / "cgroup.procs")
+
     def kill_all(self) -> None:
         """SIGKILL every process of the run and wait until none is left (at most ~5 s).
 
