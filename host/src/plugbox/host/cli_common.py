@@ -61,7 +61,7 @@ def config_of(ctx: click.Context) -> HostConfig:
         config = load_config(ctx.obj.get("config"), database_url=ctx.obj.get("db"))
     except ConfigError as err:
         fail(str(err))
-    problems = untrusted_code_paths(config, sys.path)
+    problems = untrusted_code_paths(config.workspace, sys.path)
     if problems:
         fail(
             "plugbox would import code from the workspace, where jobs may write:\n"

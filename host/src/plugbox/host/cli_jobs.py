@@ -68,8 +68,15 @@ def _next_fires(host: Host, plugin_id: str, spec: JobSpec, n: int) -> list[datet
 @click.pass_context
 def jobs_list(ctx: click.Context, as_json: bool) -> None:
     """List every job with its schedule, next fire and state."""
+    from plugbox.host import fastread
+
     with open_host(ctx) as host:
-        paused = host.store.paused_jobs()
+        # From a SQLite store through sqlite3 when it may be: SQLAlchemy is most of what this
+        # command would import otherwise (ADR 0032).
+        database = fastread.checked_store(host.config.database_url, host.config.state_dir)
+        paused = None if database is None else fastread.paused_jobs(database)
+        if paused is None:
+            paused = host.store.paused_jobs()
         rows: list[dict[str, Any]] = []
         for plugin in host.plugins:
             for spec in plugin.manifest.jobs:
