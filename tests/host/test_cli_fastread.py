@@ -29,9 +29,13 @@ from plugbox.host.store import RunRecord, SqlRunStore
 from plugbox.host.store.migrations import LATEST_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
-#: Runs the CLI, then says on stderr's last line whether SQLAlchemy was imported.
+#: Runs the CLI, then says on stderr's last line whether SQLAlchemy was imported. With "rich"
+#: first, every table is printed through rich, as before the fast path.
 _RUN_CLI = """
 import sys
+if sys.argv.pop(1) == "rich":
+    import plugbox.host.cli_plain
+    plugbox.host.cli_plain.plain_table = lambda *args, **kwargs: None
 from plugbox.host.cli import main
 try:
     main()
@@ -79,10 +83,11 @@ def host(tmp_path: Path) -> tuple[Path, Path]:
     return config, database
 
 
-def _cli(config: Path, *args: str, db: str | None = None) -> tuple[str, bool]:
-    """stdout of ``plugbox --config CONFIG [--db DB] ARGS`` and whether SQLAlchemy was imported."""
+def _cli(config: Path, *args: str, db: str | None = None, rich: bool = False) -> tuple[str, bool]:
+    """stdout of ``plugbox --config CONFIG [--db DB] ARGS`` and whether SQLAlchemy was imported;
+    ``rich``: every table printed through rich."""
     out = subprocess.run(
-        [sys.executable, "-c", _RUN_CLI, "--config", str(config)]
+        [sys.executable, "-c", _RUN_CLI, "rich" if rich else "plain", "--config", str(config)]
         + (["--db", db] if db else [])
         + list(args),
         capture_output=True,
@@ -114,7 +119,7 @@ def test_the_fast_path_prints_what_the_full_path_prints(
 ) -> None:
     config, database = host
     fast, fast_imported = _cli(config, *args)
-    full, full_imported = _cli(config, *args, db=f"sqlite:///{database}?timeout=30")
+    full, full_imported = _cli(config, *args, db=f"sqlite:///{database}?timeout=30", rich=True)
     assert fast == full
     assert full_imported
     if args[:2] == ["runs", "list"] and "--json" not in args:
@@ -130,7 +135,7 @@ def test_what_rich_would_style_or_wrap_is_printed_by_rich(host: tuple[Path, Path
         for n, job in enumerate(("evil:\x1b]0;owned\x07", "wide:日本語")):
             store.add(RunRecord(run_id=f"odd{n}", job=job, status="success", scheduled_at=at))
     fast, fast_imported = _cli(config, "runs", "list")
-    full, _ = _cli(config, "runs", "list", db=f"sqlite:///{database}?timeout=30")
+    full, _ = _cli(config, "runs", "list", db=f"sqlite:///{database}?timeout=30", rich=True)
     assert fast == full
     assert not fast_imported
     assert "\\x1b]0;owned\\x07" in fast and "\x1b" not in fast
@@ -301,3 +306,10 @@ def test_the_configuration_package_exports_every_name_lazily() -> None:
     assert sorted(config.__all__) == sorted(config._HOMES)
     for name in config.__all__:
         assert getattr(config, name) is not None
+
+
+def test_the_default_run_uid_is_the_sandboxs() -> None:
+    from plugbox.host.config.models import DEFAULT_RUN_UID
+    from plugbox.sandbox.run_identity import RUN_ID
+
+    assert DEFAULT_RUN_UID == RUN_ID

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from plugbox.host.cli_common import (
@@ -24,6 +23,7 @@ from plugbox.host.cli_common import (
     print_json,
     report_problems,
 )
+from plugbox.host.cli_plain import plain_table
 from plugbox.host.cli_runs import print_record
 from plugbox.host.cli_text import inert, text
 
@@ -105,20 +105,31 @@ def jobs_list(ctx: click.Context, as_json: bool) -> None:
         if as_json:
             print_json({"jobs": rows})
             return
-        table = Table(
-            "job", "schedule", "timezone", "next fire", "state", "description", title="jobs"
-        )
-        for row in rows:
-            state = "paused" if row["paused"] else ("enabled" if row["enabled"] else "disabled")
-            table.add_row(
-                text(row["job"]),
-                text(row["schedule"] or "manual"),
-                text(row["timezone"]),
-                text(row["next"] or "-"),
-                state,
-                text(row["description"]),
+        headers = ("job", "schedule", "timezone", "next fire", "state", "description")
+        cells = [
+            (
+                inert(row["job"]),
+                inert(row["schedule"] or "manual"),
+                inert(row["timezone"]),
+                inert(row["next"] or "-"),
+                "paused" if row["paused"] else ("enabled" if row["enabled"] else "disabled"),
+                inert(row["description"]),
             )
-        console.print(table)
+            for row in rows
+        ]
+        plain = plain_table(console, "jobs", headers, cells)
+        if plain is not None:
+            console.file.write(plain)  # rich would add nothing (ADR 0032)
+        else:
+            from rich.table import Table
+
+            table = Table(*headers, title="jobs")
+            for job, schedule, timezone, nxt, state, description in cells:
+                # Inert already; Text, so that nothing a plugin wrote is read as markup.
+                table.add_row(
+                    Text(job), Text(schedule), Text(timezone), Text(nxt), state, Text(description)
+                )
+            console.print(table)
         report_problems(host)
 
 
