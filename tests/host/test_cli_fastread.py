@@ -23,13 +23,13 @@ from rich.table import Column, Table
 from sqlalchemy.engine import make_url
 
 from plugbox.host import fastread
-from plugbox.host.cli_plain import plain_table
+from plugbox.host.cli_plain import plain_table, plain_width
 from plugbox.host.config import load_config
 from plugbox.host.store import RunRecord, SqlRunStore
 from plugbox.host.store.migrations import LATEST_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
-#: Runs the CLI, then says on stderr's last line whether SQLAlchemy was imported. With "rich"
+#: Runs the CLI, then names on stderr's last line which heavy packages it imported. With "rich"
 #: first, every table is printed through rich, as before the fast path.
 _RUN_CLI = """
 import sys
@@ -40,7 +40,8 @@ from plugbox.host.cli import main
 try:
     main()
 finally:
-    print("sqlalchemy imported:", "sqlalchemy" in sys.modules, file=sys.stderr)
+    heavy = ("sqlalchemy", "pydantic", "rich")
+    print("imported:", *(name for name in heavy if name in sys.modules), file=sys.stderr)
 """
 #: Every example job moved to a yearly schedule, so the next fire cannot change between the
 #: two commands compared.
@@ -98,7 +99,19 @@ def _cli(config: Path, *args: str, db: str | None = None, rich: bool = False) ->
     )
     assert out.returncode == 0, out.stderr
     last = out.stderr.strip().splitlines()[-1]
-    return out.stdout, last.endswith("True")
+    return out.stdout, "sqlalchemy" in last.split()
+
+
+def _heavy(config: Path, *args: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", _RUN_CLI, "plain", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=config.parent,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(config.parent)},
+        timeout=120,
+    )
+    return set(out.stderr.strip().splitlines()[-1].split()[1:])
 
 
 @pytest.mark.parametrize(
@@ -124,6 +137,7 @@ def test_the_fast_path_prints_what_the_full_path_prints(
     assert full_imported
     if args[:2] == ["runs", "list"] and "--json" not in args:
         assert not fast_imported, "runs list took the full path"
+        assert _heavy(config, *args) == set(), "runs list into a pipe needs none of them"
     assert fast.strip()
 
 
@@ -285,19 +299,57 @@ def test_the_store_is_placed_where_load_config_places_it(
     ],
 )
 def test_plain_tables_are_what_rich_prints(width: int, rows: list[list[str]]) -> None:
-    def console() -> Console:
-        return Console(file=io.StringIO(), width=width, color_system=None)
-
-    by_rich = console()
+    by_rich = Console(file=io.StringIO(), width=width)
+    assert not by_rich.is_terminal and by_rich.color_system is None
     table = Table(Column("one", min_width=8), "two", "three", title="things")
     for row in rows:
         table.add_row(*row)
     by_rich.print(table)
-    plain = plain_table(console(), "things", ("one", "two", "three"), rows, min_widths={0: 8})
+    plain = plain_table(width, "things", ("one", "two", "three"), rows, min_widths={0: 8})
     expected = by_rich.file.getvalue()  # type: ignore[attr-defined]
     assert plain is None or plain == expected
     if width == 200 and all(cell.isascii() and cell.isprintable() for r in rows for cell in r):
         assert plain is not None
+
+
+class _Stream(io.StringIO):
+    def __init__(self, *, tty: bool, encoding: str) -> None:
+        super().__init__()
+        self.tty, self._encoding = tty, encoding
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._encoding
+
+
+@pytest.mark.parametrize(
+    ("tty", "encoding", "env"),
+    [
+        (False, "utf-8", {}),
+        (True, "utf-8", {}),
+        (False, "ascii", {}),
+        (False, "utf-8", {"COLUMNS": "100"}),
+        (False, "utf-8", {"FORCE_COLOR": "1"}),
+        (False, "utf-8", {"TTY_COMPATIBLE": "1"}),
+        (False, "utf-8", {"NO_COLOR": "1", "TERM": "dumb"}),
+    ],
+)
+def test_a_plain_width_only_where_rich_prints_plain_text(
+    tty: bool, encoding: str, env: dict[str, str]
+) -> None:
+    """Where :func:`plain_width` answers, rich's console there is plain and that wide."""
+    stream = _Stream(tty=tty, encoding=encoding)
+    width = plain_width(stream, env)
+    if width is None:
+        assert tty or encoding != "utf-8" or env.keys() - {"NO_COLOR", "TERM"}
+        return
+    rich = Console(file=stream, width=width, _environ=env)
+    assert not rich.is_terminal and rich.color_system is None
+    assert rich.encoding.startswith("utf")
+    assert not tty and encoding == "utf-8"
 
 
 def test_the_configuration_package_exports_every_name_lazily() -> None:

@@ -23,7 +23,7 @@ from plugbox.host.cli_common import (
     print_json,
     report_problems,
 )
-from plugbox.host.cli_plain import plain_table
+from plugbox.host.cli_plain import plain_table, plain_width
 from plugbox.host.cli_runs import print_record
 from plugbox.host.cli_text import inert, text
 
@@ -117,9 +117,9 @@ def jobs_list(ctx: click.Context, as_json: bool) -> None:
             )
             for row in rows
         ]
-        plain = plain_table(console, "jobs", headers, cells)
+        plain = plain_table(plain_width(), "jobs", headers, cells)
         if plain is not None:
-            console.file.write(plain)  # rich would add nothing (ADR 0032)
+            sys.stdout.write(plain)  # rich would add nothing (ADR 0032)
         else:
             from rich.table import Table
 

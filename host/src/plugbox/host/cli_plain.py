@@ -12,27 +12,59 @@ rich. ``tests/host/test_cli_fastread.py`` compares the two byte for byte.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
+from typing import TextIO
 
-from rich.console import Console
-
+#: How wide the CLI's console is where output is not a terminal and $COLUMNS is unset: a log
+#: file or ``| grep`` wants whole ids and times, not rich's default of 80 columns.
+PIPED_WIDTH = 200
+#: What makes rich treat a pipe as a terminal, colour it or size it otherwise: where one is
+#: set, rich prints the table.
+_RICH_ENVIRONMENT = (
+    "COLUMNS",
+    "FORCE_COLOR",
+    "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE",
+    "JUPYTER_COLUMNS",
+    "JUPYTER_LINES",
+)
 _PRINTABLE_ASCII = re.compile("[ -~]*")
 
 
+def plain_width(stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> int | None:
+    """The width of the CLI's console on ``stream`` (stdout) if rich would print plain text
+    there — not a terminal, UTF-8, nothing in ``env`` that changes that — else None.
+
+    Decided without importing rich (its import is a start-up's worth of ``runs list``), and
+    conservatively: any doubt leaves the table to rich.
+    """
+    stream = sys.stdout if stream is None else stream
+    env = os.environ if env is None else env
+    if any(name in env for name in _RICH_ENVIRONMENT):
+        return None
+    isatty = getattr(stream, "isatty", None)
+    if isatty is None or isatty():
+        return None
+    if not (getattr(stream, "encoding", None) or "").lower().startswith("utf"):
+        return None  # rich would swap in an ASCII box
+    return PIPED_WIDTH
+
+
 def plain_table(
-    console: Console,
+    width: int | None,
     title: str,
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
     min_widths: Mapping[int, int] | None = None,
 ) -> str | None:
-    """What ``console.print(Table(*headers, title=title))`` with ``rows`` would write, or None
-    when rich would style, wrap or substitute anything (then print through rich)."""
-    if console.is_terminal or console.color_system is not None:
+    """What rich prints for ``Table(*headers, title=title)`` with ``rows`` on a plain console
+    ``width`` wide (:func:`plain_width`), or None when rich would wrap or measure anything
+    differently, or ``width`` is None (then print through rich)."""
+    if width is None:
         return None
-    if not console.encoding.lower().startswith("utf"):
-        return None  # rich swaps in an ASCII box
     cells = [title, *headers, *(cell for row in rows for cell in row)]
     if not all(_PRINTABLE_ASCII.fullmatch(cell) for cell in cells):
         return None  # wide, combining or escaped characters: rich measures those
@@ -44,7 +76,7 @@ def plain_table(
         for n, header in enumerate(headers)
     ]
     total = sum(widths) + 3 * len(widths) + 1
-    if total > console.width or len(title) > total:
+    if total > width or len(title) > total:
         return None  # rich would shrink columns and wrap cells
 
     def line(left: str, fill: str, middle: str, right: str) -> str:

@@ -6,14 +6,15 @@ Almost everything in a record was written by a job, so every string goes through
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 import click
-from rich.text import Text
 
-from plugbox.host.cli_common import STATUS_STYLE, console, open_host, print_json
-from plugbox.host.cli_plain import plain_table
+from plugbox.host import cli_common
+from plugbox.host.cli_common import STATUS_STYLE, open_host, print_json
+from plugbox.host.cli_plain import plain_table, plain_width
 from plugbox.host.cli_text import dumps, inert, text
 
 if TYPE_CHECKING:
@@ -110,11 +111,12 @@ def print_runs(rows: Iterable[_RunRow]) -> None:
     ]
     headers = ("run", "job", "status", "trigger", "attempt", "started", "ms")
     # The id is what `runs show` takes: never cut it short, fold it if the terminal is narrow.
-    plain = plain_table(console, "runs", headers, lines, min_widths={0: 32})
+    plain = plain_table(plain_width(), "runs", headers, lines, min_widths={0: 32})
     if plain is not None:
-        console.file.write(plain)
+        sys.stdout.write(plain)  # rich never imported (ADR 0032)
         return
     from rich.table import Column, Table
+    from rich.text import Text
 
     table = Table(Column("run", overflow="fold", min_width=32), *headers[1:], title="runs")
     for line in lines:
@@ -127,7 +129,7 @@ def print_runs(rows: Iterable[_RunRow]) -> None:
             Text(line[3]),
             *line[4:],
         )
-    console.print(table)
+    cli_common.console.print(table)
 
 
 @runs.command("show")
@@ -153,7 +155,9 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 def print_record(record: RunRecord) -> None:
     """One run for a person: what happened first, then what the job said, then what it cost."""
-    show = console.print
+    from rich.text import Text
+
+    show = cli_common.console.print
     head = Text.assemble(
         text(record.job, "bold"),
         " run ",
