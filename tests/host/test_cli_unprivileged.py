@@ -169,6 +169,26 @@ def test_jobs_run_succeeds_as_the_user(
     assert shown["enforcement"] == record["enforcement"]
 
 
+def test_runs_list_as_the_user_reads_its_own_store(
+    setup: tuple[pwd.struct_passwd, str, Path], record: dict[str, Any]
+) -> None:
+    """The table comes from the fast path (ADR 0032): the user's own private state directory."""
+    user, script, home = setup
+    out = subprocess.run(
+        [script, "--config", str(home / "plugbox.toml"), "runs", "list"],
+        capture_output=True,
+        text=True,
+        cwd=home,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"},
+        timeout=120,
+        **as_user(user),
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"│ {record['run_id']} " in out.stdout and "example:hello-cron" in out.stdout
+    listed = plugbox(setup, "runs", "list")["runs"]
+    assert [run["run_id"] for run in listed] == [record["run_id"]]
+
+
 def test_run_record_says_memory_and_processes_were_only_watched(record: dict[str, Any]) -> None:
     enforcement = record["enforcement"]
     assert enforcement["mode"] == "sandbox"

@@ -15,19 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
 
+from plugbox.host.cli_plain import PIPED_WIDTH
 from plugbox.host.cli_text import dumps, inert
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from plugbox.host.config import HostConfig
     from plugbox.host.services import Host
 
-# Piped or redirected, rich would assume 80 columns and cut job ids and times short; a log file
-# or `| grep` wants whole values, so tables get room to spare there ($COLUMNS still wins).
-_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
-console = Console(width=_PIPED_WIDTH)
-errors = Console(stderr=True)
+#: stdout and stderr as rich consoles, made on first use (``__getattr__``): a command that
+#: prints a plain table (``runs list`` into a pipe) never imports rich.
+console: Console
+errors: Console
 
 STATUS_STYLE = {
     "success": "green",
@@ -36,6 +37,22 @@ STATUS_STYLE = {
     "killed": "red",
     "running": "cyan",
 }
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ("console", "errors"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    if name == "console":
+        # Piped or redirected, rich would assume 80 columns and cut job ids and times short; a
+        # log file or `| grep` wants whole values, so tables get room there ($COLUMNS wins).
+        piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+        made = Console(width=PIPED_WIDTH if piped else None)
+    else:
+        made = Console(stderr=True)
+    globals()[name] = made
+    return made
 
 
 def print_json(data: Any) -> None:
@@ -61,7 +78,7 @@ def config_of(ctx: click.Context) -> HostConfig:
         config = load_config(ctx.obj.get("config"), database_url=ctx.obj.get("db"))
     except ConfigError as err:
         fail(str(err))
-    problems = untrusted_code_paths(config, sys.path)
+    problems = untrusted_code_paths(config.workspace, sys.path)
     if problems:
         fail(
             "plugbox would import code from the workspace, where jobs may write:\n"

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from plugbox.host.cli_common import (
@@ -24,6 +23,7 @@ from plugbox.host.cli_common import (
     print_json,
     report_problems,
 )
+from plugbox.host.cli_plain import plain_table, plain_width
 from plugbox.host.cli_runs import print_record
 from plugbox.host.cli_text import inert, text
 
@@ -68,8 +68,15 @@ def _next_fires(host: Host, plugin_id: str, spec: JobSpec, n: int) -> list[datet
 @click.pass_context
 def jobs_list(ctx: click.Context, as_json: bool) -> None:
     """List every job with its schedule, next fire and state."""
+    from plugbox.host import fastread
+
     with open_host(ctx) as host:
-        paused = host.store.paused_jobs()
+        # From a SQLite store through sqlite3 when it may be: SQLAlchemy is most of what this
+        # command would import otherwise (ADR 0032).
+        database = fastread.checked_store(host.config.database_url, host.config.state_dir)
+        paused = None if database is None else fastread.paused_jobs(database)
+        if paused is None:
+            paused = host.store.paused_jobs()
         rows: list[dict[str, Any]] = []
         for plugin in host.plugins:
             for spec in plugin.manifest.jobs:
@@ -98,20 +105,31 @@ def jobs_list(ctx: click.Context, as_json: bool) -> None:
         if as_json:
             print_json({"jobs": rows})
             return
-        table = Table(
-            "job", "schedule", "timezone", "next fire", "state", "description", title="jobs"
-        )
-        for row in rows:
-            state = "paused" if row["paused"] else ("enabled" if row["enabled"] else "disabled")
-            table.add_row(
-                text(row["job"]),
-                text(row["schedule"] or "manual"),
-                text(row["timezone"]),
-                text(row["next"] or "-"),
-                state,
-                text(row["description"]),
+        headers = ("job", "schedule", "timezone", "next fire", "state", "description")
+        cells = [
+            (
+                inert(row["job"]),
+                inert(row["schedule"] or "manual"),
+                inert(row["timezone"]),
+                inert(row["next"] or "-"),
+                "paused" if row["paused"] else ("enabled" if row["enabled"] else "disabled"),
+                inert(row["description"]),
             )
-        console.print(table)
+            for row in rows
+        ]
+        plain = plain_table(plain_width(), "jobs", headers, cells)
+        if plain is not None:
+            sys.stdout.write(plain)  # rich would add nothing (ADR 0032)
+        else:
+            from rich.table import Table
+
+            table = Table(*headers, title="jobs")
+            for job, schedule, timezone, nxt, state, description in cells:
+                # Inert already; Text, so that nothing a plugin wrote is read as markup.
+                table.add_row(
+                    Text(job), Text(schedule), Text(timezone), Text(nxt), state, Text(description)
+                )
+            console.print(table)
         report_problems(host)
 
 

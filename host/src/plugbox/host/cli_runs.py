@@ -6,16 +6,20 @@ Almost everything in a record was written by a job, so every string goes through
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
 
 import click
-from rich.table import Column, Table
-from rich.text import Text
 
-from plugbox.host.cli_common import STATUS_STYLE, console, open_host, print_json
-from plugbox.host.cli_text import dumps, text
+from plugbox.host import cli_common
+from plugbox.host.cli_common import STATUS_STYLE, open_host, print_json
+from plugbox.host.cli_plain import plain_table, plain_width
+from plugbox.host.cli_text import dumps, inert, text
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from plugbox.host.store import RunRecord
 
 #: Characters of output shown by ``runs show``; ``--json`` has all that was kept.
@@ -44,6 +48,18 @@ def runs_list(
     ctx: click.Context, job: str | None, status: str | None, limit: int, as_json: bool
 ) -> None:
     """List recent runs, newest first."""
+    if not as_json:
+        # The table, straight from a SQLite store when it may be (ADR 0032); --json shows whole
+        # records, which only the record model writes.
+        from plugbox.host import fastread
+
+        database = fastread.locate_store(ctx.obj.get("config"), ctx.obj.get("db"))
+        lines = None
+        if database is not None:
+            lines = fastread.recent_runs(database, job=job, status=status, limit=limit)
+        if lines is not None:
+            print_runs(lines)
+            return
     from plugbox.host.store.records import SUMMARY_EXCLUDED
 
     with open_host(ctx) as host:
@@ -57,23 +73,63 @@ def runs_list(
                 }
             )
             return
-        # The id is what `runs show` takes: never cut it short, fold it if the terminal is narrow.
-        run_column = Column("run", overflow="fold", min_width=32)
-        table = Table(
-            run_column, "job", "status", "trigger", "attempt", "started", "ms", title="runs"
+        print_runs(records)
+
+
+class _RunRow(Protocol):
+    """What a row of ``runs list`` shows: a :class:`RunRecord` or a fast-path ``RunLine``."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def job(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def trigger(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def duration_ms(self) -> int | None: ...
+
+
+def print_runs(rows: Iterable[_RunRow]) -> None:
+    """The ``runs list`` table; the full and the fast path both print through here."""
+    lines = [
+        (
+            inert(r.run_id),
+            inert(r.job),
+            inert(r.status),
+            inert(r.trigger),
+            str(r.attempt),
+            r.started_at.isoformat(timespec="seconds") if r.started_at else "-",
+            str(r.duration_ms or "-"),
         )
-        for r in records:
-            started = r.started_at.isoformat(timespec="seconds") if r.started_at else "-"
-            table.add_row(
-                text(r.run_id),
-                text(r.job),
-                text(r.status, STATUS_STYLE.get(r.status, "white")),
-                text(r.trigger),
-                str(r.attempt),
-                started,
-                str(r.duration_ms or "-"),
-            )
-        console.print(table)
+        for r in rows
+    ]
+    headers = ("run", "job", "status", "trigger", "attempt", "started", "ms")
+    # The id is what `runs show` takes: never cut it short, fold it if the terminal is narrow.
+    plain = plain_table(plain_width(), "runs", headers, lines, min_widths={0: 32})
+    if plain is not None:
+        sys.stdout.write(plain)  # rich never imported (ADR 0032)
+        return
+    from rich.table import Column, Table
+    from rich.text import Text
+
+    table = Table(Column("run", overflow="fold", min_width=32), *headers[1:], title="runs")
+    for line in lines:
+        status = line[2]
+        # What a job wrote is Text (inert already), never markup; numbers and times are ours.
+        table.add_row(
+            Text(line[0]),
+            Text(line[1]),
+            Text(status, STATUS_STYLE.get(status, "white")),
+            Text(line[3]),
+            *line[4:],
+        )
+    cli_common.console.print(table)
 
 
 @runs.command("show")
@@ -99,7 +155,9 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 def print_record(record: RunRecord) -> None:
     """One run for a person: what happened first, then what the job said, then what it cost."""
-    show = console.print
+    from rich.text import Text
+
+    show = cli_common.console.print
     head = Text.assemble(
         text(record.job, "bold"),
         " run ",

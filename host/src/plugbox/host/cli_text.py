@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["dumps", "inert", "text"]
 
@@ -46,6 +47,8 @@ def text(value: object, style: str = "") -> Text:
     Use it for every job- or plugin-provided string handed to rich (``console.print``, table
     cells): a plain ``str`` there is read as markup.
     """
+    from rich.text import Text  # here: `inert` and `dumps` serve output that rich never sees
+
     return Text(inert(value), style=style)
 
 

@@ -12,13 +12,11 @@ environment variable it came from.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
 import os
 import re
 import socket
-import stat
 import tomllib
 import types
 from collections.abc import Iterable, Mapping
@@ -28,33 +26,17 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from plugbox.host.config.models import HostConfig
-from plugbox.host.config.state import is_below, is_inside
+from plugbox.host.config.sources import (
+    absolute,
+    anchor,
+    find_config,
+    with_env,
+)
+from plugbox.host.config.state import is_inside, source_problems
 from plugbox.host.config.webhooks import check_webhooks
-from plugbox.host.config.workspace_mark import MARK_NAME, mark_workspace, marked_workspace_above
+from plugbox.host.config.workspace_mark import mark_workspace
 from plugbox.sdk import PlugboxError, Problem
 from plugbox.sdk.permissions import lint_permissions
-
-#: Environment variable naming the config file.
-CONFIG_ENV = "PLUGBOX_CONFIG"
-#: Looked for in the working directory when neither a path nor ``PLUGBOX_CONFIG`` is given.
-DEFAULT_CONFIG_NAME = "plugbox.toml"
-
-#: Each environment override and the key it replaces.
-ENV_OVERRIDES: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
-    {
-        "PLUGBOX_STATE_DIR": ("state_dir",),
-        "PLUGBOX_DATABASE_URL": ("database_url",),
-        "PLUGBOX_WORKSPACE": ("workspace",),
-        "PLUGBOX_WORKERS": ("workers",),
-        "PLUGBOX_HOST_ID": ("host_id",),
-        "PLUGBOX_RETENTION_DAYS": ("retention", "days"),
-        "PLUGBOX_RETENTION_PER_JOB": ("retention", "per_job"),
-        "PLUGBOX_SHUTDOWN_GRACE": ("shutdown_grace",),
-        "PLUGBOX_LEASE": ("lease",),
-        "PLUGBOX_DISABLED_PLUGINS": ("disabled_plugins",),
-        "PLUGBOX_HTTP_LISTEN": ("http", "listen"),
-    }
-)
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_POSITION = re.compile(r"^(?P<reason>.*) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$")  # fmt: skip
@@ -70,22 +52,6 @@ class ConfigError(PlugboxError, ValueError):
         count = len(self.problems)
         head = f"invalid plugbox configuration{where} ({count} problem{'s' if count != 1 else ''}):"
         super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
-
-
-def find_config(
-    path: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> Path | None:
-    """The config file to read: ``path``, else ``$PLUGBOX_CONFIG``, else ``./plugbox.toml``.
-
-    ``None`` when none was named and ``./plugbox.toml`` does not exist. A named file that is
-    missing is returned all the same, so that reading it reports the problem.
-    """
-    env = os.environ if env is None else env
-    named = path if path is not None else env.get(CONFIG_ENV) or None
-    if named is not None:
-        return Path(named).expanduser().absolute()
-    local = Path.cwd() / DEFAULT_CONFIG_NAME
-    return local if local.exists() else None
 
 
 def load_config(
@@ -104,11 +70,16 @@ def load_config(
     raw = _read(source) if source is not None else {}
     cwd = Path.cwd()
     base = source.parent if source is not None else cwd
-    data, origins = _with_env(raw, env)
+    data, origins = with_env(raw, env)
     if database_url is not None:
         data["database_url"], origins[("database_url",)] = database_url, "--db"
     defaulted = {key for key in ("state_dir", "database_url") if key not in data}
-    problems = _anchor(data, origins, base, cwd, env)
+    data.setdefault("workers", os.cpu_count() or 1)
+    data.setdefault("host_id", socket.gethostname() or "localhost")
+    problems = [
+        Problem(_where(key, origins), message)
+        for key, message in anchor(data, origins, base, cwd, env, _anchor_url)
+    ]
     try:
         config = HostConfig.model_validate(data, context={"env": env})
     except ValidationError as error:
@@ -121,75 +92,12 @@ def load_config(
     if problems:
         raise ConfigError(problems, source)
     if source is not None:
-        problems = _source_problems(source, config)
+        problems = [Problem("", message) for message in source_problems(source, config.workspace)]
         if problems:
             raise ConfigError(problems, source)
     mark_workspace(config.workspace)
     config._source = source
     return config
-
-
-def _source_problems(source: Path, config: HostConfig) -> list[Problem]:
-    """Whether a job could have written the file we just read.
-
-    Below the workspace root jobs may write, so a file there may be a job's (a planted
-    ``plugbox.toml`` once handed a job its own host id and a 60-fold timeout). At the root it is
-    safe only as itself: another name for it (a hard link) may lie below. A file other users can
-    write, or that belongs to someone else, is refused everywhere, as sshd refuses such keys.
-    Ownership cannot tell a job's file from the operator's while jobs run as the host's uid
-    (uid 0 on a root host): docs/security.md names that gap.
-    """
-    workspace = config.workspace
-    fix = "; keep plugbox.toml outside the workspace (e.g. /etc/plugbox/) and pass --config"
-    real = source.resolve()
-    if is_below(real.parent, workspace):
-        return [
-            Problem(
-                "",
-                f"this file is inside the workspace {workspace}, where jobs may write, so a job"
-                f" could have written it{fix}",
-            )
-        ]
-    # A planted file may name another workspace; where it lies, it cannot fake.
-    marked = marked_workspace_above(real.parent)
-    if marked is not None:
-        return [
-            Problem(
-                "",
-                f"this file is inside the workspace {marked} (marked by {MARK_NAME}), where"
-                f" jobs may write, so a job could have written it{fix}",
-            )
-        ]
-    try:
-        info = real.stat()
-    except OSError:  # pragma: no cover - it was read a moment ago
-        return []
-    problems = []
-    if is_inside(real, workspace) and info.st_nlink > 1:
-        problems.append(
-            Problem(
-                "",
-                f"this file has {info.st_nlink} names (hard links); one may be inside the"
-                f" workspace {workspace}, where a job could change it{fix}",
-            )
-        )
-    if info.st_uid not in (os.geteuid(), 0):
-        problems.append(
-            Problem(
-                "",
-                f"this file belongs to user id {info.st_uid}, not to this user ({os.geteuid()})"
-                " or root; a job's run may have written it. Check it, then chown it",
-            )
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problems.append(
-            Problem(
-                "",
-                f"other users may change this file (mode {stat.S_IMODE(info.st_mode):04o}),"
-                " so it cannot be trusted; chmod go-w it",
-            )
-        )
-    return problems
 
 
 def _read(source: Path) -> dict[str, Any]:
@@ -211,91 +119,6 @@ def _read(source: Path) -> dict[str, Any]:
         raise ConfigError([Problem("", f"cannot read: {error.strerror}")], source) from None
 
 
-def _with_env(
-    raw: dict[str, Any], env: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
-    """The file's data with environment overrides applied, and which keys each variable set."""
-    data = copy.deepcopy(raw)
-    origins: dict[tuple[str, ...], str] = {}
-    for name, key in ENV_OVERRIDES.items():
-        value = env.get(name)
-        if value is None:
-            continue
-        if name == "PLUGBOX_DISABLED_PLUGINS":
-            # Set-but-empty means "none": the only way to re-enable what the file disables.
-            parsed: object = [item.strip() for item in value.split(",") if item.strip()]
-        elif not value.strip():
-            continue  # an empty variable is treated as unset, as shells make that easy to do
-        else:
-            parsed = value.strip()
-        table = data
-        for part in key[:-1]:
-            table = table.setdefault(part, {})
-            if not isinstance(table, dict):
-                break  # the file's own value is wrong; validation reports it there
-        else:
-            table[key[-1]] = parsed
-            origins[key] = name
-    return data, origins
-
-
-def _anchor(
-    data: dict[str, Any],
-    origins: Mapping[tuple[str, ...], str],
-    base: Path,
-    cwd: Path,
-    env: Mapping[str, str],
-) -> list[Problem]:
-    """Fill the machine-dependent defaults and make every path absolute, in place."""
-    problems: list[Problem] = []
-    home = Path(env.get("HOME") or Path.home())
-
-    def place(key: str, default: Path) -> None:
-        value = data.get(key)
-        if value is None:
-            data[key] = default
-            return
-        if not isinstance(value, str):
-            return  # the model reports the wrong type
-        if not value.strip():
-            problems.append(Problem(_where((key,), origins), "must not be empty"))
-            return
-        anchor = cwd if (key,) in origins else base
-        data[key] = _absolute(value, anchor, home)
-
-    xdg = env.get("XDG_STATE_HOME", "")
-    # The XDG spec says relative values are invalid and must be ignored.
-    state_root = Path(xdg) if os.path.isabs(xdg) else home / ".local" / "state"
-    place("state_dir", state_root / "plugbox")
-    place("workspace", cwd)
-    paths = data.get("plugin_paths")
-    if isinstance(paths, list):
-        data["plugin_paths"] = [
-            _absolute(p, base, home) if isinstance(p, str) else p for p in paths
-        ]
-    data.setdefault("workers", os.cpu_count() or 1)
-    data.setdefault("host_id", socket.gethostname() or "localhost")
-
-    state_dir = data["state_dir"]
-    url = data.get("database_url")
-    if url is None and isinstance(state_dir, Path):
-        data["database_url"] = f"sqlite:///{state_dir / 'plugbox.db'}"
-    elif isinstance(url, str):
-        anchor = cwd if ("database_url",) in origins else base
-        try:
-            data["database_url"] = _anchor_url(url, anchor, home)
-        except ValueError as error:
-            problems.append(Problem(_where(("database_url",), origins), str(error)))
-    return problems
-
-
-def _absolute(value: str, anchor: Path, home: Path) -> Path:
-    path = Path(value)
-    if value == "~" or value.startswith("~/"):
-        path = home / value[2:]
-    return Path(os.path.normpath(anchor / path))
-
-
 def _anchor_url(url: str, anchor: Path, home: Path) -> str:
     """Check a run store URL; a relative SQLite file path becomes absolute from ``anchor``.
 
@@ -312,7 +135,7 @@ def _anchor_url(url: str, anchor: Path, home: Path) -> str:
     if database and database != ":memory:":
         if database.startswith("file:"):
             raise ValueError("SQLite URI filenames (file:...) are not supported; give a path")
-        parsed = parsed.set(database=str(_absolute(database, anchor, home)))
+        parsed = parsed.set(database=str(absolute(database, anchor, home)))
         return parsed.render_as_string(hide_password=False)
     return url
 

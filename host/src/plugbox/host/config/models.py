@@ -27,11 +27,15 @@ from pydantic import (
 
 from plugbox.host.config.secrets import SecretName, SecretSource
 from plugbox.host.config.webhooks import WebhookConfig
-from plugbox.sandbox.run_identity import RUN_ID
 from plugbox.sdk import parse_duration_ms, parse_schedule
 from plugbox.sdk.manifest import ID_PATTERN
 from plugbox.sdk.permissions import Permissions, Quotas
 from plugbox.sdk.schedules import check_timezone
+
+#: ``plugbox.sandbox.run_identity.RUN_ID``, the default ``run_uid``; written out, not imported,
+#: because importing it loads the sandbox's kernel and limits modules (psutil among them) into
+#: every command that reads the configuration. tests/host/test_cli_fastread.py keeps them equal.
+DEFAULT_RUN_UID = 65532
 
 #: How long ``plugbox serve`` waits for running jobs after SIGTERM before killing them.
 DEFAULT_SHUTDOWN_GRACE_MS = 30_000
@@ -216,7 +220,7 @@ class HostConfig(_Frozen):
         " replica records them interrupted and retries them",
     )
     run_uid: int = Field(
-        RUN_ID,
+        DEFAULT_RUN_UID,
         ge=1,
         le=2**32 - 2,
         description="a root host's jobs run as this uid and gid where every path they read is"
