@@ -199,39 +199,53 @@ def test_killed_during_the_outcome_write(serve: h.Serve) -> None:
     serve.start()
     running = first_running(serve.url)
     children = run_child(serve)
-    with RowLocked(serve, running.run_id) as writing:
+    with RowLocked(serve, running.run_id) as locked:
         wait_child_returned(children)
-        h.wait_for(writing, timeout=30, what="the host waiting inside its outcome write")
-        assert h.run_of(serve.url, running.run_id).status == "running"  # control
+        h.wait_for(locked.waiting, timeout=30, what="the host waiting inside its outcome write")
+        assert locked.status() == "running"  # control: the write has not gone through
         serve.kill()
     assert_interrupted_then_retried(serve, running.run_id)
 
 
 class RowLocked:
     """Hold the store's lock on ``run_id``'s row (SQLite: the whole file) so the host's final
-    write waits inside its transaction; ``as`` gives a check that the host waits there."""
+    write waits inside its transaction; :meth:`waiting` checks that the host waits there."""
 
     def __init__(self, serve: h.Serve, run_id: str) -> None:
         self.serve, self.url, self.run_id = serve, serve.url, run_id
 
-    def __enter__(self) -> object:
+    def __enter__(self) -> RowLocked:
         if self.url.startswith("sqlite"):
             self.conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=30)
             self.conn.isolation_level = None
             self.conn.execute("BEGIN EXCLUSIVE")
-            return self._sqlite_waiting
+            return self
         import psycopg
 
         self.pg = psycopg.connect(self.url)
         self.pg.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (self.run_id,))
         self.watch = psycopg.connect(self.url, autocommit=True)
-        return self._pg_waiting
+        return self
+
+    def status(self) -> str:
+        """The run's stored status, read through the lock's own connection."""
+        if self.url.startswith("sqlite"):
+            query = "SELECT status FROM runs WHERE run_id = ?"
+            row = self.conn.execute(query, (self.run_id,)).fetchone()
+        else:
+            query = "SELECT status FROM runs WHERE run_id = %s"
+            row = self.pg.execute(query, (self.run_id,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def waiting(self) -> bool:
+        return self._sqlite_waiting() if self.url.startswith("sqlite") else self._pg_waiting()
 
     def _pg_waiting(self) -> bool:
         # The final write sets the status; a lease renewal (also waiting on the row) does not.
         rows = self.watch.execute(
             "SELECT query FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND query LIKE 'UPDATE runs SET status%%'"
+            " AND query ~ '^UPDATE runs SET .*\\mstatus='"
         ).fetchall()
         return bool(rows)
 
