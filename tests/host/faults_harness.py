@@ -6,6 +6,7 @@ Loaded by path from the fault tests (tests/ is no package: ``--import-mode=impor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -142,6 +143,26 @@ class Serve:
     def http_url(self) -> str:
         line = wait_for(lambda: self.seen("http_listening"), what="serve listening")[-1]
         return f"http://{line['address']}"
+
+
+def sleeping(pid: int) -> bool:
+    """Whether a thread of ``pid`` sleeps in clock_nanosleep (or nanosleep)."""
+    found = False
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError):
+                found |= (task / "syscall").read_text().split()[0] in ("35", "230")
+    return found
+
+
+def run_child(serve: Serve) -> list[psutil.Process]:
+    """The run's child, once the job runs: the ``plugbox-run`` in the job's ``time.sleep`` (a
+    warm child waits on its control socket instead)."""
+
+    def started() -> list[psutil.Process]:
+        return [p for p in serve.family() if p.name() == "plugbox-run" and sleeping(p.pid)]
+
+    return wait_for(started, timeout=30, what="the job's child sleeping in the job")
 
 
 def history(url: str) -> list[RunRecord]:

@@ -13,7 +13,6 @@ run's row that the host's final write has to wait for.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import itertools
 import signal
@@ -75,26 +74,6 @@ def first_running(url: str) -> h.RunRecord:
         lambda: next((r for r in h.history(url) if r.status == "running" and r.attempt == 1), None),
         what="a first attempt running",
     )
-
-
-def sleeping(pid: int) -> bool:
-    """Whether a thread of ``pid`` sleeps in clock_nanosleep (or nanosleep)."""
-    found = False
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError, IndexError):
-                found |= (task / "syscall").read_text().split()[0] in ("35", "230")
-    return found
-
-
-def run_child(serve: h.Serve) -> list[psutil.Process]:
-    """The run's child, once the job runs: the ``plugbox-run`` in the job's ``time.sleep`` (a
-    warm child waits on its control socket instead)."""
-
-    def started() -> list[psutil.Process]:
-        return [p for p in serve.family() if p.name() == "plugbox-run" and sleeping(p.pid)]
-
-    return h.wait_for(started, timeout=30, what="the job's child sleeping in the job")
 
 
 def wait_child_returned(children: list[psutil.Process]) -> None:
@@ -176,7 +155,7 @@ def test_killed_before_the_fire_is_recorded(serve: h.Serve) -> None:
 def test_killed_while_the_run_runs(serve: h.Serve) -> None:
     serve.start()
     running = first_running(serve.url)
-    assert run_child(serve)  # control: the run's child is alive as the host dies
+    assert h.run_child(serve)  # control: the run's child is alive as the host dies
     serve.kill()
     assert h.run_of(serve.url, running.run_id).status == "running"
     assert_interrupted_then_retried(serve, running.run_id)
@@ -185,7 +164,7 @@ def test_killed_while_the_run_runs(serve: h.Serve) -> None:
 def test_killed_after_the_child_returned_before_the_outcome_is_written(serve: h.Serve) -> None:
     serve.start()
     running = first_running(serve.url)
-    children = run_child(serve)
+    children = h.run_child(serve)
     serve.process.send_signal(signal.SIGSTOP)
     wait_child_returned(children)
     # Control: the job's child is done, its outcome never reached the store.
@@ -198,7 +177,7 @@ def test_killed_after_the_child_returned_before_the_outcome_is_written(serve: h.
 def test_killed_during_the_outcome_write(serve: h.Serve) -> None:
     serve.start()
     running = first_running(serve.url)
-    children = run_child(serve)
+    children = h.run_child(serve)
     with RowLocked(serve, running.run_id) as locked:
         wait_child_returned(children)
         h.wait_for(locked.waiting, timeout=30, what="the host waiting inside its outcome write")
@@ -253,7 +232,7 @@ class RowLocked:
         # SQLite's busy handler sleeps in clock_nanosleep; an idle serve never does (its threads
         # wait on futexes and sockets). With the run's child returned and no "finished" line,
         # the sleeper is the worker inside its final write, waiting for our lock.
-        return sleeping(self.serve.pid) and not self.serve.seen("finished", run=self.run_id)
+        return h.sleeping(self.serve.pid) and not self.serve.seen("finished", run=self.run_id)
 
     def __exit__(self, *exc: object) -> None:
         if self.url.startswith("sqlite"):
