@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from sqlalchemy import exc
 
 from plugbox.host.events import emit
+from plugbox.host.scheduler import Fire
 from plugbox.host.store import RunRecord
-from plugbox.host.store.queue import Enqueue
+from plugbox.host.store.queue import Enqueue, FireQueue
 
 #: The errors that mean "the database is away", not "this statement is wrong": locked, full,
 #: connection refused or cut (all ``OperationalError``), a dead driver connection, a pool that
@@ -40,6 +41,8 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     exc.InterfaceError,
     exc.TimeoutError,
 )
+#: The statuses a job's retry policy answers (a retry is queued when ``retries`` allows).
+FAILED_STATUSES = frozenset({"failed", "timeout", "killed", "interrupted"})
 #: The most outcomes (and, separately, unrecorded fires) kept in memory while the store is away.
 HOLD_MAX = 10_000
 
@@ -183,3 +186,42 @@ class StoreOutage:
         with self._lock:
             fires, self._fires = self._fires, []
         return fires
+
+
+class HeldWritesMixin:
+    """Writing what was held, on the daemon's state (a mixin of the worker pool)."""
+
+    queue: FireQueue
+    outage: StoreOutage
+    _stopping: threading.Event
+
+    def _retry_after(self, record: RunRecord, fire: Fire) -> None:
+        raise NotImplementedError  # the worker pool's
+
+    def _fire_for(self, record: RunRecord, priority: int | None = None) -> Fire:
+        raise NotImplementedError  # the worker pool's
+
+    def _write_held(self, *, final: bool = False) -> None:
+        """Write the outcomes held while the store was away, oldest first; then queue the
+        retries their job's policy asks for. ``final`` (serve stops): what cannot be written
+        now is named, and recorded ``interrupted`` by the next start."""
+        for held in self.outage.held():
+            record = held.record
+            try:
+                stored = self.queue.finish(record, held.epoch)
+            except OUTAGE_ERRORS as err:
+                if not final:
+                    raise
+                self.outage.failed(err, "writing held outcomes at shutdown")
+                left = self.outage.held()
+                emit("outcomes_unwritten", runs=[h.record.run_id for h in left], count=len(left))
+                return
+            self.outage.written(held)
+            waited = int((time.monotonic() - held.since) * 1000)
+            if not stored:  # recovered by another replica meanwhile: its record stands
+                emit("lease_lost", job=record.job, run=record.run_id, held_ms=waited)
+                continue
+            emit("outcome_written", job=record.job, run=record.run_id, status=record.status,
+                 held_ms=waited)  # fmt: skip
+            if record.status in FAILED_STATUSES and not self._stopping.is_set():
+                self._retry_after(record, self._fire_for(record))

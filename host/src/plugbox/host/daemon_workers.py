@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from queue import Queue
 
-from plugbox.host.daemon_outage import OUTAGE_ERRORS, StoreOutage
+from plugbox.host.daemon_outage import (
+    FAILED_STATUSES,
+    OUTAGE_ERRORS,
+    HeldWritesMixin,
+    StoreOutage,
+)
 from plugbox.host.events import emit
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
 from plugbox.host.metrics import HostMetrics
@@ -36,7 +41,6 @@ from plugbox.host.store.queue import Claimed, FireQueue, fire_key
 log = logging.getLogger("plugbox.host")
 #: How often the dispatcher looks for due fires when nothing woke it (a NOTIFY, a local event).
 POLL_S = 0.25
-_FAILED = {"failed", "timeout", "killed", "interrupted"}
 
 
 class LeaseLostError(RuntimeError):
@@ -61,7 +65,7 @@ class RunningRun:
     held: bool = False  # its outcome waits in memory for the store (StoreOutage)
 
 
-class WorkerPoolMixin:
+class WorkerPoolMixin(HeldWritesMixin):
     """Claims, runs and leases, on the daemon's state."""
 
     host: Host
@@ -86,15 +90,18 @@ class WorkerPoolMixin:
             now = time.monotonic()
             try:
                 # Order matters after an outage: this process's held outcomes and leases first,
-                # so that it never records its own runs interrupted over outcomes it holds.
-                if self.outage.down:
+                # so that it never records its own runs interrupted over outcomes it holds; the
+                # recovery (a write transaction) then proves the store takes writes again.
+                probe = self.outage.down
+                if probe:
                     self._write_held()
                     self._renew()
-                if now >= next_recovery:
+                if probe or now >= next_recovery:
                     self._recover(restarted=False)
                     next_recovery = now + lease_s / 4
                 self._claim()
-                self.outage.answered()
+                if probe:
+                    self.outage.answered()
             except OUTAGE_ERRORS as err:  # the database away: said once, tried every second
                 self.outage.failed(err, "claiming fires")
                 clock.wait(1.0)
@@ -234,7 +241,7 @@ class WorkerPoolMixin:
             **({"held": "the store is away: the outcome waits in memory"} if active.held else {}),
         )
         # A held outcome's retry is queued once it is written (_write_held).
-        if record.status in _FAILED and not active.held and not self._stopping.is_set():
+        if record.status in FAILED_STATUSES and not active.held and not self._stopping.is_set():
             self._retry_after(record, fire)
 
     def _finish(self, record: RunRecord, active: RunningRun) -> bool:
@@ -248,31 +255,6 @@ class WorkerPoolMixin:
                 raise
             active.held = True
             return True
-
-    def _write_held(self, *, final: bool = False) -> None:
-        """Write the outcomes held while the store was away, oldest first; then queue the
-        retries their job's policy asks for. ``final`` (serve stops): what cannot be written
-        now is named, and recorded ``interrupted`` by the next start."""
-        for held in self.outage.held():
-            record = held.record
-            try:
-                stored = self.queue.finish(record, held.epoch)
-            except OUTAGE_ERRORS as err:
-                if not final:
-                    raise
-                self.outage.failed(err, "writing held outcomes at shutdown")
-                left = self.outage.held()
-                emit("outcomes_unwritten", runs=[h.record.run_id for h in left], count=len(left))
-                return
-            self.outage.written(held)
-            waited = int((time.monotonic() - held.since) * 1000)
-            if not stored:  # recovered by another replica meanwhile: its record stands
-                emit("lease_lost", job=record.job, run=record.run_id, held_ms=waited)
-                continue
-            emit("outcome_written", job=record.job, run=record.run_id, status=record.status,
-                 held_ms=waited)  # fmt: skip
-            if record.status in _FAILED and not self._stopping.is_set():
-                self._retry_after(record, self._fire_for(record))
 
     def _execute(self, start: RunRecord, active: RunningRun, epoch: int) -> RunRecord:
         plugin_id, _, job_id = start.job.partition(":")
