@@ -308,6 +308,14 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
         for worker in self._workers:
             worker.join(timeout=30)
         self._write_held(final=True)
+        unrecorded = self.outage.take_fires()
+        if unrecorded:  # the store's last fire did not move: the next start sees them missed
+            emit(
+                "fires_unrecorded",
+                count=len(unrecorded),
+                reason="the run store was away when serve stopped; the job's misfire policy"
+                " decides about these fires at the next start",
+            )
         self.sync.stop()
         emit("stopped", cancelled_in_flight=len(remaining), released_queued=len(waiting))
 

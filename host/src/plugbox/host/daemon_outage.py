@@ -13,7 +13,8 @@ drops an outcome on the floor:
   ``store_available`` line when it is back, and ``/readyz`` answers 503 naming the condition
   meanwhile.
 
-Both buffers are bounded: past :data:`HOLD_MAX` an outcome is dropped with an ``outcome_dropped``
+:class:`StoreOutage` is the state; :class:`HeldWritesMixin` (part of the daemon's worker pool)
+writes what it holds. Both buffers are bounded: past :data:`HOLD_MAX` an outcome is dropped with an ``outcome_dropped``
 line naming the run (the next start records it ``interrupted``, as for a killed host). Never
 silently.
 """
