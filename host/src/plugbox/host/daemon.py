@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 
 from plugbox.host.daemon_operations import OperationsMixin
+from plugbox.host.daemon_outage import OUTAGE_ERRORS, StoreOutage
 from plugbox.host.daemon_workers import RunningRun, WorkerPoolMixin
 from plugbox.host.events import emit as emit
 from plugbox.host.execute import new_run_id
@@ -59,6 +60,7 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
         self.clock = SystemClock() if clock is None else clock
         self.plan = Plan(self.clock)
         self.queue = host.fire_queue
+        self.outage = StoreOutage()
         self._lock = threading.Lock()  # guards plan, _active and _idle
         self._ended = threading.Condition(self._lock)  # notified whenever a run ends
         self._active: dict[str, dict[str, RunningRun]] = {}
@@ -110,8 +112,9 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
         while not self._stopping.is_set():
             self._tick = time.monotonic()
             if time.monotonic() >= next_prune:
-                self._prune()
-                next_prune = time.monotonic() + PRUNE_EVERY_S
+                next_prune = time.monotonic() + (
+                    PRUNE_EVERY_S if self._prune() else _IDLE_WAKE_S * 60
+                )
             if self._reload_asked.is_set():
                 self._reload_asked.clear()
                 self._ask_reload()
@@ -142,13 +145,19 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
         thread.start()
         return thread
 
-    def _prune(self) -> None:
+    def _prune(self) -> bool:
+        """Apply retention; False when the store is away (tried again a minute later)."""
         retention = self.host.config.retention
-        removed = self.host.store.prune(
-            older_than_days=retention.days or None, keep_per_job=retention.per_job or None
-        )
+        try:
+            removed = self.host.store.prune(
+                older_than_days=retention.days or None, keep_per_job=retention.per_job or None
+            )
+        except OUTAGE_ERRORS as err:
+            self.outage.failed(err, "pruning old runs")
+            return False
         if removed:
             emit("pruned", runs=removed, days=retention.days, per_job=retention.per_job)
+        return True
 
     def _on_stop(self, signum: int, _frame: object) -> None:
         # Nothing is written here: the signal can land while the main thread is inside a write
@@ -222,8 +231,9 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
 
     def _enqueue(self, fires: list[Fire]) -> None:
         """Record the due fires as claimable ``queued`` rows, in one transaction; a fire another
-        replica recorded first is left to that row (its key is unique)."""
-        batch = []
+        replica recorded first is left to that row (its key is unique). While the store is away
+        the fires wait in memory (:class:`StoreOutage`) and go in with the next turn's."""
+        batch = self.outage.take_fires()
         for fire in fires:
             run_id = new_run_id()
             record = RunRecord(
@@ -242,9 +252,15 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
                 else fire_key(fire.job, fire.scheduled_at, fire.attempt)
             )
             batch.append(Enqueue(record, key, fire.priority, fire.due_at))
+        if not batch:
+            return
         try:
             added = set(self.queue.enqueue_many(batch))
-        except Exception:  # the database away: these fires are lost to this replica; say so
+        except OUTAGE_ERRORS as err:
+            self.outage.failed(err, f"queueing {len(batch)} fires")
+            self.outage.hold_fires(batch)
+            return
+        except Exception:  # not an outage: a bug; these fires are lost to this replica, say so
             log.exception("queueing %d fires failed", len(batch))
             for item in batch:
                 emit("queue_failed", job=item.record.job, scheduled_at=item.record.scheduled_at)
@@ -259,7 +275,8 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
                 )
         if added:
             self._claims.set()
-            self.queue.notify("queued")
+            with contextlib.suppress(*OUTAGE_ERRORS):  # a wake-up only: polling covers it
+                self.queue.notify("queued")
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.host.config.shutdown_grace_ms / 1000
@@ -276,7 +293,10 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
                 waiting.append(claimed.record.run_id)
                 with self._lock:
                     self._active.get(claimed.record.job, {}).pop(claimed.record.run_id, None)
-        self.queue.release(waiting)  # claimed but never started: back to the queue
+        try:
+            self.queue.release(waiting)  # claimed but never started: back to the queue
+        except OUTAGE_ERRORS as err:  # they stay running under this host id: the next start
+            self.outage.failed(err, "releasing claimed fires")  # records them interrupted
         while self._busy() and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._lock:
@@ -287,6 +307,15 @@ class Daemon(WorkerPoolMixin, OperationsMixin):
             self._handoff.put(None)
         for worker in self._workers:
             worker.join(timeout=30)
+        self._write_held(final=True)
+        unrecorded = self.outage.take_fires()
+        if unrecorded:  # the store's last fire did not move: the next start sees them missed
+            emit(
+                "fires_unrecorded",
+                count=len(unrecorded),
+                reason="the run store was away when serve stopped; the job's misfire policy"
+                " decides about these fires at the next start",
+            )
         self.sync.stop()
         emit("stopped", cancelled_in_flight=len(remaining), released_queued=len(waiting))
 

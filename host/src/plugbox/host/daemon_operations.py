@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from plugbox.host.daemon_outage import StoreOutage
 from plugbox.host.daemon_workers import RunningRun
 from plugbox.host.events import emit
 from plugbox.host.manual import queue_manual_run
@@ -45,6 +46,7 @@ class OperationsMixin:
     _wake: threading.Event
     _claims: threading.Event
     _tick: float  # time.monotonic() of the loop's last turn; 0 until started
+    outage: StoreOutage
 
     def trigger(self, job: str, requested_by: str) -> RunRecord:
         """Record a manual run of ``job`` as ``queued``: the replica with an idle worker that
@@ -136,12 +138,17 @@ class OperationsMixin:
         discovered = "discovery" in self.host.__dict__
         if not discovered:
             problems.append("plugins are not discovered yet")
+        # A read alone is not enough: a locked SQLite file or a full disk still answers reads
+        # and refuses every write; the outage is what the workers and the dispatcher saw.
+        refused = self.outage.problem()
         try:
             self.host.store.paused_jobs()
-            reachable = True
+            reachable = refused is None
         except Exception as err:  # any failure of the store means not ready; say which
             reachable = False
             problems.append(f"the run store does not answer: {type(err).__name__}: {err}")
+        if refused is not None:
+            problems.append(refused)
         ticking = (
             self._tick > 0
             and not self._stopping.is_set()

@@ -23,6 +23,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from queue import Queue
 
+from plugbox.host.daemon_outage import (
+    FAILED_STATUSES,
+    OUTAGE_ERRORS,
+    HeldWritesMixin,
+    StoreOutage,
+)
 from plugbox.host.events import emit
 from plugbox.host.execute import RunPlan, host_failure, new_run_id
 from plugbox.host.metrics import HostMetrics
@@ -35,7 +41,6 @@ from plugbox.host.store.queue import Claimed, FireQueue, fire_key
 log = logging.getLogger("plugbox.host")
 #: How often the dispatcher looks for due fires when nothing woke it (a NOTIFY, a local event).
 POLL_S = 0.25
-_FAILED = {"failed", "timeout", "killed", "interrupted"}
 
 
 class LeaseLostError(RuntimeError):
@@ -57,15 +62,17 @@ class RunningRun:
     cancel: threading.Event = field(default_factory=threading.Event)
     cancelled_by: str | None = None
     lease_lost: bool = False
+    held: bool = False  # its outcome waits in memory for the store (StoreOutage)
 
 
-class WorkerPoolMixin:
+class WorkerPoolMixin(HeldWritesMixin):
     """Claims, runs and leases, on the daemon's state."""
 
     host: Host
     plan: Plan
     queue: FireQueue
     metrics: HostMetrics
+    outage: StoreOutage
     _lock: threading.Lock
     _ended: threading.Condition
     _active: dict[str, dict[str, RunningRun]]  # job -> run id -> run; claimed or running here
@@ -82,11 +89,23 @@ class WorkerPoolMixin:
         while not self._stopping.is_set():
             now = time.monotonic()
             try:
-                if now >= next_recovery:
+                # Order matters after an outage: this process's held outcomes and leases first,
+                # so that it never records its own runs interrupted over outcomes it holds; the
+                # recovery (a write transaction) then proves the store takes writes again.
+                probe = self.outage.down
+                if probe:
+                    self._write_held()
+                    self._renew()
+                if probe or now >= next_recovery:
                     self._recover(restarted=False)
                     next_recovery = now + lease_s / 4
                 self._claim()
-            except Exception:  # the database away for a moment: say so, try again
+                if probe:
+                    self.outage.answered()
+            except OUTAGE_ERRORS as err:  # the database away: said once, tried every second
+                self.outage.failed(err, "claiming fires")
+                clock.wait(1.0)
+            except Exception:  # not the database: a bug, said every time
                 log.exception("claiming fires failed; trying again")
                 emit("claim_failed")
                 clock.wait(1.0)
@@ -204,7 +223,7 @@ class WorkerPoolMixin:
         except Exception as exc:
             log.exception("running %s (run %s) failed in the host", start.job, start.run_id)
             record = host_failure(_common(start), start.started_at or datetime.now(UTC), exc)
-            if not self.queue.finish(record, claimed.epoch):
+            if not self._finish(record, active):
                 emit("lease_lost", job=start.job, run=start.run_id)
                 return
             self.host.finished(record)
@@ -219,9 +238,23 @@ class WorkerPoolMixin:
             status=record.status,
             ms=record.duration_ms,
             reason=record.kill_reason or (record.error.type if record.error else None),
+            **({"held": "the store is away: the outcome waits in memory"} if active.held else {}),
         )
-        if record.status in _FAILED and not self._stopping.is_set():
+        # A held outcome's retry is queued once it is written (_write_held).
+        if record.status in FAILED_STATUSES and not active.held and not self._stopping.is_set():
             self._retry_after(record, fire)
+
+    def _finish(self, record: RunRecord, active: RunningRun) -> bool:
+        """The fenced final write of a run this process holds; False when the lease was lost.
+        While the store is away the outcome is held in memory (``active.held``) instead."""
+        try:
+            return self.queue.finish(record, active.epoch)
+        except OUTAGE_ERRORS as err:
+            self.outage.failed(err, f"writing the outcome of run {record.run_id}")
+            if not self.outage.hold(record, active.epoch):
+                raise
+            active.held = True
+            return True
 
     def _execute(self, start: RunRecord, active: RunningRun, epoch: int) -> RunRecord:
         plugin_id, _, job_id = start.job.partition(":")
@@ -235,7 +268,7 @@ class WorkerPoolMixin:
                         "reason": f"cancelled by {active.cancelled_by} through the HTTP API",
                     }
                 )
-            if not self.queue.finish(record, epoch):
+            if not self._finish(record, active):
                 raise LeaseLostError(record.run_id)
 
         return self.host.execute(
@@ -261,31 +294,36 @@ class WorkerPoolMixin:
         every = self.queue.lease.total_seconds() / 3
         pause = threading.Event()
         while not pause.wait(every):
-            with self._lock:
-                leases = {
-                    run.run_id: run.epoch for runs in self._active.values() for run in runs.values()
-                }
-            if not leases:
-                if self._stopping.is_set() and not self._handoff.qsize():
-                    return
-                continue
+            if self._stopping.is_set() and not self._handoff.qsize() and not self._leases():
+                return
             try:
-                lost = self.queue.renew(leases)
+                self._renew()
+            except OUTAGE_ERRORS as err:  # the dispatcher renews first when the store is back
+                self.outage.failed(err, "renewing leases")
             except Exception:
                 log.exception("renewing leases failed; trying again")
-                emit("lease_renewal_failed", runs=len(leases))
-                continue
-            with self._lock:
-                doomed = [
-                    run
-                    for runs in self._active.values()
-                    for run in runs.values()
-                    if run.run_id in lost
-                ]
-            for run in doomed:
-                run.lease_lost = True
-                run.cancel.set()  # another replica retries it: this one must stop
-                emit("lease_lost", run=run.run_id)
+                emit("lease_renewal_failed")
+
+    def _leases(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                run.run_id: run.epoch for runs in self._active.values() for run in runs.values()
+            }
+
+    def _renew(self) -> None:
+        """Extend this process's leases; stop the runs another replica took over."""
+        leases = self._leases()
+        if not leases:
+            return
+        lost = self.queue.renew(leases)
+        with self._lock:
+            doomed = [
+                run for runs in self._active.values() for run in runs.values() if run.run_id in lost
+            ]
+        for run in doomed:
+            run.lease_lost = True
+            run.cancel.set()  # another replica retries it: this one must stop
+            emit("lease_lost", run=run.run_id)
 
     # -- retries -------------------------------------------------------------------------------
     def _fire_for(self, record: RunRecord, priority: int | None = None) -> Fire:

@@ -47,6 +47,7 @@ from plugbox.sandbox.outcome import (
     clip,
     result_too_large,
 )
+from plugbox.sandbox.zygote_client import ZYGOTE_DIED
 from plugbox.sdk.permissions import Quotas
 
 #: Output past the quota is drained and dropped; past this multiple of it the run is killed.
@@ -259,6 +260,13 @@ class RunWatch:
             if raw:
                 return "failed", _error_info(raw)
             return "success", None
+        if exit_message.get("type") == ZYGOTE_DIED:
+            return "failed", ErrorInfo(
+                type="SandboxDied",
+                message="the sandbox process that started this run (plugbox-zygote) died while"
+                " the job ran, and the job's process with it; the host starts a new one for the"
+                " next run",
+            )
         status = int(exit_message.get("status") or 0)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)

@@ -38,6 +38,10 @@ _BOOTSTRAP = (
 )
 
 
+#: The ``exit_message`` of a run whose zygote died before reporting its child's exit.
+ZYGOTE_DIED = "zygote_died"
+
+
 @dataclass(slots=True)
 class RunState:
     """What the zygote says about one spawn: its ``spawned`` reply, then its exit."""
@@ -198,6 +202,8 @@ class ZygoteClient:
                     state.spawned.put(
                         {"type": "spawn_failed", "error": "the sandbox zygote exited"}
                     )
+                    # No exit status will come: the zygote that would reap the child is gone.
+                    state.exit_message = {"type": ZYGOTE_DIED}
                     state.exited.set()
                 return
             kind = message.get("type")
