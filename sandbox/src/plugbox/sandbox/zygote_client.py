@@ -259,7 +259,11 @@ def _start_kept(argv: list[str], fd: int) -> subprocess.Popen[bytes]:
             started.put(exc)
             return
         started.put(process)
-        process.wait()
+        # Wait for its exit without reaping it (WNOWAIT) and without Popen.wait, which would
+        # hold the Popen's lock all along: poll() from other threads would say "running" until
+        # this thread got to record the exit, and a dead zygote would not be restarted.
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
 
     threading.Thread(target=keep, name="plugbox-zygote-keeper", daemon=True).start()
     outcome = started.get()
