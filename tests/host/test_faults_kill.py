@@ -13,34 +13,17 @@ run's row that the host's final write has to wait for.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import signal
 import sqlite3
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import psutil
 import pytest
+from tests.host import faults_harness as h
 
-
-def _harness() -> ModuleType:
-    name = "plugbox_tests_faults_harness"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("faults_harness.py")
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-h = _harness()
 EVERY_S = 4
 
 

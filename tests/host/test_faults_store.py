@@ -12,31 +12,18 @@ in memory (``finished`` says ``held``) and written once the store is back (``out
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
+from tests.host import faults_harness as h
 
-
-def _load(name: str, file: str) -> ModuleType:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-h = _load("plugbox_tests_faults_harness", "faults_harness.py")
 pg_cluster = sys.modules.get("plugbox_tests_pg_cluster")
 
 

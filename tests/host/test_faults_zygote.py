@@ -6,27 +6,12 @@ run works: the runner starts a new zygote. On SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-import importlib.util
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-
-def _load(name: str, file: str) -> ModuleType:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(file))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-h = _load("plugbox_tests_faults_harness", "faults_harness.py")
+from tests.host import faults_harness as h
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
